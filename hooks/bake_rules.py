@@ -1,0 +1,111 @@
+"""Bake-time rules shared by both hooks: validate the answers, then shape the baked project.
+
+Kept as an importable module (the hooks themselves are rendered into temp files and run as
+subprocesses) so the rules are unit-tested directly by the template's own tests.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import shutil
+import sys
+from pathlib import Path
+
+CHOICE_VARIABLES = ("framework", "llm_provider", "python_version")
+
+SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MODEL = re.compile(r"^\S+$")
+
+# Names the baked package would shadow: its own dependencies and its own top-level folders.
+TAKEN_PACKAGE_NAMES = frozenset(
+    {
+        "api",
+        "fastapi",
+        "httpx",
+        "litellm",
+        "openai",
+        "pydantic",
+        "pydantic_settings",
+        "reflex",
+        "rxconfig",
+        "starlette",
+        "tests",
+        "uvicorn",
+    }
+)
+
+
+def load_choices(repo_dir: str | Path) -> dict[str, list[str]]:
+    """The allowed values of every choice variable, read from the template's cookiecutter.json."""
+    spec = json.loads((Path(repo_dir) / "cookiecutter.json").read_text(encoding="utf-8"))
+    return {name: spec[name] for name in CHOICE_VARIABLES}
+
+
+def validate(answers: dict[str, str], choices: dict[str, list[str]]) -> list[str]:
+    """Every problem with the answers, each naming the variable and what it accepts."""
+    problems = []
+    if not answers["project_name"].strip():
+        problems.append("project_name must not be empty.")
+    if not SLUG.match(answers["project_slug"]):
+        problems.append(
+            f"project_slug {answers['project_slug']!r} must be lowercase letters, digits and "
+            "single hyphens, starting with a letter (e.g. 'stream-chat')."
+        )
+    problems.extend(_package_name_problems(answers["package_name"]))
+    if not EMAIL.match(answers["author_email"]):
+        problems.append(f"author_email {answers['author_email']!r} is not an email address.")
+    if not MODEL.match(answers["default_model"]):
+        problems.append(
+            f"default_model {answers['default_model']!r} must be a LiteLLM model string "
+            "such as 'openai/gpt-4.1-mini' (no spaces)."
+        )
+    for name, allowed in choices.items():
+        if answers[name] not in allowed:
+            problems.append(f"{name} {answers[name]!r} is not one of: {', '.join(allowed)}.")
+    return problems
+
+
+def _package_name_problems(name: str) -> list[str]:
+    if not PACKAGE.match(name):
+        return [
+            f"package_name {name!r} must be lowercase letters, digits and underscores, "
+            "starting with a letter (e.g. 'stream_chat')."
+        ]
+    if keyword.iskeyword(name) or name in sys.stdlib_module_names or name in TAKEN_PACKAGE_NAMES:
+        return [f"package_name {name!r} would shadow a Python or dependency module; pick another."]
+    return []
+
+
+def prune_unselected_adapters(project_dir: Path, package_name: str, framework: str) -> None:
+    """Keep only the chosen framework's adapter module (`api/<framework>_app.py`)."""
+    for adapter in (project_dir / package_name / "api").glob("*_app.py"):
+        if adapter.name != f"{framework}_app.py":
+            adapter.unlink()
+
+
+def write_env_file(project_dir: Path) -> None:
+    """Start `.env` from `.env.example`; an existing `.env` is never overwritten."""
+    env_file = project_dir / ".env"
+    if not env_file.exists():
+        shutil.copyfile(project_dir / ".env.example", env_file)
+
+
+def next_steps(answers: dict[str, str]) -> str:
+    """The exact commands a new user runs after the bake."""
+    key_hint = {
+        "openai": "put your OPENAI_API_KEY into .env",
+        "openai_compatible": "set LLM_API_BASE (and LLM_API_KEY if your server needs one) in .env",
+    }[answers["llm_provider"]]
+    return (
+        f"\nBaked {answers['project_name']} into ./{answers['project_slug']}\n\n"
+        "Next steps:\n"
+        f"  cd {answers['project_slug']}\n"
+        f"  {key_hint}\n"
+        "  uv sync                                   # or: python -m venv .venv && .venv/bin/pip install -e .\n"
+        f"  uv run python -m {answers['package_name']} dev          # UI + API on http://localhost:3000\n"
+        "  uv run pytest                             # the project's own tests\n"
+    )

@@ -1,0 +1,81 @@
+"""Real servers on loopback: the fake provider, and the API started with its own CLI."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from .fake_upstream import SCRIPTS, FakeUpstream
+
+DEFAULT_MODEL = "openai/fake-fast"
+# A model of another provider whose key the test server lacks (missing configuration).
+UNCONFIGURED_MODEL = "anthropic/claude-haiku-4-5"
+FAKE_KEY = "sk-fake-test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def api(upstream, tmp_path_factory):
+    """Base URL of `python -m {{ cookiecutter.package_name }} api`, pointed at the fake upstream."""
+    port = free_port()
+    models = [f"openai/{name}" for name in SCRIPTS] + [UNCONFIGURED_MODEL]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith("_API_KEY") and not key.startswith(("LLM_", "API_URL"))
+    }
+    env |= {
+        "OPENAI_API_KEY": FAKE_KEY,
+        "LLM_MODEL": DEFAULT_MODEL,
+        "LLM_MODELS": ",".join(models),
+        "LLM_API_BASE": upstream.base_url,
+        "SSE_HEARTBEAT_S": "0.5",
+        "MAX_REQUEST_BYTES": "20000",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
+    process = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=tmp_path_factory.mktemp("api"),  # away from the project's own .env
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base_url, process)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API exited with {process.returncode} before it was healthy")
+        try:
+            if httpx.get(f"{base_url}/api/health", timeout=30).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the API was not healthy within {timeout_s} s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

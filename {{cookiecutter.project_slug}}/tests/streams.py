@@ -1,0 +1,80 @@
+"""Reading `POST /api/chat` the way an AI SDK client does, for assertions."""
+
+import json
+from dataclasses import dataclass, field
+
+import httpx
+
+# The exact fields of each chunk in the oldest (AI SDK v5) schema; older clients reject extras.
+CHUNK_FIELDS = {
+    "start": {"type", "messageId"},
+    "text-start": {"type", "id"},
+    "text-delta": {"type", "id", "delta"},
+    "text-end": {"type", "id"},
+    "reasoning-start": {"type", "id"},
+    "reasoning-delta": {"type", "id", "delta"},
+    "reasoning-end": {"type", "id"},
+    "finish": {"type", "messageMetadata"},
+    "error": {"type", "errorText"},
+    "abort": {"type"},
+}
+
+
+@dataclass
+class Stream:
+    chunks: list[dict] = field(default_factory=list)
+    pings: int = 0
+    done: bool = False
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [chunk for chunk in self.chunks if chunk["type"] == kind]
+
+    @property
+    def text(self) -> str:
+        return "".join(chunk["delta"] for chunk in self.of_type("text-delta"))
+
+
+def chat_body(model: str, question: str = "Hello?") -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": question}]}
+
+
+def read_events(response: httpx.Response):
+    """Yield ("ping", None), ("chunk", dict) or ("done", None) per SSE event, as it arrives."""
+    data: list[str] = []
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            yield "ping", None
+        elif line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+        elif line == "" and data:
+            payload = "\n".join(data)
+            data.clear()
+            yield ("done", None) if payload == "[DONE]" else ("chunk", json.loads(payload))
+
+
+def read_stream(response: httpx.Response) -> Stream:
+    stream = Stream()
+    for kind, chunk in read_events(response):
+        assert not stream.done, "nothing may follow [DONE]"
+        if kind == "ping":
+            stream.pings += 1
+        elif kind == "done":
+            stream.done = True
+        else:
+            assert set(chunk) == CHUNK_FIELDS[chunk["type"]], chunk
+            stream.chunks.append(chunk)
+    return stream
+
+
+def assert_parts_well_formed(stream: Stream) -> None:
+    """Every delta comes between its part's -start and -end, and every opened part is closed."""
+    open_parts: set[str] = set()
+    for chunk in stream.chunks:
+        kind = chunk["type"]
+        if kind.endswith("-start"):
+            open_parts.add(chunk["id"])
+        elif kind.endswith("-delta"):
+            assert chunk["id"] in open_parts, chunk
+        elif kind.endswith("-end"):
+            open_parts.remove(chunk["id"])
+    assert not open_parts

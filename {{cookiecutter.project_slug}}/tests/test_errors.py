@@ -1,0 +1,83 @@
+"""Failures before the first token are plain HTTP errors with a JSON body and the right status."""
+
+import httpx
+import pytest
+
+from .conftest import FAKE_KEY, UNCONFIGURED_MODEL
+from .streams import chat_body
+
+
+def error_of(response: httpx.Response) -> dict:
+    assert response.headers["content-type"] == "application/json"
+    assert FAKE_KEY not in response.text
+    return response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "error_type"),
+    [
+        ("openai/fake-401", 401, "upstream_auth"),
+        ("openai/fake-404", 400, "unknown_model"),
+        ("openai/fake-429", 429, "upstream_rate_limited"),
+        ("openai/fake-500", 502, "upstream_error"),
+        ("openai/not-in-the-allow-list", 400, "model_not_allowed"),
+        (UNCONFIGURED_MODEL, 503, "missing_configuration"),
+    ],
+)
+def test_model_and_provider_errors(api, model, status, error_type):
+    response = httpx.post(f"{api}/api/chat", json=chat_body(model), timeout=30)
+    assert response.status_code == status
+    assert error_of(response)["type"] == error_type
+
+
+def test_rate_limit_passes_on_retry_after(api):
+    response = httpx.post(f"{api}/api/chat", json=chat_body("openai/fake-429"), timeout=30)
+    assert response.headers["retry-after"] == "7"
+
+
+def test_missing_configuration_names_the_variable(api):
+    response = httpx.post(f"{api}/api/chat", json=chat_body(UNCONFIGURED_MODEL), timeout=30)
+    assert "ANTHROPIC_API_KEY" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "error_type"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b'{"messages": "hello"}', 422, "invalid_request"),
+        (b'{"messages": []}', 422, "invalid_request"),
+        (b'{"messages": [{"role": "wizard", "content": "hi"}]}', 422, "invalid_request"),
+        (b'{"messages": [{"role": "user", "content": "' + b"x" * 30_000 + b'"}]}', 413, "body_too_large"),
+    ],
+)
+def test_bad_requests(api, content, status, error_type):
+    headers = {"content-type": "application/json"}
+    response = httpx.post(f"{api}/api/chat", content=content, headers=headers, timeout=30)
+    assert response.status_code == status
+    assert error_of(response)["type"] == error_type
+
+
+def test_oversized_body_without_content_length_is_refused(api):
+    def chunks():
+        yield b'{"messages": [{"role": "user", "content": "'
+        for _ in range(30):
+            yield b"x" * 1000
+        yield b'"}]}'
+
+    response = httpx.post(f"{api}/api/chat", content=chunks(), timeout=30)
+    assert response.status_code == 413
+
+
+def test_ai_sdk_use_chat_body_is_accepted(api):
+    body = {
+        "id": "chat-1",
+        "trigger": "submit-message",
+        "messageId": None,
+        "model": "openai/fake-fast",
+        "messages": [
+            {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "Hello?"}]},
+        ],
+    }
+    with httpx.stream("POST", f"{api}/api/chat", json=body) as response:
+        assert response.status_code == 200
+        response.read()

@@ -1,0 +1,88 @@
+"""The streaming contract of `POST /api/chat`, through a real server and real LiteLLM."""
+
+import time
+
+import httpx
+
+from .fake_upstream import SCRIPTS, token
+from .streams import assert_parts_well_formed, chat_body, read_events, read_stream
+
+
+def test_answer_streams_as_ui_message_chunks(api):
+    with httpx.stream("POST", f"{api}/api/chat", json=chat_body("openai/fake-fast")) as response:
+        assert response.status_code == 200
+        stream = read_stream(response)
+
+    tokens = SCRIPTS["fake-fast"].tokens
+    assert stream.chunks[0]["type"] == "start"
+    assert stream.text == "".join(token(i) for i in range(tokens))
+    assert_parts_well_formed(stream)
+    assert stream.chunks[-1]["type"] == "finish"
+    metadata = stream.chunks[-1]["messageMetadata"]
+    assert metadata["model"] == "openai/fake-fast"
+    assert metadata["finishReason"] == "stop"
+    assert metadata["usage"] == {"inputTokens": 7, "outputTokens": tokens}
+    assert metadata["ttftMs"] <= metadata["durationMs"]
+    assert stream.done
+
+
+def test_headers_are_those_of_the_ai_sdk_and_never_compressed(api):
+    body = chat_body("openai/fake-fast")
+    headers = {"Accept-Encoding": "gzip, br"}
+    with httpx.stream("POST", f"{api}/api/chat", json=body, headers=headers) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+        assert "content-encoding" not in response.headers
+        response.read()
+
+
+def test_first_delta_arrives_while_upstream_is_still_generating(api, upstream):
+    script = SCRIPTS["fake-slow"]
+    with httpx.stream("POST", f"{api}/api/chat", json=chat_body("openai/fake-slow")) as response:
+        for kind, chunk in read_events(response):
+            if kind == "chunk" and chunk["type"] == "text-delta":
+                sent_at_first_delta = upstream.last("fake-slow").sent
+                break
+    # Each chunk is flushed as it exists: the client sees token 1 long before token 40 exists.
+    assert sent_at_first_delta < script.tokens / 2
+
+
+def test_client_disconnect_closes_the_upstream_connection(api, upstream):
+    with httpx.stream("POST", f"{api}/api/chat", json=chat_body("openai/fake-slow")) as response:
+        for kind, chunk in read_events(response):
+            if kind == "chunk" and chunk["type"] == "text-delta":
+                break
+        hung_up_at = time.monotonic()
+    record = upstream.last("fake-slow")
+
+    assert record.closed.wait(timeout=5), "the upstream connection was never closed"
+    assert not record.completed
+    assert record.sent < SCRIPTS["fake-slow"].tokens
+    assert record.closed_at - hung_up_at < 1.0
+
+
+def test_failure_after_tokens_keeps_them_and_ends_with_an_error_chunk(api):
+    body = chat_body("openai/fake-fail-mid")
+    with httpx.stream("POST", f"{api}/api/chat", json=body) as response:
+        assert response.status_code == 200
+        stream = read_stream(response)
+
+    fail_after = SCRIPTS["fake-fail-mid"].fail_after
+    assert stream.text == "".join(token(i) for i in range(fail_after))
+    assert_parts_well_formed(stream)
+    assert stream.chunks[-1]["type"] == "error"
+    assert "upstream exploded" not in stream.chunks[-1]["errorText"]  # no raw upstream body
+    assert not stream.of_type("finish")
+    assert stream.done
+
+
+def test_heartbeat_comments_keep_a_silent_stream_alive(api):
+    body = chat_body("openai/fake-silent")
+    with httpx.stream("POST", f"{api}/api/chat", json=body) as response:
+        events = list(read_events(response))
+
+    first_chunk = next(i for i, (kind, chunk) in enumerate(events) if kind == "chunk" and chunk["type"] == "text-delta")
+    # 1.5 s of upstream silence with SSE_HEARTBEAT_S=0.5 in the test server.
+    assert [kind for kind, _ in events[:first_chunk]].count("ping") >= 2

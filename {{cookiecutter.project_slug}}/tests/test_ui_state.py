@@ -1,0 +1,122 @@
+"""The chat state's handlers, run by Reflex's own event processor against the real API.
+
+No browser: events go through `BaseStateEventProcessor` as they would from a websocket, and
+every state delta the browser would receive is recorded.
+"""
+
+import asyncio
+from unittest import mock
+
+import pytest
+from reflex.istate.manager.memory import StateManagerMemory
+from reflex_base.event import Event
+from reflex_base.event.context import EventContext
+from reflex_base.event.processor import BaseStateEventProcessor
+from reflex_base.utils.format import format_event_handler
+
+from {{ cookiecutter.package_name }}.settings import get_settings
+from {{ cookiecutter.package_name }}_ui.state import ChatState
+
+from .fake_upstream import SCRIPTS, token
+
+TOKEN = "test-client-token"
+
+
+class Browser:
+    """Sends events like a connected page and keeps every delta pushed to it."""
+
+    def __init__(self, processor: BaseStateEventProcessor):
+        self.processor = processor
+        self.deltas: list[dict] = []
+
+    async def send(self, handler: str, **payload) -> None:
+        name = format_event_handler(ChatState.event_handlers[handler])
+        event = Event(name=name, router_data={"query": {}, "path": "/"}, payload=payload)
+        await self.processor.enqueue(TOKEN, event)
+
+    def values(self, var: str) -> list:
+        """Every value of a ChatState var pushed to the page, in order."""
+        return [
+            value
+            for delta in self.deltas
+            for state, changes in delta.items()
+            if state.endswith("chat_state")
+            for name, value in changes.items()
+            if name.split("_rx_state_")[0] == var
+        ]
+
+    async def wait_for(self, var: str, predicate, timeout_s: float = 15) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not any(predicate(value) for value in self.values(var)):
+                await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def browser(api, monkeypatch):
+    monkeypatch.setenv("API_URL", api)
+    get_settings.cache_clear()
+    processor = BaseStateEventProcessor(backend_exception_handler=pytest.fail, graceful_shutdown_timeout=2)
+    browser = Browser(processor)
+
+    async def emit_delta(token: str, delta) -> None:
+        browser.deltas.append(delta)
+
+    async def emit_event(token: str, *events) -> None:
+        pass
+
+    state_manager = StateManagerMemory()
+    processor._root_context = EventContext(
+        token="",
+        state_manager=state_manager,
+        enqueue_impl=processor.enqueue_many,
+        emit_delta_impl=emit_delta,
+        emit_event_impl=emit_event,
+    )
+    with mock.patch.object(processor, "_rehydrate", new=mock.AsyncMock()):
+        async with processor:
+            yield browser
+    await state_manager.close()
+    get_settings.cache_clear()
+
+
+async def test_answer_grows_in_the_page_then_lands_in_the_history(browser, upstream):
+    await browser.send("set_model", model="openai/fake-slow")
+    await browser.send("send", form_data={"question": "Count for me"})
+    await browser.wait_for("streaming", lambda streaming: streaming is False, timeout_s=30)
+
+    full = "".join(token(i) for i in range(SCRIPTS["fake-slow"].tokens))
+    drafts = [draft for draft in browser.values("draft") if draft]
+    # Pushed progressively, each push a longer prefix, coalesced rather than one per token.
+    assert len(drafts) >= 3
+    assert all(full.startswith(draft) for draft in drafts)
+    assert [len(d) for d in drafts] == sorted(len(d) for d in drafts)
+    assert len(drafts) < SCRIPTS["fake-slow"].tokens
+    answer = browser.values("messages")[-1][-1]
+    assert (answer.role, answer.content, answer.status) == ("assistant", full, "done")
+    assert "openai/fake-slow" in answer.details
+
+
+async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, upstream):
+    await browser.send("set_model", model="openai/fake-slow")
+    await browser.send("send", form_data={"question": "Count for me"})
+    await browser.wait_for("draft", lambda draft: len(draft) > 0)
+    await browser.send("stop")
+    await browser.wait_for("streaming", lambda streaming: streaming is False)
+
+    answer = browser.values("messages")[-1][-1]
+    assert answer.status == "stopped"
+    assert 0 < len(answer.content) < len("".join(token(i) for i in range(SCRIPTS["fake-slow"].tokens)))
+    record = upstream.last("fake-slow")
+    assert record.closed.wait(timeout=2)
+    assert not record.completed
+
+
+async def test_provider_failure_shows_next_to_the_partial_text(browser):
+    await browser.send("set_model", model="openai/fake-fail-mid")
+    await browser.send("send", form_data={"question": "Try"})
+    await browser.wait_for("streaming", lambda streaming: streaming is False)
+
+    answer = browser.values("messages")[-1][-1]
+    assert answer.status == "error"
+    assert answer.content == "".join(token(i) for i in range(SCRIPTS["fake-fail-mid"].fail_after))
+    assert answer.error

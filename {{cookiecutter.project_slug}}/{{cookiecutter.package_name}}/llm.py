@@ -1,0 +1,168 @@
+"""The only module that imports LiteLLM: a chat request in, an async stream of events out.
+
+LiteLLM is imported lazily (it costs seconds and ~200 MB), on first use or in the background
+at start-up, so the server answers health checks at once.
+"""
+
+import asyncio
+import functools
+import os
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from .errors import ApiError
+from .settings import Settings
+
+# Without this LiteLLM tries to download its model cost map at import, for seconds, offline.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+Event = TextDelta | ReasoningDelta | Finish
+
+
+@functools.cache
+def litellm():
+    import litellm as module
+
+    module.suppress_debug_info = True
+    return module
+
+
+def preload_in_background() -> None:
+    """Start importing LiteLLM now so the first chat request does not pay for it."""
+    threading.Thread(target=litellm, name="litellm-import", daemon=True).start()
+
+
+async def describe(model: str, settings: Settings) -> dict:
+    """Which provider serves `model` and which of its variables are missing."""
+    llm = await asyncio.to_thread(litellm)
+    _, provider, _, _ = llm.get_llm_provider(model)
+    return {"model": model, "provider": provider, "missing_env": _missing_env(llm, model, settings)}
+
+
+def _missing_env(llm, model: str, settings: Settings) -> list[str]:
+    if settings.llm_api_key is not None:
+        return []
+    return llm.validate_environment(model=model, api_base=settings.llm_api_base)["missing_keys"]
+
+
+class CompletionStream:
+    """An open streamed completion. Iterate it for events; `aclose()` hangs up on the provider.
+
+    Breaking out of LiteLLM's stream does not close the provider connection, `aclose()` does,
+    so whoever opens a stream must close it (the chat core does, in `finally`).
+    """
+
+    def __init__(self, response):
+        self._response = response
+        self._events = self._read()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+        await self._response.aclose()
+
+    async def _read(self) -> AsyncIterator[Event]:
+        reason, usage = "stop", None
+        try:
+            async for chunk in self._response:
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in chunk.choices:
+                    if reasoning := getattr(choice.delta, "reasoning_content", None):
+                        yield ReasoningDelta(reasoning)
+                    if choice.delta.content:
+                        yield TextDelta(choice.delta.content)
+                    reason = choice.finish_reason or reason
+        except Exception as exc:
+            raise provider_error(exc) from None
+        finally:
+            await self._response.aclose()
+        yield Finish(
+            reason=reason,
+            input_tokens=getattr(usage, "prompt_tokens", None),
+            output_tokens=getattr(usage, "completion_tokens", None),
+        )
+
+
+async def open_stream(messages: list[dict], model: str, settings: Settings) -> CompletionStream:
+    """Send the request and wait for the provider to accept it.
+
+    Failures up to here (key, model, rate limit, timeout) raise `ApiError` while the client
+    can still get a plain HTTP error; later ones surface from iterating the stream.
+    """
+    llm = await asyncio.to_thread(litellm)
+    if missing := _missing_env(llm, model, settings):
+        raise ApiError(
+            503,
+            "missing_configuration",
+            f"Model {model} needs {', '.join(missing)}; set it in .env and restart.",
+        )
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    try:
+        response = await llm.acompletion(
+            model=model,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            api_base=settings.llm_api_base,
+            api_key=key,
+            timeout=settings.llm_timeout_s,
+            max_retries=0,
+        )
+    except Exception as exc:
+        raise provider_error(exc) from None
+    return CompletionStream(response)
+
+
+def provider_error(exc: Exception) -> ApiError:
+    """Translate a LiteLLM exception into a status and a message that leaks nothing upstream."""
+    errors = litellm().exceptions
+    exc = getattr(exc, "original_exception", None) or exc  # unwrap MidStreamFallbackError
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, errors.Timeout):
+        return ApiError(504, "upstream_timeout", "The model provider did not answer in time.")
+    if isinstance(exc, errors.AuthenticationError):
+        return ApiError(401, "upstream_auth", "The model provider rejected the API key.")
+    if isinstance(exc, errors.RateLimitError):
+        return ApiError(
+            429,
+            "upstream_rate_limited",
+            "The model provider is rate-limiting requests; try again shortly.",
+            retry_after=_retry_after(exc),
+        )
+    if isinstance(exc, errors.ContextWindowExceededError):
+        return ApiError(400, "context_too_long", "The conversation is too long for this model.")
+    if isinstance(exc, errors.NotFoundError):
+        return ApiError(400, "unknown_model", "The model provider does not know this model.")
+    if isinstance(exc, errors.BadRequestError):
+        return ApiError(400, "upstream_bad_request", "The model provider refused the request.")
+    if isinstance(exc, errors.APIConnectionError) and status is None:
+        return ApiError(502, "upstream_unreachable", "The model provider could not be reached.")
+    detail = f" (status {status})" if status else ""
+    return ApiError(502, "upstream_error", f"The model provider failed{detail}.")
+
+
+def _retry_after(exc: Exception, default: int = 5) -> int:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after", "") if response is not None else ""
+    return int(value) if value.isdigit() else default
