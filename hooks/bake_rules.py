@@ -100,12 +100,14 @@ def next_steps(answers: dict[str, str]) -> str:
         "openai": "put your OPENAI_API_KEY into .env",
         "openai_compatible": "set LLM_API_BASE (and LLM_API_KEY if your server needs one) in .env",
     }[answers["llm_provider"]]
+    package = answers["package_name"]
     return (
         f"\nBaked {answers['project_name']} into ./{answers['project_slug']}\n\n"
         "Next steps:\n"
         f"  cd {answers['project_slug']}\n"
         f"  {key_hint}\n"
-        "  uv sync                                   # or: python -m venv .venv && .venv/bin/pip install -e .\n"
-        f"  uv run python -m {answers['package_name']} dev          # UI + API on http://localhost:3000\n"
-        "  uv run pytest                             # the project's own tests\n"
+        f"  uv run python -m {package} dev    # UI + API on http://localhost:3000\n"
+        "  uv run pytest                       # the project's own tests\n"
+        f"(without uv: python -m venv .venv && .venv/bin/pip install -e . && "
+        f".venv/bin/python -m {package} dev)\n"
     )

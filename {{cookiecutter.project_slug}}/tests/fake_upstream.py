@@ -103,7 +103,11 @@ class FakeUpstream:
                 record.sent += 1
             yield _sse(_chunk({}, finish_reason="stop"))
             if include_usage:
-                usage = {"prompt_tokens": 7, "completion_tokens": script.tokens, "total_tokens": 7 + script.tokens}
+                usage = {
+                    "prompt_tokens": 7,
+                    "completion_tokens": script.tokens,
+                    "total_tokens": 7 + script.tokens,
+                }
                 yield _sse({**_chunk({}), "choices": [], "usage": usage})
             yield b"data: [DONE]\n\n"
             record.completed = True

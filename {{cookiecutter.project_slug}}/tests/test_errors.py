@@ -47,7 +47,11 @@ def test_missing_configuration_names_the_variable(api):
         (b'{"messages": "hello"}', 422, "invalid_request"),
         (b'{"messages": []}', 422, "invalid_request"),
         (b'{"messages": [{"role": "wizard", "content": "hi"}]}', 422, "invalid_request"),
-        (b'{"messages": [{"role": "user", "content": "' + b"x" * 30_000 + b'"}]}', 413, "body_too_large"),
+        (
+            b'{"messages": [{"role": "user", "content": "' + b"x" * 30_000 + b'"}]}',
+            413,
+            "body_too_large",
+        ),
     ],
 )
 def test_bad_requests(api, content, status, error_type):

@@ -83,6 +83,10 @@ def test_heartbeat_comments_keep_a_silent_stream_alive(api):
     with httpx.stream("POST", f"{api}/api/chat", json=body) as response:
         events = list(read_events(response))
 
-    first_chunk = next(i for i, (kind, chunk) in enumerate(events) if kind == "chunk" and chunk["type"] == "text-delta")
+    first_chunk = next(
+        i
+        for i, (kind, chunk) in enumerate(events)
+        if kind == "chunk" and chunk["type"] == "text-delta"
+    )
     # 1.5 s of upstream silence with SSE_HEARTBEAT_S=0.5 in the test server.
     assert [kind for kind, _ in events[:first_chunk]].count("ping") >= 2

@@ -55,7 +55,9 @@ class Browser:
 async def browser(api, monkeypatch):
     monkeypatch.setenv("API_URL", api)
     get_settings.cache_clear()
-    processor = BaseStateEventProcessor(backend_exception_handler=pytest.fail, graceful_shutdown_timeout=2)
+    processor = BaseStateEventProcessor(
+        backend_exception_handler=pytest.fail, graceful_shutdown_timeout=2
+    )
     browser = Browser(processor)
 
     async def emit_delta(token: str, delta) -> None:
@@ -105,7 +107,9 @@ async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, up
 
     answer = browser.values("messages")[-1][-1]
     assert answer.status == "stopped"
-    assert 0 < len(answer.content) < len("".join(token(i) for i in range(SCRIPTS["fake-slow"].tokens)))
+    assert (
+        0 < len(answer.content) < len("".join(token(i) for i in range(SCRIPTS["fake-slow"].tokens)))
+    )
     record = upstream.last("fake-slow")
     assert record.closed.wait(timeout=2)
     assert not record.completed

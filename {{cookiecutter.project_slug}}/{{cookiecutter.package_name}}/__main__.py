@@ -14,22 +14,27 @@ import uvicorn
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+COMMANDS = {
+    "api": ("serve the API alone", 8000),
+    "dev": ("UI + API on one port, reloading on code changes", 3000),
+    "prod": ("UI + API on one port, production build", 3000),
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package_name }}")
     commands = parser.add_subparsers(dest="command", required=True)
-    api = commands.add_parser("api", help="serve the API alone")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    api.add_argument("--reload", action="store_true", help="restart on code changes")
-    for name, text in (("dev", "UI + API, reloading on changes"), ("prod", "UI + API, built")):
-        app = commands.add_parser(name, help=text)
-        app.add_argument("--port", type=int, default=3000)
+    for name, (text, port) in COMMANDS.items():
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other hosts")
+        command.add_argument("--port", type=int, default=port)
+    commands.choices["api"].add_argument("--reload", action="store_true")
     args = parser.parse_args(argv)
 
     if args.command == "api":
         serve_api(args.host, args.port, args.reload)
     else:
-        run_reflex(args.command, args.port)
+        run_reflex(args.command, args.host, args.port)
 
 
 def serve_api(host: str, port: int, reload: bool) -> None:
@@ -43,7 +48,7 @@ def serve_api(host: str, port: int, reload: bool) -> None:
     )
 
 
-def run_reflex(mode: str, port: int) -> None:
+def run_reflex(mode: str, host: str, port: int) -> None:
     """Replace this process with `reflex run`, one port for page and API.
 
     Reflex's `preview` env is its hot-reloading mode that serves page and backend on one port.
@@ -57,7 +62,7 @@ def run_reflex(mode: str, port: int) -> None:
     }
     reflex_env = {"dev": "preview", "prod": "prod"}[mode]
     command = [sys.executable, "-m", "reflex", "run", "--env", reflex_env]
-    command += ["--frontend-port", str(port), "--backend-port", str(port)]
+    command += ["--backend-host", host, "--frontend-port", str(port), "--backend-port", str(port)]
     os.chdir(PROJECT_DIR if (PROJECT_DIR / "rxconfig.py").exists() else Path.cwd())
     os.execvpe(command[0], command, env)
 

@@ -1,9 +1,11 @@
 """All configuration, read from the environment (and `.env`) and validated at start-up."""
 
+import os
 from functools import cache
+from pathlib import Path
 from typing import Annotated
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -43,7 +45,16 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    # Provider keys (OPENAI_API_KEY, ...) in .env must reach LiteLLM, which reads os.environ;
-    # variables already set in the environment win over the file.
-    load_dotenv(".env", override=False)
+    load_provider_env(Path(".env"))
     return Settings()
+
+
+def load_provider_env(env_file: Path) -> None:
+    """Export `.env` to os.environ: LiteLLM reads provider keys (OPENAI_API_KEY, ...) there.
+
+    The process environment wins over the file, and an empty line in the file (`KEY=`) means
+    unset, so a blank key is reported missing instead of being sent to the provider.
+    """
+    for key, value in dotenv_values(env_file).items():
+        if value and key not in os.environ:
+            os.environ[key] = value

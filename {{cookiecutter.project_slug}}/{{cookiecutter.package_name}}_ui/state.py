@@ -39,7 +39,9 @@ def describe_finish(metadata: dict) -> str:
         if usage.get("outputTokens") is not None
         else None,
         f"first token {metadata['ttftMs']} ms" if metadata.get("ttftMs") is not None else None,
-        f"{metadata['durationMs'] / 1000:.1f} s" if metadata.get("durationMs") is not None else None,
+        f"{metadata['durationMs'] / 1000:.1f} s"
+        if metadata.get("durationMs") is not None
+        else None,
     ]
     return " · ".join(part for part in parts if part)
 

@@ -1,0 +1,146 @@
+"""Bake every variant, check what comes out, and run the default bake's own tests and app."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import TEMPLATE_DIR, VARIABLES
+
+# One override at a time, so every value of every choice variable is baked at least once.
+VARIANTS = [
+    {name: value}
+    for name in ("framework", "llm_provider", "python_version")
+    for value in VARIABLES[name]
+]
+UNRENDERED = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
+
+
+def run(command: list, cwd: Path, env: dict | None = None, timeout: float = 900) -> str:
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def text_files(project: Path):
+    for path in project.rglob("*"):
+        if path.is_file() and ".venv" not in path.parts:
+            yield path, path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("overrides", VARIANTS, ids=lambda o: "-".join(o.values()))
+def test_variant_bakes_clean(bake, overrides):
+    result = bake(**overrides)
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    context = result.context
+
+    leftovers = [str(path) for path, text in text_files(project) if UNRENDERED.search(text)]
+    assert not leftovers, f"unrendered template syntax in {leftovers}"
+    run([sys.executable, "-m", "ruff", "check", "."], cwd=project)
+    run([sys.executable, "-m", "ruff", "format", "--check", "."], cwd=project)
+
+    adapters = sorted(p.name for p in (project / context["package_name"] / "api").glob("*_app.py"))
+    assert adapters == [f"{context['framework']}_app.py"]
+    assert (project / ".env").read_text() == (project / ".env.example").read_text()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("project_slug=Stream Chat", "project_slug 'Stream Chat' must be lowercase"),
+        ("package_name=class", "package_name 'class' would shadow"),
+        ("author_email=nobody", "author_email 'nobody' is not an email address"),
+        ("default_model=gpt 4", "default_model 'gpt 4' must be a LiteLLM model string"),
+        ("framework=rails", "rails provided for choice variable framework, but the choices are"),
+    ],
+)
+def test_bad_answer_stops_the_bake_and_writes_nothing(tmp_path, answer, message):
+    command = [sys.executable, "-m", "cookiecutter", str(TEMPLATE_DIR), "--no-input"]
+    done = subprocess.run(
+        [*command, "-o", str(tmp_path), answer], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def baked_env(cookies_session):
+    """The default bake, installed into its own virtualenv from its own pyproject.toml."""
+    result = cookies_session.bake()
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    venv = project / ".venv"
+    uv = [sys.executable, "-m", "uv"]
+    run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=project)
+    python = venv / "bin" / "python"
+    run(
+        [*uv, "pip", "install", "--quiet", "--python", str(python), "-e", ".", "--group", "dev"],
+        cwd=project,
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    return project, python, env, result.context
+
+
+def test_baked_project_passes_its_own_tests(baked_env):
+    project, python, env, _ = baked_env
+    output = run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=env
+    )
+    print(output)  # the CI log shows the baked suite's own summary
+    assert re.search(r"\d+ passed", output)
+
+
+def test_baked_app_serves_page_and_api_on_one_port(baked_env):
+    """`python -m <package> prod` builds the Reflex frontend with the venv's own Node and
+    serves it beside the mounted API; a broken UI fails here."""
+    project, python, env, context = baked_env
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**env, "OPENAI_API_KEY": "sk-not-used", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    command = [str(python), "-m", context["package_name"], "prod", "--port", str(port)]
+    log = project / "prod.log"
+    with log.open("w") as out:
+        app = subprocess.Popen(
+            command,
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # reflex starts children; stop the whole group
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        page = wait_for(f"{base}/", app, log)
+        assert "<html" in page.text.lower()
+        health = httpx.get(f"{base}/api/health", timeout=30).json()
+        assert (health["model"], health["provider"]) == (context["default_model"], "openai")
+        models = httpx.get(f"{base}/api/models", timeout=30).json()
+        assert models["default"] in models["models"]
+    finally:
+        os.killpg(app.pid, 15)
+        app.wait(timeout=30)
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 600):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the app exited:\n{log.read_text()[-4000:]}"
+        try:
+            response = httpx.get(url, timeout=10)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} not ready in {timeout_s} s:\n{log.read_text()[-4000:]}")
