@@ -58,6 +58,18 @@ def live_answer() -> rx.Component:
     )
 
 
+def model_picker() -> rx.Component:
+    return rx.select.root(
+        rx.select.trigger(aria_label="Model"),
+        rx.select.content(
+            rx.foreach(ChatState.models, lambda model: rx.select.item(model, value=model))
+        ),
+        value=ChatState.model,
+        on_change=ChatState.set_model,
+        size="1",
+    )
+
+
 def composer() -> rx.Component:
     return rx.form(
         rx.hstack(
@@ -88,13 +100,7 @@ def index() -> rx.Component:
         rx.vstack(
             rx.hstack(
                 rx.heading("{{ cookiecutter.project_name }}", size="6"),
-                rx.select(
-                    ChatState.models,
-                    value=ChatState.model,
-                    on_change=ChatState.set_model,
-                    aria_label="Model",
-                    size="1",
-                ),
+                model_picker(),
                 justify="between",
                 width="100%",
             ),
