@@ -120,7 +120,7 @@ class ChatState(rx.State):
             raise
         except AnswerError as exc:
             answer.status, answer.error = "error", str(exc)
-        except Exception:
+        except httpx.HTTPError:
             answer.status, answer.error = "error", "The API could not be reached."
         finally:
             async with self:
