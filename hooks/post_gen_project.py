@@ -4,8 +4,8 @@ import json
 import sys
 from pathlib import Path
 
-REPO_DIR = {{ cookiecutter._repo_dir | tojson }}
-sys.path.insert(0, f"{REPO_DIR}/hooks")
+TEMPLATE_DIR = {{ template_dir | tojson }}  # from local_extensions.py
+sys.path.insert(0, f"{TEMPLATE_DIR}/hooks")
 
 from bake_rules import next_steps, prune_unselected_adapters, write_env_file  # noqa: E402
 

@@ -3,13 +3,13 @@
 import json
 import sys
 
-REPO_DIR = {{ cookiecutter._repo_dir | tojson }}
-sys.path.insert(0, f"{REPO_DIR}/hooks")
+TEMPLATE_DIR = {{ template_dir | tojson }}  # from local_extensions.py
+sys.path.insert(0, f"{TEMPLATE_DIR}/hooks")
 
 from bake_rules import load_choices, validate  # noqa: E402
 
 answers = json.loads(r"""{{ cookiecutter | tojson }}""")
-problems = validate(answers, load_choices(REPO_DIR))
+problems = validate(answers, load_choices(TEMPLATE_DIR))
 if problems:
     for problem in problems:
         print(f"ERROR: {problem}", file=sys.stderr)

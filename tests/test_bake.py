@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -64,13 +65,24 @@ def test_variant_bakes_clean(bake, overrides):
     ],
 )
 def test_bad_answer_stops_the_bake_and_writes_nothing(tmp_path, answer, message):
-    command = [sys.executable, "-m", "cookiecutter", str(TEMPLATE_DIR), "--no-input"]
-    done = subprocess.run(
-        [*command, "-o", str(tmp_path), answer], capture_output=True, text=True, timeout=120
-    )
+    done = bake_from_template_dir(tmp_path, answer)
     assert done.returncode != 0
     assert message in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_readme_bake_command_works_from_the_template_dir(tmp_path):
+    """`cookiecutter . --no-input`: the hooks must find the template from a relative path."""
+    done = bake_from_template_dir(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "stream-chat" / ".env").exists()
+
+
+def bake_from_template_dir(output_dir: Path, *answers: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "cookiecutter", ".", "--no-input", "-o", str(output_dir)]
+    return subprocess.run(
+        [*command, *answers], cwd=TEMPLATE_DIR, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +119,7 @@ def test_baked_app_serves_page_and_api_on_one_port(baked_env):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**env, "OPENAI_API_KEY": "sk-not-used", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env = {**env, "OPENAI_API_KEY": "sk-not-used"}
     command = [str(python), "-m", context["package_name"], "prod", "--port", str(port)]
     log = project / "prod.log"
     with log.open("w") as out:
@@ -128,7 +140,7 @@ def test_baked_app_serves_page_and_api_on_one_port(baked_env):
         models = httpx.get(f"{base}/api/models", timeout=30).json()
         assert models["default"] in models["models"]
     finally:
-        os.killpg(app.pid, 15)
+        os.killpg(app.pid, signal.SIGTERM)
         app.wait(timeout=30)
 
 
