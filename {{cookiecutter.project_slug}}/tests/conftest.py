@@ -1,7 +1,6 @@
 """Real servers on loopback: the fake provider, and the API started with its own CLI."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -9,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from .fake_upstream import SCRIPTS, FakeUpstream
+from .fake_upstream import SCRIPTS, FakeUpstream, free_port
 
 DEFAULT_MODEL = "openai/fake-fast"
 # A model of another provider whose key the test server lacks (missing configuration).
@@ -41,7 +40,6 @@ def api(upstream, tmp_path_factory):
         "LLM_API_BASE": upstream.base_url,
         "SSE_HEARTBEAT_S": "0.5",
         "MAX_REQUEST_BYTES": "20000",
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
     process = subprocess.Popen(
@@ -73,9 +71,3 @@ def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_s: floa
             pass
         time.sleep(0.1)
     raise RuntimeError(f"the API was not healthy within {timeout_s} s")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

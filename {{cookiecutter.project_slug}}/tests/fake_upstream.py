@@ -44,6 +44,11 @@ def token(i: int) -> str:
     return f"tok{i} "
 
 
+def streamed_text(count: int) -> str:
+    """The text of the first `count` tokens, as a client should assemble it."""
+    return "".join(token(i) for i in range(count))
+
+
 @dataclass
 class Record:
     model: str
@@ -56,7 +61,7 @@ class Record:
 class FakeUpstream:
     def __init__(self) -> None:
         self.records: list[Record] = []
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -137,7 +142,7 @@ def _refusal(status: int) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

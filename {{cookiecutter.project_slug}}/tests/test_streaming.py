@@ -4,7 +4,7 @@ import time
 
 import httpx
 
-from .fake_upstream import SCRIPTS, token
+from .fake_upstream import SCRIPTS, streamed_text
 from .streams import assert_parts_well_formed, chat_body, read_events, read_stream
 
 
@@ -15,7 +15,7 @@ def test_answer_streams_as_ui_message_chunks(api):
 
     tokens = SCRIPTS["fake-fast"].tokens
     assert stream.chunks[0]["type"] == "start"
-    assert stream.text == "".join(token(i) for i in range(tokens))
+    assert stream.text == streamed_text(tokens)
     assert_parts_well_formed(stream)
     assert stream.chunks[-1]["type"] == "finish"
     metadata = stream.chunks[-1]["messageMetadata"]
@@ -70,7 +70,7 @@ def test_failure_after_tokens_keeps_them_and_ends_with_an_error_chunk(api):
         stream = read_stream(response)
 
     fail_after = SCRIPTS["fake-fail-mid"].fail_after
-    assert stream.text == "".join(token(i) for i in range(fail_after))
+    assert stream.text == streamed_text(fail_after)
     assert_parts_well_formed(stream)
     assert stream.chunks[-1]["type"] == "error"
     assert "upstream exploded" not in stream.chunks[-1]["errorText"]  # no raw upstream body

@@ -17,7 +17,7 @@ from reflex_base.utils.format import format_event_handler
 from {{ cookiecutter.package_name }}.settings import get_settings
 from {{ cookiecutter.package_name }}_ui.state import ChatState
 
-from .fake_upstream import SCRIPTS, token
+from .fake_upstream import SCRIPTS, streamed_text
 
 TOKEN = "test-client-token"
 
@@ -86,7 +86,7 @@ async def test_answer_grows_in_the_page_then_lands_in_the_history(browser, upstr
     await browser.send("send", form_data={"question": "Count for me"})
     await browser.wait_for("streaming", lambda streaming: streaming is False, timeout_s=30)
 
-    full = "".join(token(i) for i in range(SCRIPTS["fake-slow"].tokens))
+    full = streamed_text(SCRIPTS["fake-slow"].tokens)
     drafts = [draft for draft in browser.values("draft") if draft]
     # Pushed progressively, each push a longer prefix, coalesced rather than one per token.
     assert len(drafts) >= 3
@@ -108,7 +108,7 @@ async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, up
     answer = browser.values("messages")[-1][-1]
     assert answer.status == "stopped"
     assert (
-        0 < len(answer.content) < len("".join(token(i) for i in range(SCRIPTS["fake-slow"].tokens)))
+        0 < len(answer.content) < len(streamed_text(SCRIPTS["fake-slow"].tokens))
     )
     record = upstream.last("fake-slow")
     assert record.closed.wait(timeout=2)
@@ -122,5 +122,5 @@ async def test_provider_failure_shows_next_to_the_partial_text(browser):
 
     answer = browser.values("messages")[-1][-1]
     assert answer.status == "error"
-    assert answer.content == "".join(token(i) for i in range(SCRIPTS["fake-fail-mid"].fail_after))
+    assert answer.content == streamed_text(SCRIPTS["fake-fail-mid"].fail_after)
     assert answer.error

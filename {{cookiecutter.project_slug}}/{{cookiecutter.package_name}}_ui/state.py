@@ -32,17 +32,15 @@ def api_url(path: str) -> str:
 
 
 def describe_finish(metadata: dict) -> str:
+    """The quiet line under an answer: model, tokens, time to first token, duration."""
+    parts = [metadata.get("model") or ""]
     usage = metadata.get("usage") or {}
-    parts = [
-        metadata.get("model"),
-        f"{usage.get('inputTokens')} in / {usage.get('outputTokens')} out tokens"
-        if usage.get("outputTokens") is not None
-        else None,
-        f"first token {metadata['ttftMs']} ms" if metadata.get("ttftMs") is not None else None,
-        f"{metadata['durationMs'] / 1000:.1f} s"
-        if metadata.get("durationMs") is not None
-        else None,
-    ]
+    if usage.get("outputTokens") is not None:
+        parts.append(f"{usage.get('inputTokens')} in / {usage['outputTokens']} out tokens")
+    if metadata.get("ttftMs") is not None:
+        parts.append(f"first token {metadata['ttftMs']} ms")
+    if metadata.get("durationMs") is not None:
+        parts.append(f"{metadata['durationMs'] / 1000:.1f} s")
     return " · ".join(part for part in parts if part)
 
 
