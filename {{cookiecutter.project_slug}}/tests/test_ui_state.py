@@ -107,9 +107,7 @@ async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, up
 
     answer = browser.values("messages")[-1][-1]
     assert answer.status == "stopped"
-    assert (
-        0 < len(answer.content) < len(streamed_text(SCRIPTS["fake-slow"].tokens))
-    )
+    assert 0 < len(answer.content) < len(streamed_text(SCRIPTS["fake-slow"].tokens))
     record = upstream.last("fake-slow")
     assert record.closed.wait(timeout=2)
     assert not record.completed
