@@ -24,9 +24,12 @@ MODEL = re.compile(r"^\S+$")
 TAKEN_PACKAGE_NAMES = frozenset(
     {
         "api",
+        "django",
         "fastapi",
+        "flask",
         "httpx",
         "litellm",
+        "litestar",
         "openai",
         "pydantic",
         "pydantic_settings",
@@ -35,6 +38,8 @@ TAKEN_PACKAGE_NAMES = frozenset(
         "starlette",
         "tests",
         "uvicorn",
+        "waitress",
+        "werkzeug",
     }
 )
 
@@ -81,10 +86,14 @@ def _package_name_problems(name: str) -> list[str]:
 
 
 def prune_unselected_adapters(project_dir: Path, package_name: str, framework: str) -> None:
-    """Keep only the chosen framework's adapter module (`api/<framework>_app.py`)."""
-    for adapter in (project_dir / package_name / "api").glob("*_app.py"):
+    """Keep only the chosen framework's adapter (`api/<framework>_app.py`) and its server
+    module: `wsgi.py` for Flask, `asgi.py` for every other framework."""
+    api = project_dir / package_name / "api"
+    for adapter in api.glob("*_app.py"):
         if adapter.name != f"{framework}_app.py":
             adapter.unlink()
+    unused_server = "asgi.py" if framework == "flask" else "wsgi.py"
+    (api / unused_server).unlink()
 
 
 def write_env_file(project_dir: Path) -> None:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -26,6 +27,13 @@ def upstream():
 @pytest.fixture(scope="session")
 def api(upstream, tmp_path_factory):
     """Base URL of `python -m {{ cookiecutter.package_name }} api`, pointed at the fake upstream."""
+    with running_api(upstream, tmp_path_factory.mktemp("api")) as (base_url, _):
+        yield base_url
+
+
+@contextmanager
+def running_api(upstream: FakeUpstream, cwd):
+    """Start the API with its own CLI (in `cwd`, away from the project's own .env); stop it."""
     port = free_port()
     models = [f"openai/{name}" for name in SCRIPTS] + [UNCONFIGURED_MODEL]
     env = {
@@ -43,14 +51,12 @@ def api(upstream, tmp_path_factory):
     }
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
     process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=tmp_path_factory.mktemp("api"),  # away from the project's own .env
+        [*command, "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=cwd
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base_url, process)
-        yield base_url
+        yield base_url, process
     finally:
         process.terminate()
         try:

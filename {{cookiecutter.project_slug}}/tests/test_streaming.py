@@ -1,9 +1,11 @@
 """The streaming contract of `POST /api/chat`, through a real server and real LiteLLM."""
 
+import signal
 import time
 
 import httpx
 
+from .conftest import running_api
 from .fake_upstream import SCRIPTS, streamed_text
 from .streams import assert_parts_well_formed, chat_body, read_events, read_stream
 
@@ -90,3 +92,20 @@ def test_heartbeat_comments_keep_a_silent_stream_alive(api):
     )
     # 1.5 s of upstream silence with SSE_HEARTBEAT_S=0.5 in the test server.
     assert [kind for kind, _ in events[:first_chunk]].count("ping") >= 2
+
+
+def test_shutdown_ends_open_streams_with_abort(upstream, tmp_path):
+    with running_api(upstream, tmp_path) as (base_url, process):
+        body = chat_body("openai/fake-slow")
+        with httpx.stream("POST", f"{base_url}/api/chat", json=body) as response:
+            events = read_events(response)
+            next(e for e in events if e[0] == "chunk" and e[1]["type"] == "text-delta")
+            process.send_signal(signal.SIGTERM)
+            rest = list(events)
+        exit_code = process.wait(timeout=15)
+
+    chunks = [chunk["type"] for kind, chunk in rest if kind == "chunk"]
+    assert chunks[-2:] == ["text-end", "abort"]
+    assert rest[-1] == ("done", None)
+    assert exit_code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+    assert not upstream.last("fake-slow").completed

@@ -54,6 +54,8 @@ class Browser:
 @pytest.fixture
 async def browser(api, monkeypatch):
     monkeypatch.setenv("API_URL", api)
+    # 4 tokens of the fake-slow script (one per 50 ms) per push to the page.
+    monkeypatch.setenv("UI_FLUSH_MS", "200")
     get_settings.cache_clear()
     processor = BaseStateEventProcessor(
         backend_exception_handler=pytest.fail, graceful_shutdown_timeout=2
@@ -92,7 +94,7 @@ async def test_answer_grows_in_the_page_then_lands_in_the_history(browser, upstr
     assert len(drafts) >= 3
     assert all(full.startswith(draft) for draft in drafts)
     assert [len(d) for d in drafts] == sorted(len(d) for d in drafts)
-    assert len(drafts) < SCRIPTS["fake-slow"].tokens
+    assert len(drafts) < SCRIPTS["fake-slow"].tokens / 2
     answer = browser.values("messages")[-1][-1]
     assert (answer.role, answer.content, answer.status) == ("assistant", full, "done")
     assert "openai/fake-slow" in answer.details

@@ -1,23 +1,35 @@
 """Command line: `python -m {{ cookiecutter.package_name }} api|dev|prod`.
 
+{% if cookiecutter.framework == "flask" -%}
+`api` serves the HTTP API alone. `dev` and `prod` run the Reflex UI and, beside it, the API on
+its own WSGI server (`--api-port`): Flask is WSGI and cannot be mounted into Reflex's ASGI
+backend without losing client disconnects, which is what Stop relies on.
+{%- else -%}
 `api` serves the HTTP API alone. `dev` and `prod` run the Reflex UI with the API mounted into
 its backend, so the page and `/api/*` share one port.
+{%- endif %}
 """
 
 import argparse
 import os
+{%- if cookiecutter.framework == "flask" %}
+import subprocess
+{%- endif %}
 import sys
 from pathlib import Path
-
-import uvicorn
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 COMMANDS = {
     "api": ("serve the API alone", 8000),
+{%- if cookiecutter.framework == "flask" %}
+    "dev": ("UI (reloading on code changes) with the API beside it", 3000),
+    "prod": ("UI (production build) with the API beside it", 3000),
+{%- else %}
     "dev": ("UI + API on one port, reloading on code changes", 3000),
     "prod": ("UI + API on one port, production build", 3000),
+{%- endif %}
 }
 
 
@@ -29,27 +41,26 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other hosts")
         command.add_argument("--port", type=int, default=port)
     commands.choices["api"].add_argument("--reload", action="store_true")
+{%- if cookiecutter.framework == "flask" %}
+    for name in ("dev", "prod"):
+        commands.choices[name].add_argument("--api-port", type=int, default=8000)
+{%- endif %}
     args = parser.parse_args(argv)
 
     if args.command == "api":
-        serve_api(args.host, args.port, args.reload)
+        from .api import serve
+
+        serve(args.host, args.port, args.reload)
     else:
-        run_reflex(args.command, args.host, args.port)
+{%- if cookiecutter.framework == "flask" %}
+        run_ui_beside_api(args.command, args.host, args.port, args.api_port)
+{%- else %}
+        os.execvpe(*reflex_command(args.command, args.host, args.port))
+{%- endif %}
 
 
-def serve_api(host: str, port: int, reload: bool) -> None:
-    uvicorn.run(
-        "{{ cookiecutter.package_name }}.api:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        reload=reload,
-        timeout_graceful_shutdown=5,
-    )
-
-
-def run_reflex(mode: str, host: str, port: int) -> None:
-    """Replace this process with `reflex run`, one port for page and API.
+def reflex_command(mode: str, host: str, port: int) -> tuple[str, list[str], dict[str, str]]:
+    """`reflex run` with page and backend on one port, and the environment it needs.
 
     Reflex's `preview` env is its hot-reloading mode that serves page and backend on one port.
     """
@@ -64,7 +75,25 @@ def run_reflex(mode: str, host: str, port: int) -> None:
     command = [sys.executable, "-m", "reflex", "run", "--env", reflex_env]
     command += ["--backend-host", host, "--frontend-port", str(port), "--backend-port", str(port)]
     os.chdir(PROJECT_DIR if (PROJECT_DIR / "rxconfig.py").exists() else Path.cwd())
-    os.execvpe(command[0], command, env)
+    return command[0], command, env
+{%- if cookiecutter.framework == "flask" %}
+
+
+def run_ui_beside_api(mode: str, host: str, port: int, api_port: int) -> None:
+    """Start the API server, point the UI at it, run the UI; stop both when either ends."""
+    api_command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
+    api_command += ["--host", host, "--port", str(api_port)]
+    if mode == "dev":
+        api_command.append("--reload")
+    _, ui_command, env = reflex_command(mode, host, port)
+    env.setdefault("API_URL", f"http://127.0.0.1:{api_port}")
+    with subprocess.Popen(api_command) as api, subprocess.Popen(ui_command, env=env) as ui:
+        try:
+            ui.wait()
+        finally:
+            for process in (ui, api):
+                process.terminate()
+{%- endif %}
 
 
 if __name__ == "__main__":

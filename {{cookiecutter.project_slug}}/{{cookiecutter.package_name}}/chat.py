@@ -1,16 +1,18 @@
-"""`POST /api/chat`, framework-agnostic: a request body in, UI message stream bytes out.
+"""The routes, framework-agnostic. `POST /api/chat`: a request body in, UI message stream out.
 
 Adapters call `open_chat` (which raises `ApiError` while a plain HTTP error is still possible),
 send `protocol.HEADERS`, and write each yielded chunk as soon as it exists. When the client goes
-away the adapter's framework cancels the iterator, and its `finally` closes the provider
-connection, so no more tokens are generated or paid for.
+away the adapter's framework cancels or closes the iterator, and its `finally` closes the
+provider connection, so no more tokens are generated or paid for. When the server shuts down
+(`shutdown.begin()`), open streams end at once with an `abort` chunk.
 """
 
 import asyncio
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
 
 from . import llm
 from .errors import ApiError
@@ -18,6 +20,53 @@ from .protocol import DONE, PING, UIMessageStream, parse_chat_request
 from .settings import Settings
 
 _HEARTBEAT = object()
+_SHUTDOWN = object()
+
+
+class ShutdownNotice:
+    """Tells open streams that the server is shutting down; `begin()` is safe from any thread.
+
+    Servers call it when they stop accepting connections, before they wait for open ones, so a
+    client gets a clean `abort` instead of a connection cut in the middle of an answer.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: set[asyncio.Future] = set()
+        self._started = False
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._waiters)
+
+    def begin(self) -> None:
+        with self._lock:
+            self._started = True
+            waiters = list(self._waiters)
+        for waiter in waiters:
+            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+
+    @contextmanager
+    def watch(self) -> Iterator[asyncio.Future]:
+        """A future resolved when shutdown begins, for as long as one stream is open."""
+        waiter = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._waiters.add(waiter)
+            if self._started:
+                _resolve(waiter)
+        try:
+            yield waiter
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+
+
+def _resolve(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+shutdown = ShutdownNotice()
 
 
 async def open_chat(body: bytes, settings: Settings) -> AsyncIterator[bytes]:
@@ -34,32 +83,47 @@ async def open_chat(body: bytes, settings: Settings) -> AsyncIterator[bytes]:
     return _ui_message_stream(stream, model, started, settings.sse_heartbeat_s)
 
 
+async def health(settings: Settings) -> dict:
+    """`GET /api/health`: alive, which model and provider, and whether its key is configured."""
+    model = await llm.describe(settings.llm_model, settings)
+    return {"status": "ok", **model, "api_key_configured": not model["missing_env"]}
+
+
+def models(settings: Settings) -> dict:
+    """`GET /api/models`: the allow-list, default first."""
+    return {"default": settings.llm_model, "models": settings.allowed_models}
+
+
 async def _ui_message_stream(
     stream: llm.CompletionStream, model: str, started: float, heartbeat_s: float
 ) -> AsyncIterator[bytes]:
     encoder = UIMessageStream(message_id=f"msg-{uuid.uuid4().hex}")
-    events = _with_heartbeats(stream, heartbeat_s)
     first_token_at = None
-    try:
-        yield encoder.start()
-        async for event in events:
-            if event is _HEARTBEAT:
-                yield PING
-                continue
-            match event:
-                case llm.TextDelta(text):
-                    first_token_at = first_token_at or time.perf_counter()
-                    yield encoder.text(text)
-                case llm.ReasoningDelta(text):
-                    first_token_at = first_token_at or time.perf_counter()
-                    yield encoder.reasoning(text)
-                case llm.Finish():
-                    yield encoder.finish(_metadata(event, model, started, first_token_at))
-    except ApiError as exc:
-        yield encoder.error(exc.message)
-    finally:
-        await events.aclose()  # first, so no read of the stream is still pending
-        await stream.aclose()
+    with shutdown.watch() as stopping:
+        events = _paced(stream, heartbeat_s, stopping)
+        try:
+            yield encoder.start()
+            async for event in events:
+                if event is _HEARTBEAT:
+                    yield PING
+                    continue
+                if event is _SHUTDOWN:
+                    yield encoder.abort()
+                    continue
+                match event:
+                    case llm.TextDelta(text):
+                        first_token_at = first_token_at or time.perf_counter()
+                        yield encoder.text(text)
+                    case llm.ReasoningDelta(text):
+                        first_token_at = first_token_at or time.perf_counter()
+                        yield encoder.reasoning(text)
+                    case llm.Finish():
+                        yield encoder.finish(_metadata(event, model, started, first_token_at))
+        except ApiError as exc:
+            yield encoder.error(exc.message)
+        finally:
+            await events.aclose()  # first, so no read of the stream is still pending
+            await stream.aclose()
     yield DONE
 
 
@@ -74,8 +138,11 @@ def _metadata(finish: llm.Finish, model: str, started: float, first_token_at: fl
     }
 
 
-async def _with_heartbeats(events: AsyncIterator, interval_s: float) -> AsyncIterator:
-    """Yield `events`, and `_HEARTBEAT` after each `interval_s` of silence.
+async def _paced(
+    events: AsyncIterator, heartbeat_s: float, stopping: asyncio.Future
+) -> AsyncIterator:
+    """Yield `events`, `_HEARTBEAT` after each `heartbeat_s` of silence, and `_SHUTDOWN` once
+    `stopping` resolves.
 
     The pending read runs as a task so a heartbeat never cancels it.
     """
@@ -84,7 +151,15 @@ async def _with_heartbeats(events: AsyncIterator, interval_s: float) -> AsyncIte
     try:
         while True:
             pending = asyncio.ensure_future(anext(iterator))
-            while not (await asyncio.wait({pending}, timeout=interval_s))[0]:
+            while True:
+                done, _ = await asyncio.wait(
+                    {pending, stopping}, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                if pending in done:
+                    break
+                if stopping in done:
+                    yield _SHUTDOWN
+                    return
                 yield _HEARTBEAT
             try:
                 event = pending.result()

@@ -6,6 +6,7 @@ clients up to ai@6 reject unknown fields.
 """
 
 import json
+from collections.abc import AsyncIterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -15,7 +16,6 @@ from .errors import ApiError
 HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
-    "Connection": "keep-alive",
     "X-Accel-Buffering": "no",
     "x-vercel-ai-ui-message-stream": "v1",
 }
@@ -67,6 +67,26 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     if not request.messages:
         raise ApiError(422, "invalid_request", "messages: at least one message is required.")
     return request
+
+
+def body_too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"The request body exceeds {limit} bytes.")
+
+
+async def read_body(chunks: AsyncIterable[bytes], limit: int, content_length: str | None) -> bytes:
+    """A streamed request body, refused as soon as it is known to exceed `limit` bytes.
+
+    For servers that hand the body over in chunks (ASGI): a client that lies about or omits
+    `Content-Length` is still stopped after `limit` bytes, not after the whole upload.
+    """
+    if content_length and content_length.isdigit() and int(content_length) > limit:
+        raise body_too_large(limit)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise body_too_large(limit)
+    return bytes(body)
 
 
 def sse(chunk: dict) -> bytes:

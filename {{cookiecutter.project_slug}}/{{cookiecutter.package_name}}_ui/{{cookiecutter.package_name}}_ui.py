@@ -1,9 +1,15 @@
+{%- if cookiecutter.framework == "flask" -%}
+"""The chat page. It talks to the API served beside it (`API_URL`)."""
+
+import reflex as rx
+{%- else -%}
 """The chat page. The API is mounted into Reflex's backend, so one server serves both."""
 
 import reflex as rx
 
 from {{ cookiecutter.package_name }} import llm
-from {{ cookiecutter.package_name }}.api import create_app
+from {{ cookiecutter.package_name }}.api import create_app, mount_into_reflex
+{%- endif %}
 
 from .state import ChatState, Message
 
@@ -119,6 +125,10 @@ def index() -> rx.Component:
     )
 
 
-app = rx.App(api_transformer=create_app())
+{% if cookiecutter.framework == "flask" -%}
+app = rx.App()
+{%- else -%}
+app = rx.App(api_transformer=mount_into_reflex(create_app()))
 app.register_lifespan_task(llm.preload_in_background)
+{%- endif %}
 app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load_models)

@@ -9,15 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .. import llm
-from ..chat import open_chat
+from .. import chat, llm
 from ..errors import ApiError
-from ..protocol import HEADERS
-from ..settings import Settings, get_settings
+from ..protocol import HEADERS, read_body
+from ..settings import get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app() -> FastAPI:
+    settings = get_settings()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -31,30 +30,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
     @app.post("/api/chat")
-    async def chat(request: Request) -> StreamingResponse:
-        body = await _read_body(request, settings.max_request_bytes)
-        return StreamingResponse(await open_chat(body, settings), headers=HEADERS)
+    async def chat_stream(request: Request) -> StreamingResponse:
+        length = request.headers.get("content-length")
+        body = await read_body(request.stream(), settings.max_request_bytes, length)
+        return StreamingResponse(await chat.open_chat(body, settings), headers=HEADERS)
 
     @app.get("/api/health")
     async def health() -> dict:
-        model = await llm.describe(settings.llm_model, settings)
-        return {"status": "ok", **model, "api_key_configured": not model["missing_env"]}
+        return await chat.health(settings)
 
     @app.get("/api/models")
     async def models() -> dict:
-        return {"default": settings.llm_model, "models": settings.allowed_models}
+        return chat.models(settings)
 
     return app
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    too_large = ApiError(413, "body_too_large", f"The request body exceeds {limit} bytes.")
-    if int(request.headers.get("content-length") or 0) > limit:
-        raise too_large
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)

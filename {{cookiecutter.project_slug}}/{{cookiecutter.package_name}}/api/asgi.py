@@ -1,0 +1,54 @@
+"""Running an ASGI adapter: alone on uvicorn, or mounted into the Reflex backend."""
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import uvicorn
+from uvicorn.supervisors import ChangeReload
+
+from ..chat import shutdown
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling open streams to end with `abort` as soon as shutdown begins."""
+
+    async def shutdown(self, sockets=None) -> None:
+        shutdown.begin()
+        await super().shutdown(sockets)
+
+
+def serve(host: str, port: int, reload: bool) -> None:
+    config = uvicorn.Config(
+        "{{ cookiecutter.package_name }}.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(config)
+    if reload:
+        ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
+
+
+def mount_into_reflex(api: ASGIApp) -> Callable[[ASGIApp], ASGIApp]:
+    """An `rx.App(api_transformer=...)`: `/api/*` goes to the API, the rest to Reflex.
+
+    The scope is passed on untouched, so the API sees the same paths as when it runs alone.
+    """
+
+    def transform(reflex_backend: ASGIApp) -> ASGIApp:
+        async def app(scope: Scope, receive: Callable, send: Callable) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/api/"):
+                await api(scope, receive, send)
+            else:
+                await reflex_backend(scope, receive, send)
+
+        return app
+
+    return transform

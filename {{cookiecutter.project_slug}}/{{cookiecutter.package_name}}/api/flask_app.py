@@ -1,0 +1,82 @@
+"""The API on Flask: sync views on a threaded WSGI server (waitress).
+
+The chat core is async (LiteLLM streams with asyncio), so every request drives it through one
+event loop that runs in a background thread. The view streams a plain generator that pulls one
+chunk at a time from it. When the client disconnects, the WSGI server's next write fails and it
+closes the generator, which closes the provider connection; a silent stream notices at its next
+heartbeat.
+"""
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .. import chat, llm
+from ..errors import ApiError
+from ..protocol import HEADERS, body_too_large
+from ..settings import get_settings
+
+
+class EventLoopThread:
+    """One asyncio loop in a daemon thread, shared by every request thread.
+
+    Shared rather than one per request, because LiteLLM's HTTP clients belong to the loop
+    that created them.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="chat-loop", daemon=True).start()
+
+    def call(self, function: Callable[..., Awaitable], *args: Any) -> Any:
+        """Run `function(*args)` on the loop and wait for its result in this thread."""
+
+        async def run():
+            return await function(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+
+
+def create_app() -> Flask:
+    settings = get_settings()
+    loop = EventLoopThread()
+    llm.preload_in_background()
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return jsonify(exc.body()), exc.status, exc.headers()
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_: RequestEntityTooLarge):
+        return api_error(body_too_large(settings.max_request_bytes))
+
+    @app.post("/api/chat")
+    def chat_stream() -> Response:
+        stream = loop.call(chat.open_chat, request.get_data(), settings)
+        return Response(_pull(loop, stream), headers=HEADERS)
+
+    @app.get("/api/health")
+    def health():
+        return loop.call(chat.health, settings)
+
+    @app.get("/api/models")
+    def models():
+        return chat.models(settings)
+
+    return app
+
+
+def _pull(loop: EventLoopThread, stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """Iterate an async stream from a WSGI thread; closing the generator closes the stream."""
+    try:
+        while (chunk := loop.call(anext, stream, None)) is not None:
+            yield chunk
+    finally:
+        loop.call(stream.aclose)
