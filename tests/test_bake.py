@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -49,8 +51,10 @@ def test_variant_bakes_clean(bake, overrides):
     run([sys.executable, "-m", "ruff", "check", "."], cwd=project)
     run([sys.executable, "-m", "ruff", "format", "--check", "."], cwd=project)
 
-    adapters = sorted(p.name for p in (project / context["package_name"] / "api").glob("*_app.py"))
-    assert adapters == [f"{context['framework']}_app.py"]
+    framework = context["framework"]
+    server = "wsgi.py" if framework == "flask" else "asgi.py"
+    api_modules = {p.name for p in (project / context["package_name"] / "api").glob("*.py")}
+    assert api_modules == {"__init__.py", f"{framework}_app.py", server}
     assert (project / ".env").read_text() == (project / ".env.example").read_text()
 
 
@@ -85,10 +89,30 @@ def bake_from_template_dir(output_dir: Path, *answers: str) -> subprocess.Comple
     )
 
 
-@pytest.fixture(scope="module")
-def baked_env(cookies_session):
-    """The default bake, installed into its own virtualenv from its own pyproject.toml."""
-    result = cookies_session.bake()
+@pytest.fixture(scope="session")
+def baked(cookies_session):
+    """`baked(framework)`: that bake, installed into its own virtualenv from its own
+    pyproject.toml (so its declared dependencies are proven complete); made once per session."""
+    installed = {}
+
+    def baked(framework: str) -> Bake:
+        if framework not in installed:
+            installed[framework] = install_bake(cookies_session, framework)
+        return installed[framework]
+
+    return baked
+
+
+@dataclass(frozen=True)
+class Bake:
+    project: Path
+    python: Path
+    env: dict
+    context: dict
+
+
+def install_bake(cookies_session, framework: str) -> Bake:
+    result = cookies_session.bake(extra_context={"framework": framework})
     assert result.exit_code == 0, result.exception
     project = result.project_path
     venv = project / ".venv"
@@ -100,54 +124,87 @@ def baked_env(cookies_session):
         cwd=project,
     )
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    return project, python, env, result.context
+    return Bake(project, python, env, result.context)
 
 
-def test_baked_project_passes_its_own_tests(baked_env):
-    project, python, env, _ = baked_env
+@pytest.mark.parametrize("framework", VARIABLES["framework"])
+def test_baked_project_passes_its_own_tests(baked, framework):
+    bake = baked(framework)
     output = run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=env
+        [str(bake.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=bake.project,
+        env=bake.env,
     )
     print(output)  # the CI log shows the baked suite's own summary
     assert re.search(r"\d+ passed", output)
+    assert not re.search(r"\d+ (failed|error)", output)
 
 
-def test_baked_app_serves_page_and_api_on_one_port(baked_env):
+@pytest.mark.parametrize("framework", [f for f in VARIABLES["framework"] if f != "flask"])
+def test_baked_app_serves_page_and_api_on_one_port(baked, framework):
     """`python -m <package> prod` builds the Reflex frontend with the venv's own Node and
     serves it beside the mounted API; a broken UI fails here."""
-    project, python, env, context = baked_env
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**env, "OPENAI_API_KEY": "sk-not-used"}
-    command = [str(python), "-m", context["package_name"], "prod", "--port", str(port)]
-    log = project / "prod.log"
+    bake = baked(framework)
+    port = free_port()
+    with running_app(bake, "prod", "--port", str(port)) as app:
+        base = f"http://127.0.0.1:{port}"
+        assert_serves_page_and_api(app, base, base, bake.context)
+
+
+def test_baked_flask_app_serves_page_with_api_beside_it(baked):
+    """Flask's API is WSGI, so `prod` runs it on its own server beside the Reflex UI."""
+    bake = baked("flask")
+    port, api_port = free_port(), free_port()
+    with running_app(bake, "prod", "--port", str(port), "--api-port", str(api_port)) as app:
+        page, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
+        assert_serves_page_and_api(app, page, api, bake.context)
+
+
+def assert_serves_page_and_api(
+    app: subprocess.Popen, page_url: str, api_url: str, context: dict
+) -> None:
+    page = wait_for(f"{page_url}/", app)
+    assert "<html" in page.text.lower()
+    health = wait_for(f"{api_url}/api/health", app).json()
+    assert (health["model"], health["provider"]) == (context["default_model"], "openai")
+    models = httpx.get(f"{api_url}/api/models", timeout=30).json()
+    assert models["default"] in models["models"]
+
+
+@contextmanager
+def running_app(bake: Bake, *arguments: str):
+    env = {**bake.env, "OPENAI_API_KEY": "sk-not-used"}
+    command = [str(bake.python), "-m", bake.context["package_name"], *arguments]
+    log = bake.project / "app.log"
     with log.open("w") as out:
         app = subprocess.Popen(
             command,
-            cwd=project,
+            cwd=bake.project,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # reflex starts children; stop the whole group
         )
     try:
-        base = f"http://127.0.0.1:{port}"
-        page = wait_for(f"{base}/", app, log)
-        assert "<html" in page.text.lower()
-        health = httpx.get(f"{base}/api/health", timeout=30).json()
-        assert (health["model"], health["provider"]) == (context["default_model"], "openai")
-        models = httpx.get(f"{base}/api/models", timeout=30).json()
-        assert models["default"] in models["models"]
+        yield app
+    except BaseException:
+        print(log.read_text()[-4000:])
+        raise
     finally:
         os.killpg(app.pid, signal.SIGTERM)
         app.wait(timeout=30)
 
 
-def wait_for(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 600):
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, app: subprocess.Popen, timeout_s: float = 600) -> httpx.Response:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"the app exited:\n{log.read_text()[-4000:]}"
+        assert app.poll() is None, f"the app exited with {app.returncode}"
         try:
             response = httpx.get(url, timeout=10)
             if response.status_code == 200:
@@ -155,4 +212,4 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"{url} not ready in {timeout_s} s:\n{log.read_text()[-4000:]}")
+    raise AssertionError(f"{url} not ready in {timeout_s} s")
