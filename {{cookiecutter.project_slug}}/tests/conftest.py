@@ -12,8 +12,10 @@ import pytest
 from .fake_upstream import SCRIPTS, FakeUpstream, free_port
 
 DEFAULT_MODEL = "openai/fake-fast"
+# LiteLLM's prefix of each provider family the fake upstream speaks.
+FAMILIES = ["openai", "anthropic", "gemini", "ollama_chat"]
 # A model of another provider whose key the test server lacks (missing configuration).
-UNCONFIGURED_MODEL = "anthropic/claude-haiku-4-5"
+UNCONFIGURED_MODEL = "mistral/mistral-small-latest"
 FAKE_KEY = "sk-fake-test-key-0123456789"
 
 
@@ -35,7 +37,7 @@ def api(upstream, tmp_path_factory):
 def running_api(upstream: FakeUpstream, cwd):
     """Start the API with its own CLI (in `cwd`, away from the project's own .env); stop it."""
     port = free_port()
-    models = [f"openai/{name}" for name in SCRIPTS] + [UNCONFIGURED_MODEL]
+    models = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS]
     env = {
         key: value
         for key, value in os.environ.items()
@@ -43,8 +45,10 @@ def running_api(upstream: FakeUpstream, cwd):
     }
     env |= {
         "OPENAI_API_KEY": FAKE_KEY,
+        "ANTHROPIC_API_KEY": FAKE_KEY,
+        "GEMINI_API_KEY": FAKE_KEY,
         "LLM_MODEL": DEFAULT_MODEL,
-        "LLM_MODELS": ",".join(models),
+        "LLM_MODELS": ",".join([*models, UNCONFIGURED_MODEL]),
         "LLM_API_BASE": upstream.base_url,
         "SSE_HEARTBEAT_S": "0.5",
         "MAX_REQUEST_BYTES": "20000",

@@ -1,8 +1,18 @@
-"""A loopback OpenAI-compatible server that streams `/v1/chat/completions` like the real one.
+"""A loopback model provider that streams like the real ones, in each family's wire format.
 
-Each model name is a scripted behaviour (see `SCRIPTS`). Every request is recorded, including
-how many tokens were sent and when the connection closed, so tests can prove that a client's
-disconnect reached the provider.
+One server speaks four formats, each at the path LiteLLM calls when `LLM_API_BASE` is this
+server's root URL:
+
+- OpenAI chat completions (`POST /chat/completions`, SSE `data:` chunks, `[DONE]`), which
+  OpenAI-compatible providers (groq, deepseek, xai, together, openrouter, ...) share;
+- Anthropic messages (`POST /v1/messages`, SSE with `event:` names);
+- Gemini (`POST /models/<model>:streamGenerateContent?alt=sse`);
+- Ollama (`POST /api/chat`, newline-delimited JSON).
+
+Each model name is a scripted behaviour (see `SCRIPTS`); each family is named by its LiteLLM
+model prefix (`ollama_chat/fake-slow` streams from `/api/chat`). Every streamed request is recorded,
+including how many tokens were sent and when the connection closed, so tests can prove that a
+client's disconnect reached the provider.
 """
 
 import asyncio
@@ -10,6 +20,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -18,14 +29,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+PROMPT_TOKENS = 7
+
 
 @dataclass(frozen=True)
 class Script:
     tokens: int = 10
     delay_s: float = 0.0  # before each token
     first_delay_s: float = 0.0  # before the first token, on top of delay_s
-    fail_after: int | None = None  # send an error event after this many tokens
+    fail_after: int | None = None  # send the format's error event after this many tokens
     status: int = 200  # a non-200 status refuses the request before streaming
+    reasoning: int = 0  # reasoning tokens before the answer, for formats that have them
 
 
 SCRIPTS = {
@@ -33,6 +47,7 @@ SCRIPTS = {
     "fake-slow": Script(tokens=40, delay_s=0.05),
     "fake-silent": Script(tokens=3, first_delay_s=1.5),
     "fake-fail-mid": Script(tokens=10, fail_after=5),
+    "fake-think": Script(tokens=5, reasoning=3),
     "fake-401": Script(status=401),
     "fake-404": Script(status=404),
     "fake-429": Script(status=429),
@@ -44,13 +59,22 @@ def token(i: int) -> str:
     return f"tok{i} "
 
 
+def thought(i: int) -> str:
+    return f"think{i} "
+
+
 def streamed_text(count: int) -> str:
     """The text of the first `count` tokens, as a client should assemble it."""
     return "".join(token(i) for i in range(count))
 
 
+def reasoning_text(count: int) -> str:
+    return "".join(thought(i) for i in range(count))
+
+
 @dataclass
 class Record:
+    family: str
     model: str
     sent: int = 0
     completed: bool = False
@@ -58,12 +82,259 @@ class Record:
     closed: threading.Event = field(default_factory=threading.Event)
 
 
+class WireFormat:
+    """How one provider family frames a stream, its usage and its errors."""
+
+    media_type = "text/event-stream"
+
+    def start(self) -> list[bytes]:
+        return []
+
+    def reasoning(self, text: str) -> bytes:
+        raise NotImplementedError
+
+    def text(self, text: str) -> bytes:
+        raise NotImplementedError
+
+    def error(self) -> bytes:
+        raise NotImplementedError
+
+    def end(self, completion_tokens: int) -> list[bytes]:
+        raise NotImplementedError
+
+    def refusal(self, status: int) -> JSONResponse:
+        raise NotImplementedError
+
+
+def _sse(payload: dict, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(payload)}\n\n".encode()
+
+
+def _usage(completion_tokens: int) -> dict:
+    return {
+        "prompt_tokens": PROMPT_TOKENS,
+        "completion_tokens": completion_tokens,
+        "total_tokens": PROMPT_TOKENS + completion_tokens,
+    }
+
+
+_ERROR_TYPES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
+
+
+def _retry_after(status: int) -> dict:
+    return {"retry-after": "7"} if status == 429 else {}
+
+
+class OpenAIFormat(WireFormat):
+    def __init__(self, include_usage: bool):
+        self.include_usage = include_usage
+
+    def reasoning(self, text: str) -> bytes:
+        return _sse(self._chunk({"reasoning_content": text}))
+
+    def text(self, text: str) -> bytes:
+        return _sse(self._chunk({"content": text}))
+
+    def error(self) -> bytes:
+        return _sse({"error": {"message": "upstream exploded", "type": "server_error"}})
+
+    def end(self, completion_tokens: int) -> list[bytes]:
+        frames = [_sse(self._chunk({}, finish_reason="stop"))]
+        if self.include_usage:
+            frames.append(
+                _sse({**self._chunk({}), "choices": [], "usage": _usage(completion_tokens)})
+            )
+        return [*frames, b"data: [DONE]\n\n"]
+
+    def refusal(self, status: int) -> JSONResponse:
+        error = {
+            "message": f"fake refusal {status}",
+            "type": _ERROR_TYPES.get(status, "server_error"),
+        }
+        return JSONResponse({"error": error}, status_code=status, headers=_retry_after(status))
+
+    @staticmethod
+    def _chunk(delta: dict, finish_reason: str | None = None) -> dict:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": "fake",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+
+
+class AnthropicFormat(WireFormat):
+    """Messages API events: one content block per kind (thinking, then text)."""
+
+    def __init__(self) -> None:
+        self._block: tuple[int, str] | None = None  # (index, kind) of the open block
+
+    def start(self) -> list[bytes]:
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": "fake",
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1},
+        }
+        return [_sse({"type": "message_start", "message": message}, "message_start")]
+
+    def reasoning(self, text: str) -> bytes:
+        return self._delta("thinking", {"type": "thinking_delta", "thinking": text})
+
+    def text(self, text: str) -> bytes:
+        return self._delta("text", {"type": "text_delta", "text": text})
+
+    def error(self) -> bytes:
+        error = {"type": "overloaded_error", "message": "upstream exploded"}
+        return _sse({"type": "error", "error": error}, "error")
+
+    def end(self, completion_tokens: int) -> list[bytes]:
+        delta = {"stop_reason": "end_turn", "stop_sequence": None}
+        usage = {"output_tokens": completion_tokens}
+        return [
+            self._close_block(),
+            _sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta"),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+
+    def refusal(self, status: int) -> JSONResponse:
+        kinds = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
+        error = {"type": kinds.get(status, "api_error"), "message": f"fake refusal {status}"}
+        body = {"type": "error", "error": error}
+        return JSONResponse(body, status_code=status, headers=_retry_after(status))
+
+    def _delta(self, kind: str, delta: dict) -> bytes:
+        frames = b""
+        if self._block is None or self._block[1] != kind:
+            index = 0 if self._block is None else self._block[0] + 1
+            frames += self._close_block()
+            self._block = (index, kind)
+            block = (
+                {"type": "thinking", "thinking": ""}
+                if kind == "thinking"
+                else {"type": kind, "text": ""}
+            )
+            start = {"type": "content_block_start", "index": index, "content_block": block}
+            frames += _sse(start, "content_block_start")
+        delta_event = {"type": "content_block_delta", "index": self._block[0], "delta": delta}
+        return frames + _sse(delta_event, "content_block_delta")
+
+    def _close_block(self) -> bytes:
+        if self._block is None:
+            return b""
+        stop = {"type": "content_block_stop", "index": self._block[0]}
+        return _sse(stop, "content_block_stop")
+
+
+class GeminiFormat(WireFormat):
+    """`streamGenerateContent?alt=sse`: each event a whole response with the new parts."""
+
+    def reasoning(self, text: str) -> bytes:
+        return _sse(self._response([{"text": text, "thought": True}]))
+
+    def text(self, text: str) -> bytes:
+        return _sse(self._response([{"text": text}]))
+
+    def error(self) -> bytes:
+        return _sse({"error": {"code": 500, "message": "upstream exploded", "status": "INTERNAL"}})
+
+    def end(self, completion_tokens: int) -> list[bytes]:
+        usage = {
+            "promptTokenCount": PROMPT_TOKENS,
+            "candidatesTokenCount": completion_tokens,
+            "totalTokenCount": PROMPT_TOKENS + completion_tokens,
+        }
+        return [_sse(self._response([{"text": ""}], finish_reason="STOP", usage=usage))]
+
+    def refusal(self, status: int) -> JSONResponse:
+        statuses = {401: "UNAUTHENTICATED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
+        error = {
+            "code": status,
+            "message": f"fake refusal {status}",
+            "status": statuses.get(status, "INTERNAL"),
+        }
+        return JSONResponse({"error": error}, status_code=status, headers=_retry_after(status))
+
+    @staticmethod
+    def _response(parts: list[dict], finish_reason: str | None = None, usage=None) -> dict:
+        candidate = {"content": {"parts": parts, "role": "model"}, "index": 0}
+        if finish_reason:
+            candidate["finishReason"] = finish_reason
+        usage = usage or {"promptTokenCount": PROMPT_TOKENS, "totalTokenCount": PROMPT_TOKENS}
+        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "fake"}
+
+
+class OllamaFormat(WireFormat):
+    """`/api/chat`: one JSON object per line, the last with `done` and the token counts."""
+
+    media_type = "application/x-ndjson"
+
+    def reasoning(self, text: str) -> bytes:
+        return self._line({"role": "assistant", "content": "", "thinking": text}, done=False)
+
+    def text(self, text: str) -> bytes:
+        return self._line({"role": "assistant", "content": text}, done=False)
+
+    def error(self) -> bytes:
+        return json.dumps({"error": "upstream exploded"}).encode() + b"\n"
+
+    def end(self, completion_tokens: int) -> list[bytes]:
+        counts = {"prompt_eval_count": PROMPT_TOKENS, "eval_count": completion_tokens}
+        message = {"role": "assistant", "content": ""}
+        return [self._line(message, done=True, done_reason="stop", **counts)]
+
+    def refusal(self, status: int) -> JSONResponse:
+        return JSONResponse({"error": f"fake refusal {status}"}, status_code=status)
+
+    @staticmethod
+    def _line(message: dict, **fields) -> bytes:
+        line = {"model": "fake", "created_at": "2026-01-01T00:00:00Z", "message": message}
+        return json.dumps({**line, **fields}).encode() + b"\n"
+
+
+# Each family's way to name the model of a request, and a new encoder for its stream.
+WireFormatOf = Callable[[Request, dict], tuple[str, WireFormat]]
+
+
+def _openai(_: Request, body: dict) -> tuple[str, WireFormat]:
+    include_usage = (body.get("stream_options") or {}).get("include_usage", False)
+    return body["model"], OpenAIFormat(include_usage)
+
+
+def _anthropic(_: Request, body: dict) -> tuple[str, WireFormat]:
+    return body["model"], AnthropicFormat()
+
+
+def _gemini(request: Request, _: dict) -> tuple[str, WireFormat]:
+    return request.path_params["model"], GeminiFormat()
+
+
+def _ollama(_: Request, body: dict) -> tuple[str, WireFormat]:
+    return body["model"], OllamaFormat()
+
+
 class FakeUpstream:
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        routes = [
+            Route(path, self._endpoint(family, wire_format), methods=["POST"])
+            for path, family, wire_format in [
+                ("/chat/completions", "openai", _openai),
+                ("/v1/chat/completions", "openai", _openai),
+                ("/v1/messages", "anthropic", _anthropic),
+                ("/models/{model}:streamGenerateContent", "gemini", _gemini),
+                ("/api/chat", "ollama_chat", _ollama),
+            ]
+        ]
+        app = Starlette(routes=routes)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -81,65 +352,42 @@ class FakeUpstream:
         self._server.should_exit = True
         self._thread.join(timeout=10)
 
-    def last(self, model: str) -> Record:
-        return next(r for r in reversed(self.records) if r.model == model)
+    def last(self, model: str, family: str = "openai") -> Record:
+        return next(r for r in reversed(self.records) if (r.family, r.model) == (family, model))
 
-    async def _completions(self, request: Request):
-        body = await request.json()
-        script = SCRIPTS[body["model"]]
-        if script.status != 200:
-            return _refusal(script.status)
-        record = Record(model=body["model"])
-        self.records.append(record)
-        usage = (body.get("stream_options") or {}).get("include_usage", False)
-        return StreamingResponse(
-            self._stream(script, record, usage), media_type="text/event-stream"
-        )
+    def _endpoint(self, family: str, wire_format: WireFormatOf):
+        async def endpoint(request: Request):
+            model, wire = wire_format(request, await request.json())
+            script = SCRIPTS[model]
+            if script.status != 200:
+                return wire.refusal(script.status)
+            record = Record(family=family, model=model)
+            self.records.append(record)
+            return StreamingResponse(_stream(script, wire, record), media_type=wire.media_type)
 
-    async def _stream(self, script: Script, record: Record, include_usage: bool):
-        try:
-            await asyncio.sleep(script.first_delay_s)
-            for i in range(script.tokens):
-                if i == script.fail_after:
-                    yield _sse({"error": {"message": "upstream exploded", "type": "server_error"}})
-                    return
-                await asyncio.sleep(script.delay_s)
-                yield _sse(_chunk({"content": token(i)}))
-                record.sent += 1
-            yield _sse(_chunk({}, finish_reason="stop"))
-            if include_usage:
-                usage = {
-                    "prompt_tokens": 7,
-                    "completion_tokens": script.tokens,
-                    "total_tokens": 7 + script.tokens,
-                }
-                yield _sse({**_chunk({}), "choices": [], "usage": usage})
-            yield b"data: [DONE]\n\n"
-            record.completed = True
-        finally:
-            record.closed_at = time.monotonic()
-            record.closed.set()
+        return endpoint
 
 
-def _chunk(delta: dict, finish_reason: str | None = None) -> dict:
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": "fake",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-    }
-
-
-def _sse(payload: dict) -> bytes:
-    return f"data: {json.dumps(payload)}\n\n".encode()
-
-
-def _refusal(status: int) -> JSONResponse:
-    kinds = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
-    error = {"message": f"fake refusal {status}", "type": kinds.get(status, "server_error")}
-    headers = {"retry-after": "7"} if status == 429 else {}
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
+async def _stream(script: Script, wire: WireFormat, record: Record) -> AsyncIterator[bytes]:
+    try:
+        for frame in wire.start():
+            yield frame
+        for i in range(script.reasoning):
+            yield wire.reasoning(thought(i))
+        await asyncio.sleep(script.first_delay_s)
+        for i in range(script.tokens):
+            if i == script.fail_after:
+                yield wire.error()
+                return
+            await asyncio.sleep(script.delay_s)
+            yield wire.text(token(i))
+            record.sent += 1
+        for frame in wire.end(script.reasoning + script.tokens):
+            yield frame
+        record.completed = True
+    finally:
+        record.closed_at = time.monotonic()
+        record.closed.set()
 
 
 def free_port() -> int:

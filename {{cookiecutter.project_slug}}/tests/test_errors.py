@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from .conftest import FAKE_KEY, UNCONFIGURED_MODEL
+from .conftest import FAKE_KEY, FAMILIES, UNCONFIGURED_MODEL
 from .streams import chat_body
 
 
@@ -13,31 +13,44 @@ def error_of(response: httpx.Response) -> dict:
     return response.json()["error"]
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(
+    ("script", "status", "error_type"),
+    [
+        ("fake-401", 401, "upstream_auth"),
+        ("fake-429", 429, "upstream_rate_limited"),
+        ("fake-500", 502, "upstream_error"),
+    ],
+)
+def test_provider_refusals_before_the_stream(api, family, script, status, error_type):
+    response = httpx.post(f"{api}/api/chat", json=chat_body(f"{family}/{script}"), timeout=30)
+    assert response.status_code == status
+    assert error_of(response)["type"] == error_type
+
+
 @pytest.mark.parametrize(
     ("model", "status", "error_type"),
     [
-        ("openai/fake-401", 401, "upstream_auth"),
         ("openai/fake-404", 400, "unknown_model"),
-        ("openai/fake-429", 429, "upstream_rate_limited"),
-        ("openai/fake-500", 502, "upstream_error"),
         ("openai/not-in-the-allow-list", 400, "model_not_allowed"),
         (UNCONFIGURED_MODEL, 503, "missing_configuration"),
     ],
 )
-def test_model_and_provider_errors(api, model, status, error_type):
+def test_model_errors(api, model, status, error_type):
     response = httpx.post(f"{api}/api/chat", json=chat_body(model), timeout=30)
     assert response.status_code == status
     assert error_of(response)["type"] == error_type
 
 
-def test_rate_limit_passes_on_retry_after(api):
-    response = httpx.post(f"{api}/api/chat", json=chat_body("openai/fake-429"), timeout=30)
+@pytest.mark.parametrize("family", ["openai", "anthropic", "gemini"])
+def test_rate_limit_passes_on_retry_after(api, family):
+    response = httpx.post(f"{api}/api/chat", json=chat_body(f"{family}/fake-429"), timeout=30)
     assert response.headers["retry-after"] == "7"
 
 
 def test_missing_configuration_names_the_variable(api):
     response = httpx.post(f"{api}/api/chat", json=chat_body(UNCONFIGURED_MODEL), timeout=30)
-    assert "ANTHROPIC_API_KEY" in error_of(response)["message"]
+    assert "MISTRAL_API_KEY" in error_of(response)["message"]
 
 
 @pytest.mark.parametrize(

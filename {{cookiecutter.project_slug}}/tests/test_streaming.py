@@ -1,19 +1,28 @@
-"""The streaming contract of `POST /api/chat`, through a real server and real LiteLLM."""
+"""The streaming contract of `POST /api/chat`, through a real server and real LiteLLM, against
+a fake upstream in each provider family's own wire format."""
 
 import signal
 import time
 
 import httpx
+import pytest
 
-from .conftest import running_api
-from .fake_upstream import SCRIPTS, streamed_text
+from .conftest import FAMILIES, running_api
+from .fake_upstream import SCRIPTS, reasoning_text, streamed_text
 from .streams import assert_parts_well_formed, chat_body, read_events, read_stream
 
+family = pytest.mark.parametrize("family", FAMILIES)
 
-def test_answer_streams_as_ui_message_chunks(api):
-    with httpx.stream("POST", f"{api}/api/chat", json=chat_body("openai/fake-fast")) as response:
+
+def stream_of(api: str, model: str):
+    with httpx.stream("POST", f"{api}/api/chat", json=chat_body(model)) as response:
         assert response.status_code == 200
-        stream = read_stream(response)
+        return read_stream(response)
+
+
+@family
+def test_answer_streams_as_ui_message_chunks(api, family):
+    stream = stream_of(api, f"{family}/fake-fast")
 
     tokens = SCRIPTS["fake-fast"].tokens
     assert stream.chunks[0]["type"] == "start"
@@ -21,11 +30,24 @@ def test_answer_streams_as_ui_message_chunks(api):
     assert_parts_well_formed(stream)
     assert stream.chunks[-1]["type"] == "finish"
     metadata = stream.chunks[-1]["messageMetadata"]
-    assert metadata["model"] == "openai/fake-fast"
+    assert metadata["model"] == f"{family}/fake-fast"
     assert metadata["finishReason"] == "stop"
     assert metadata["usage"] == {"inputTokens": 7, "outputTokens": tokens}
     assert metadata["ttftMs"] <= metadata["durationMs"]
     assert stream.done
+
+
+@family
+def test_reasoning_streams_as_its_own_part_before_the_text(api, family):
+    stream = stream_of(api, f"{family}/fake-think")
+
+    script = SCRIPTS["fake-think"]
+    reasoning = "".join(chunk["delta"] for chunk in stream.of_type("reasoning-delta"))
+    assert reasoning == reasoning_text(script.reasoning)
+    assert stream.text == streamed_text(script.tokens)
+    assert_parts_well_formed(stream)
+    kinds = [chunk["type"] for chunk in stream.chunks]
+    assert kinds.index("reasoning-end") < kinds.index("text-start")
 
 
 def test_headers_are_those_of_the_ai_sdk_and_never_compressed(api):
@@ -40,24 +62,27 @@ def test_headers_are_those_of_the_ai_sdk_and_never_compressed(api):
         response.read()
 
 
-def test_first_delta_arrives_while_upstream_is_still_generating(api, upstream):
-    script = SCRIPTS["fake-slow"]
-    with httpx.stream("POST", f"{api}/api/chat", json=chat_body("openai/fake-slow")) as response:
+@family
+def test_first_delta_arrives_while_upstream_is_still_generating(api, upstream, family):
+    body = chat_body(f"{family}/fake-slow")
+    with httpx.stream("POST", f"{api}/api/chat", json=body) as response:
         for kind, chunk in read_events(response):
             if kind == "chunk" and chunk["type"] == "text-delta":
-                sent_at_first_delta = upstream.last("fake-slow").sent
+                sent_at_first_delta = upstream.last("fake-slow", family).sent
                 break
     # Each chunk is flushed as it exists: the client sees token 1 long before token 40 exists.
-    assert sent_at_first_delta < script.tokens / 2
+    assert sent_at_first_delta < SCRIPTS["fake-slow"].tokens / 2
 
 
-def test_client_disconnect_closes_the_upstream_connection(api, upstream):
-    with httpx.stream("POST", f"{api}/api/chat", json=chat_body("openai/fake-slow")) as response:
+@family
+def test_client_disconnect_closes_the_upstream_connection(api, upstream, family):
+    body = chat_body(f"{family}/fake-slow")
+    with httpx.stream("POST", f"{api}/api/chat", json=body) as response:
         for kind, chunk in read_events(response):
             if kind == "chunk" and chunk["type"] == "text-delta":
                 break
         hung_up_at = time.monotonic()
-    record = upstream.last("fake-slow")
+    record = upstream.last("fake-slow", family)
 
     assert record.closed.wait(timeout=5), "the upstream connection was never closed"
     assert not record.completed
@@ -65,14 +90,11 @@ def test_client_disconnect_closes_the_upstream_connection(api, upstream):
     assert record.closed_at - hung_up_at < 1.0
 
 
-def test_failure_after_tokens_keeps_them_and_ends_with_an_error_chunk(api):
-    body = chat_body("openai/fake-fail-mid")
-    with httpx.stream("POST", f"{api}/api/chat", json=body) as response:
-        assert response.status_code == 200
-        stream = read_stream(response)
+@family
+def test_failure_after_tokens_keeps_them_and_ends_with_an_error_chunk(api, family):
+    stream = stream_of(api, f"{family}/fake-fail-mid")
 
-    fail_after = SCRIPTS["fake-fail-mid"].fail_after
-    assert stream.text == streamed_text(fail_after)
+    assert stream.text == streamed_text(SCRIPTS["fake-fail-mid"].fail_after)
     assert_parts_well_formed(stream)
     assert stream.chunks[-1]["type"] == "error"
     assert "upstream exploded" not in stream.chunks[-1]["errorText"]  # no raw upstream body

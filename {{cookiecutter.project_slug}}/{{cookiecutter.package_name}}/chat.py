@@ -80,7 +80,11 @@ async def open_chat(body: bytes, settings: Settings) -> AsyncIterator[bytes]:
         )
     started = time.perf_counter()
     stream = await llm.open_stream(request.llm_messages(), model, settings)
-    return _ui_message_stream(stream, model, started, settings.sse_heartbeat_s)
+    chunks = _ui_message_stream(stream, model, started, settings.sse_heartbeat_s)
+    # Some providers (Gemini) only answer the request once the stream is read: wait for the
+    # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
+    first = await anext(chunks)
+    return _prepend(first, chunks)
 
 
 async def health(settings: Settings) -> dict:
@@ -99,11 +103,14 @@ async def _ui_message_stream(
 ) -> AsyncIterator[bytes]:
     encoder = UIMessageStream(message_id=f"msg-{uuid.uuid4().hex}")
     first_token_at = None
+    announced = False
     with shutdown.watch() as stopping:
         events = _paced(stream, heartbeat_s, stopping)
         try:
-            yield encoder.start()
             async for event in events:
+                if not announced:
+                    announced = True
+                    yield encoder.start()
                 if event is _HEARTBEAT:
                     yield PING
                     continue
@@ -120,11 +127,22 @@ async def _ui_message_stream(
                     case llm.Finish():
                         yield encoder.finish(_metadata(event, model, started, first_token_at))
         except ApiError as exc:
+            if not announced:
+                raise  # nothing is sent yet: the adapter answers with an HTTP error
             yield encoder.error(exc.message)
         finally:
             await events.aclose()  # first, so no read of the stream is still pending
             await stream.aclose()
     yield DONE
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()
 
 
 def _metadata(finish: llm.Finish, model: str, started: float, first_token_at: float | None) -> dict:

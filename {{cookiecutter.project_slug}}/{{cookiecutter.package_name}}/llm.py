@@ -163,6 +163,7 @@ def provider_error(exc: Exception) -> ApiError:
 
 
 def _retry_after(exc: Exception, default: int = 5) -> int:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after", "") if response is not None else ""
+    # LiteLLM keeps the provider's headers here for every provider; `.response` not always.
+    headers = getattr(exc, "litellm_response_headers", None) or {}
+    value = headers.get("retry-after", "")
     return int(value) if value.isdigit() else default
