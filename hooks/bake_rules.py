@@ -13,6 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from providers import PROVIDERS
+
 CHOICE_VARIABLES = ("framework", "llm_provider", "python_version")
 
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -96,6 +98,14 @@ def prune_unselected_adapters(project_dir: Path, package_name: str, framework: s
     (api / unused_server).unlink()
 
 
+def prune_unselected_provider(project_dir: Path, package_name: str, provider: str) -> None:
+    """The embedded model's module only ships with the `local` provider (its dependencies
+    compile llama.cpp, which no other bake should pay for)."""
+    if provider != "local":
+        (project_dir / package_name / "local_model.py").unlink()
+        (project_dir / "tests" / "test_local_model.py").unlink()
+
+
 def write_env_file(project_dir: Path) -> None:
     """Start `.env` from `.env.example`; an existing `.env` is never overwritten."""
     env_file = project_dir / ".env"
@@ -105,17 +115,19 @@ def write_env_file(project_dir: Path) -> None:
 
 def next_steps(answers: dict[str, str]) -> str:
     """The exact commands a new user runs after the bake."""
-    key_hint = {
-        "openai": "put your OPENAI_API_KEY into .env",
-        "openai_compatible": "set LLM_API_BASE (and LLM_API_KEY if your server needs one) in .env",
-    }[answers["llm_provider"]]
+    variables = [variable.name for variable in PROVIDERS[answers["llm_provider"]].env]
+    setup = (
+        f"set {', '.join(variables)} in .env"
+        if variables
+        else "no key needed (the first `uv run` builds llama.cpp for the local model: minutes)"
+    )
     package = answers["package_name"]
     return (
         f"\nBaked {answers['project_name']} into ./{answers['project_slug']}\n\n"
         "Next steps:\n"
         f"  cd {answers['project_slug']}\n"
-        f"  {key_hint}\n"
-        f"  uv run python -m {package} dev    # UI + API on http://localhost:3000\n"
+        f"  {setup}\n"
+        f"  uv run python -m {package} dev    # the app on http://localhost:3000\n"
         "  uv run pytest                       # the project's own tests\n"
         f"(without uv: python -m venv .venv && .venv/bin/pip install -e . && "
         f".venv/bin/python -m {package} dev)\n"

@@ -5,12 +5,18 @@ import sys
 from pathlib import Path
 
 TEMPLATE_DIR = {{ template_dir | tojson }}  # from local_extensions.py
-sys.path.insert(0, f"{TEMPLATE_DIR}/hooks")
+sys.path[:0] = [f"{TEMPLATE_DIR}/hooks", TEMPLATE_DIR]
 
-from bake_rules import next_steps, prune_unselected_adapters, write_env_file  # noqa: E402
+from bake_rules import (  # noqa: E402
+    next_steps,
+    prune_unselected_adapters,
+    prune_unselected_provider,
+    write_env_file,
+)
 
 answers = json.loads(r"""{{ cookiecutter | tojson }}""")
 project_dir = Path.cwd()
 prune_unselected_adapters(project_dir, answers["package_name"], answers["framework"])
+prune_unselected_provider(project_dir, answers["package_name"], answers["llm_provider"])
 write_env_file(project_dir)
 print(next_steps(answers))

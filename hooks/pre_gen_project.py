@@ -4,7 +4,7 @@ import json
 import sys
 
 TEMPLATE_DIR = {{ template_dir | tojson }}  # from local_extensions.py
-sys.path.insert(0, f"{TEMPLATE_DIR}/hooks")
+sys.path[:0] = [f"{TEMPLATE_DIR}/hooks", TEMPLATE_DIR]
 
 from bake_rules import load_choices, validate  # noqa: E402
 

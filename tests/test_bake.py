@@ -55,6 +55,9 @@ def test_variant_bakes_clean(bake, overrides):
     server = "wsgi.py" if framework == "flask" else "asgi.py"
     api_modules = {p.name for p in (project / context["package_name"] / "api").glob("*.py")}
     assert api_modules == {"__init__.py", f"{framework}_app.py", server}
+    local = context["llm_provider"] == "local"
+    assert (project / context["package_name"] / "local_model.py").exists() == local
+    assert (project / "tests" / "test_local_model.py").exists() == local
     assert (project / ".env").read_text() == (project / ".env.example").read_text()
 
 
@@ -91,14 +94,14 @@ def bake_from_template_dir(output_dir: Path, *answers: str) -> subprocess.Comple
 
 @pytest.fixture(scope="session")
 def baked(cookies_session):
-    """`baked(framework)`: that bake, installed into its own virtualenv from its own
+    """`baked(framework, provider)`: that bake, installed into its own virtualenv from its own
     pyproject.toml (so its declared dependencies are proven complete); made once per session."""
     installed = {}
 
-    def baked(framework: str) -> Bake:
-        if framework not in installed:
-            installed[framework] = install_bake(cookies_session, framework)
-        return installed[framework]
+    def baked(framework: str, provider: str) -> Bake:
+        if (framework, provider) not in installed:
+            installed[framework, provider] = install_bake(cookies_session, framework, provider)
+        return installed[framework, provider]
 
     return baked
 
@@ -111,8 +114,8 @@ class Bake:
     context: dict
 
 
-def install_bake(cookies_session, framework: str) -> Bake:
-    result = cookies_session.bake(extra_context={"framework": framework})
+def install_bake(cookies_session, framework: str, provider: str) -> Bake:
+    result = cookies_session.bake(extra_context={"framework": framework, "llm_provider": provider})
     assert result.exit_code == 0, result.exception
     project = result.project_path
     venv = project / ".venv"
@@ -127,9 +130,23 @@ def install_bake(cookies_session, framework: str) -> Bake:
     return Bake(project, python, env, result.context)
 
 
-@pytest.mark.parametrize("framework", VARIABLES["framework"])
-def test_baked_project_passes_its_own_tests(baked, framework):
-    bake = baked(framework)
+# Every framework, and the providers whose wire formats differ most, each with its own suite.
+# The embedded model is the default provider; it runs with both server models (ASGI, WSGI).
+SUITES = [
+    ("fastapi", "local"),
+    ("flask", "local"),
+    ("litestar", "openai"),
+    ("starlette", "openai"),
+    ("django", "openai"),
+    ("fastapi", "anthropic"),
+    ("fastapi", "gemini"),
+    ("fastapi", "ollama"),
+]
+
+
+@pytest.mark.parametrize(("framework", "provider"), SUITES, ids="-".join)
+def test_baked_project_passes_its_own_tests(baked, framework, provider):
+    bake = baked(framework, provider)
     output = run(
         [str(bake.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=bake.project,
@@ -140,11 +157,15 @@ def test_baked_project_passes_its_own_tests(baked, framework):
     assert not re.search(r"\d+ (failed|error)", output)
 
 
-@pytest.mark.parametrize("framework", [f for f in VARIABLES["framework"] if f != "flask"])
-def test_baked_app_serves_page_and_api_on_one_port(baked, framework):
+@pytest.mark.parametrize(
+    ("framework", "provider"),
+    [("fastapi", "local"), ("litestar", "openai"), ("starlette", "openai"), ("django", "openai")],
+    ids="-".join,
+)
+def test_baked_app_serves_page_and_api_on_one_port(baked, framework, provider):
     """`python -m <package> prod` builds the Reflex frontend with the venv's own Node and
     serves it beside the mounted API; a broken UI fails here."""
-    bake = baked(framework)
+    bake = baked(framework, provider)
     port = free_port()
     with running_app(bake, "prod", "--port", str(port)) as app:
         base = f"http://127.0.0.1:{port}"
@@ -153,7 +174,7 @@ def test_baked_app_serves_page_and_api_on_one_port(baked, framework):
 
 def test_baked_flask_app_serves_page_with_api_beside_it(baked):
     """Flask's API is WSGI, so `prod` runs it on its own server beside the Reflex UI."""
-    bake = baked("flask")
+    bake = baked("flask", "local")
     port, api_port = free_port(), free_port()
     with running_app(bake, "prod", "--port", str(port), "--api-port", str(api_port)) as app:
         page, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
@@ -166,7 +187,8 @@ def assert_serves_page_and_api(
     page = wait_for(f"{page_url}/", app)
     assert "<html" in page.text.lower()
     health = wait_for(f"{api_url}/api/health", app).json()
-    assert (health["model"], health["provider"]) == (context["default_model"], "openai")
+    assert health["model"] == context["default_model"]
+    assert health["provider"] == context["default_model"].split("/")[0]
     models = httpx.get(f"{api_url}/api/models", timeout=30).json()
     assert models["default"] in models["models"]
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from .fake_upstream import SCRIPTS, FakeUpstream, free_port
 
 DEFAULT_MODEL = "openai/fake-fast"
+# The model this project was baked with, allowed too.
+BAKED_MODEL = "{{ cookiecutter.default_model }}"
 # LiteLLM's prefix of each provider family the fake upstream speaks.
 FAMILIES = ["openai", "anthropic", "gemini", "ollama_chat"]
 # A model of another provider whose key the test server lacks (missing configuration).
@@ -27,15 +30,21 @@ def upstream():
 
 
 @pytest.fixture(scope="session")
-def api(upstream, tmp_path_factory):
-    """Base URL of `python -m {{ cookiecutter.package_name }} api`, pointed at the fake upstream."""
-    with running_api(upstream, tmp_path_factory.mktemp("api")) as (base_url, _):
-        yield base_url
+def api_server(upstream, tmp_path_factory):
+    """`python -m {{ cookiecutter.package_name }} api`, pointed at the fake upstream: its base URL and process."""
+    with running_api(upstream, tmp_path_factory.mktemp("api")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def api(api_server):
+    return api_server[0]
 
 
 @contextmanager
-def running_api(upstream: FakeUpstream, cwd):
-    """Start the API with its own CLI (in `cwd`, away from the project's own .env); stop it."""
+def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = ()):
+    """Start the API with its own CLI (in `cwd`, away from the project's own .env), without
+    the variables in `unset`; its output goes to `cwd/api.log`. Stop it at the end."""
     port = free_port()
     models = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS]
     env = {
@@ -48,15 +57,17 @@ def running_api(upstream: FakeUpstream, cwd):
         "ANTHROPIC_API_KEY": FAKE_KEY,
         "GEMINI_API_KEY": FAKE_KEY,
         "LLM_MODEL": DEFAULT_MODEL,
-        "LLM_MODELS": ",".join([*models, UNCONFIGURED_MODEL]),
+        "LLM_MODELS": ",".join([*models, UNCONFIGURED_MODEL, BAKED_MODEL]),
         "LLM_API_BASE": upstream.base_url,
         "SSE_HEARTBEAT_S": "0.5",
         "MAX_REQUEST_BYTES": "20000",
     }
+    for name in unset:
+        del env[name]
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=cwd
-    )
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with (cwd / "api.log").open("w") as log:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base_url, process)

@@ -1,8 +1,11 @@
 """The small routes beside the stream: health and the model allow-list."""
 
+import time
+
 import httpx
 
-from .conftest import DEFAULT_MODEL, FAKE_KEY, UNCONFIGURED_MODEL
+from .conftest import DEFAULT_MODEL, FAKE_KEY, UNCONFIGURED_MODEL, running_api
+from .streams import chat_body
 
 
 def test_health_reports_model_provider_and_key(api):
@@ -23,3 +26,18 @@ def test_models_lists_the_allow_list_default_first(api):
     assert models["default"] == DEFAULT_MODEL
     assert models["models"][0] == DEFAULT_MODEL
     assert UNCONFIGURED_MODEL in models["models"]
+
+
+def test_a_missing_key_shows_at_start_up_in_health_and_in_chat(upstream, tmp_path):
+    with running_api(upstream, tmp_path, unset=("OPENAI_API_KEY",)) as (base_url, _):
+        health = httpx.get(f"{base_url}/api/health", timeout=30).json()
+        chat = httpx.post(f"{base_url}/api/chat", json=chat_body(DEFAULT_MODEL), timeout=30)
+        log = tmp_path / "api.log"
+        deadline = time.monotonic() + 10
+        while "OPENAI_API_KEY" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    assert (health["missing_env"], health["api_key_configured"]) == (["OPENAI_API_KEY"], False)
+    assert chat.status_code == 503
+    assert "OPENAI_API_KEY" in chat.json()["error"]["message"]
+    assert f"Model {DEFAULT_MODEL} needs OPENAI_API_KEY" in log.read_text()

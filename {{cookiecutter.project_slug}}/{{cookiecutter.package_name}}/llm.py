@@ -6,16 +6,22 @@ at start-up, so the server answers health checks at once.
 
 import asyncio
 import functools
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from .errors import ApiError
-from .settings import Settings
+from .settings import Settings, get_settings
 
 # Without this LiteLLM tries to download its model cost map at import, for seconds, offline.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# In its default DEV mode LiteLLM loads .env itself at import, turning each blank `KEY=` line
+# into an empty variable that it then counts as configured; settings.py loads .env instead.
+os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +49,57 @@ def litellm():
     import litellm as module
 
     module.suppress_debug_info = True
+{%- if cookiecutter.llm_provider == "local" %}
+    module.custom_provider_map = [{"provider": "local", "custom_handler": _local_provider(module)}]
+{%- endif %}
     return module
+{%- if cookiecutter.llm_provider == "local" %}
+
+
+def _local_provider(module):
+    """The embedded model (`local/...` models) as a LiteLLM provider, so it streams, stops and
+    counts usage through exactly the same path as every hosted model."""
+    from . import local_model
+
+    class LocalProvider(module.CustomLLM):
+        async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
+            max_tokens = (optional_params or {}).get("max_tokens")
+            async for event in local_model.generate(messages, max_tokens):
+                match event:
+                    case local_model.Token(text):
+                        yield _generic_chunk(text)
+                    case local_model.Done():
+                        usage = {
+                            "prompt_tokens": event.prompt_tokens,
+                            "completion_tokens": event.completion_tokens,
+                            "total_tokens": event.prompt_tokens + event.completion_tokens,
+                        }
+                        yield _generic_chunk("", event.finish_reason, usage)
+
+    return LocalProvider()
+
+
+def _generic_chunk(text: str, finish_reason: str = "", usage: dict | None = None) -> dict:
+    """LiteLLM's `GenericStreamingChunk`, the shape a custom provider streams."""
+    finished = bool(finish_reason)
+    return {"text": text, "is_finished": finished, "finish_reason": finish_reason, "usage": usage}
+{%- endif %}
 
 
 def preload_in_background() -> None:
-    """Start importing LiteLLM now so the first chat request does not pay for it."""
-    threading.Thread(target=litellm, name="litellm-import", daemon=True).start()
+    """Start importing LiteLLM now, so the first chat request does not pay for it; then say
+    what the default model still needs, so a missing key shows at start-up."""
+    threading.Thread(target=_preload, name="litellm-import", daemon=True).start()
+
+
+def _preload() -> None:
+    settings = get_settings()
+    if missing := _missing_env(litellm(), settings.llm_model, settings):
+        logger.warning(_needs(settings.llm_model, missing))
+
+
+def _needs(model: str, missing: list[str]) -> str:
+    return f"Model {model} needs {', '.join(missing)}; set it in .env and restart."
 
 
 async def describe(model: str, settings: Settings) -> dict:
@@ -59,9 +110,10 @@ async def describe(model: str, settings: Settings) -> dict:
 
 
 def _missing_env(llm, model: str, settings: Settings) -> list[str]:
-    if settings.llm_api_key is not None:
-        return []
-    return llm.validate_environment(model=model, api_base=settings.llm_api_base)["missing_keys"]
+    """LiteLLM's own check; `LLM_API_KEY` and `LLM_API_BASE` stand in for the provider's."""
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    checked = llm.validate_environment(model=model, api_key=key, api_base=settings.llm_api_base)
+    return checked["missing_keys"]
 
 
 class CompletionStream:
@@ -112,11 +164,7 @@ async def open_stream(messages: list[dict], model: str, settings: Settings) -> C
     """
     llm = await asyncio.to_thread(litellm)
     if missing := _missing_env(llm, model, settings):
-        raise ApiError(
-            503,
-            "missing_configuration",
-            f"Model {model} needs {', '.join(missing)}; set it in .env and restart.",
-        )
+        raise ApiError(503, "missing_configuration", _needs(model, missing))
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     try:
         response = await llm.acompletion(
