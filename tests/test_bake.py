@@ -157,7 +157,13 @@ def test_baked_project_passes_its_own_tests(baked, framework, provider):
     assert not re.search(r"\d+ (failed|error)", output)
 
 
-ONE_PORT = [("fastapi", "local"), ("litestar", "openai"), ("starlette", "openai"), ("django", "openai")]
+# One prod build per framework that mounts the API into Reflex's backend.
+ONE_PORT = [
+    ("fastapi", "local"),
+    ("litestar", "openai"),
+    ("starlette", "openai"),
+    ("django", "openai"),
+]
 
 
 @pytest.mark.parametrize(("framework", "provider"), ONE_PORT, ids=["-".join(s) for s in ONE_PORT])
