@@ -6,6 +6,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -29,22 +30,30 @@ def upstream():
     server.stop()
 
 
+class ApiServer(NamedTuple):
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+
 @pytest.fixture(scope="session")
 def api_server(upstream, tmp_path_factory):
-    """`python -m {{ cookiecutter.package_name }} api`, pointed at the fake upstream: its base URL and process."""
+    """`python -m {{ cookiecutter.package_name }} api`, pointed at the fake upstream."""
     with running_api(upstream, tmp_path_factory.mktemp("api")) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def api(api_server):
-    return api_server[0]
+    """The base URL of the session's API server."""
+    return api_server.url
 
 
 @contextmanager
-def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = ()):
-    """Start the API with its own CLI (in `cwd`, away from the project's own .env), without
-    the variables in `unset`; its output goes to `cwd/api.log`. Stop it at the end."""
+def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = (), **settings: str):
+    """Start the API with its own CLI (in `cwd`, away from the project's own .env), with
+    `settings` on top of the tests' own and without the variables in `unset`; its output goes
+    to `cwd/api.log`. Stop it at the end."""
     port = free_port()
     models = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS]
     env = {
@@ -60,7 +69,12 @@ def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = ()):
         "LLM_MODELS": ",".join([*models, UNCONFIGURED_MODEL, BAKED_MODEL]),
         "LLM_API_BASE": upstream.base_url,
         "SSE_HEARTBEAT_S": "0.5",
+        "LLM_TIMEOUT_S": "3",
         "MAX_REQUEST_BYTES": "20000",
+        # Every test client is 127.0.0.1: only the tests of the limits themselves set them low.
+        "RATE_LIMIT": "100000/minute",
+        "MAX_STREAMS_PER_CLIENT": "1000",
+        **{name.upper(): value for name, value in settings.items()},
     }
     for name in unset:
         del env[name]
@@ -68,10 +82,10 @@ def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = ()):
     command += ["--host", "127.0.0.1", "--port", str(port)]
     with (cwd / "api.log").open("w") as log:
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
+    server = ApiServer(f"http://127.0.0.1:{port}", process, cwd / "api.log")
     try:
-        wait_until_healthy(base_url, process)
-        yield base_url, process
+        wait_until_healthy(server)
+        yield server
     finally:
         process.terminate()
         try:
@@ -80,13 +94,16 @@ def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = ()):
             process.kill()
 
 
-def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_s: float = 90) -> None:
+def wait_until_healthy(server: ApiServer, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode} before it was healthy")
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"the API exited with {server.process.returncode} before it was healthy:\n"
+                + server.log.read_text()[-3000:]
+            )
         try:
-            if httpx.get(f"{base_url}/api/health", timeout=30).status_code == 200:
+            if httpx.get(f"{server.url}/api/health", timeout=30).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -37,9 +37,11 @@ class Script:
     tokens: int = 10
     delay_s: float = 0.0  # before each token
     first_delay_s: float = 0.0  # before the first token, on top of delay_s
-    fail_after: int | None = None  # send the format's error event after this many tokens
+    fail_after: int | None = None  # break the stream after this many tokens, as `fault` says
+    fault: str = "error"  # error: the format's error event | stall | reset | malformed
     status: int = 200  # a non-200 status refuses the request before streaming
     reasoning: int = 0  # reasoning tokens before the answer, for formats that have them
+    token_chars: int = 0  # tokens of this many characters instead of `tok<i> `
 
 
 SCRIPTS = {
@@ -52,7 +54,19 @@ SCRIPTS = {
     "fake-404": Script(status=404),
     "fake-429": Script(status=429),
     "fake-500": Script(status=500),
+    "fake-503": Script(status=503),
+    "fake-stall-first": Script(tokens=3, first_delay_s=30),
+    "fake-stall-mid": Script(tokens=10, fail_after=3, fault="stall"),
+    "fake-reset-mid": Script(tokens=10, fail_after=3, fault="reset"),
+    "fake-malformed": Script(tokens=10, fail_after=3, fault="malformed"),
+    "fake-huge": Script(tokens=2, token_chars=1_000_000),
+    "fake-long": Script(tokens=400, delay_s=0.05),
+    "fake-load": Script(tokens=20, delay_s=0.02),
 }
+
+
+class UpstreamReset(Exception):
+    """Raised inside a stream to make the server drop the connection mid-body."""
 
 
 def token(i: int) -> str:
@@ -76,6 +90,7 @@ def reasoning_text(count: int) -> str:
 class Record:
     family: str
     model: str
+    max_tokens: int | None = None
     sent: int = 0
     completed: bool = False
     closed_at: float | None = None
@@ -357,11 +372,12 @@ class FakeUpstream:
 
     def _endpoint(self, family: str, wire_format: WireFormatOf):
         async def endpoint(request: Request):
-            model, wire = wire_format(request, await request.json())
+            body = await request.json()
+            model, wire = wire_format(request, body)
             script = SCRIPTS[model]
             if script.status != 200:
                 return wire.refusal(script.status)
-            record = Record(family=family, model=model)
+            record = Record(family=family, model=model, max_tokens=body.get("max_tokens"))
             self.records.append(record)
             return StreamingResponse(_stream(script, wire, record), media_type=wire.media_type)
 
@@ -377,10 +393,11 @@ async def _stream(script: Script, wire: WireFormat, record: Record) -> AsyncIter
         await asyncio.sleep(script.first_delay_s)
         for i in range(script.tokens):
             if i == script.fail_after:
-                yield wire.error()
+                async for frame in _break(script.fault, wire):
+                    yield frame
                 return
             await asyncio.sleep(script.delay_s)
-            yield wire.text(token(i))
+            yield wire.text("x" * script.token_chars if script.token_chars else token(i))
             record.sent += 1
         for frame in wire.end(script.reasoning + script.tokens):
             yield frame
@@ -388,6 +405,18 @@ async def _stream(script: Script, wire: WireFormat, record: Record) -> AsyncIter
     finally:
         record.closed_at = time.monotonic()
         record.closed.set()
+
+
+async def _break(fault: str, wire: WireFormat) -> AsyncIterator[bytes]:
+    match fault:
+        case "error":
+            yield wire.error()
+        case "stall":
+            await asyncio.sleep(3600)  # until the client gives up
+        case "reset":
+            raise UpstreamReset  # uvicorn drops the connection without ending the body
+        case "malformed":
+            yield b"data: {not json\n\n"
 
 
 def free_port() -> int:

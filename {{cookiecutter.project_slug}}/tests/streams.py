@@ -38,6 +38,14 @@ def chat_body(model: str, question: str = "Hello?") -> dict:
     return {"model": model, "messages": [{"role": "user", "content": question}]}
 
 
+def post_chat(api: str, model: str, question: str = "Hello?", **options) -> Stream:
+    """POST a question, expect 200, and read the whole stream."""
+    body = chat_body(model, question)
+    with httpx.stream("POST", f"{api}/api/chat", json=body, timeout=30, **options) as response:
+        assert response.status_code == 200, response.read()
+        return read_stream(response)
+
+
 def read_events(response: httpx.Response):
     """Yield ("ping", None), ("chunk", dict) or ("done", None) per SSE event, as it arrives."""
     data: list[str] = []

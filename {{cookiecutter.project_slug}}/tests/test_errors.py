@@ -20,6 +20,7 @@ def error_of(response: httpx.Response) -> dict:
         ("fake-401", 401, "upstream_auth"),
         ("fake-429", 429, "upstream_rate_limited"),
         ("fake-500", 502, "upstream_error"),
+        ("fake-503", 502, "upstream_error"),
     ],
 )
 def test_provider_refusals_before_the_stream(api, family, script, status, error_type):

@@ -40,14 +40,14 @@ def test_tokens_arrive_while_the_model_is_generating(api):
 
 def test_disconnect_stops_generation(api_server):
     """Generation burns a CPU core; once the client hangs up the server goes quiet."""
-    base_url, process = api_server
+    pid = api_server.process.pid
     body = chat_body(BAKED_MODEL, LONG_ANSWER)
-    with httpx.stream("POST", f"{base_url}/api/chat", json=body, timeout=60) as response:
+    with httpx.stream("POST", f"{api_server.url}/api/chat", json=body, timeout=60) as response:
         events = read_events(response)
         next(e for e in events if e[0] == "chunk" and e[1]["type"] == "text-delta")
-        busy = cpu_seconds_over(process.pid, 1.0)
+        busy = cpu_seconds_over(pid, 1.0)
     time.sleep(0.5)  # the worker thread stops at its next token
-    idle = cpu_seconds_over(process.pid, 1.0)
+    idle = cpu_seconds_over(pid, 1.0)
 
     assert busy > 0.5, f"the model was not generating ({busy:.2f} s of CPU in 1 s)"
     assert idle < 0.2, f"generation went on after the disconnect ({idle:.2f} s of CPU in 1 s)"

@@ -29,10 +29,10 @@ def test_models_lists_the_allow_list_default_first(api):
 
 
 def test_a_missing_key_shows_at_start_up_in_health_and_in_chat(upstream, tmp_path):
-    with running_api(upstream, tmp_path, unset=("OPENAI_API_KEY",)) as (base_url, _):
-        health = httpx.get(f"{base_url}/api/health", timeout=30).json()
-        chat = httpx.post(f"{base_url}/api/chat", json=chat_body(DEFAULT_MODEL), timeout=30)
-        log = tmp_path / "api.log"
+    with running_api(upstream, tmp_path, unset=("OPENAI_API_KEY",)) as server:
+        health = httpx.get(f"{server.url}/api/health", timeout=30).json()
+        chat = httpx.post(f"{server.url}/api/chat", json=chat_body(DEFAULT_MODEL), timeout=30)
+        log = server.log
         deadline = time.monotonic() + 10
         while "OPENAI_API_KEY" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -1,6 +1,8 @@
 """The streaming contract of `POST /api/chat`, through a real server and real LiteLLM, against
 a fake upstream in each provider family's own wire format."""
 
+import asyncio
+import json
 import signal
 import time
 
@@ -9,20 +11,14 @@ import pytest
 
 from .conftest import FAMILIES, running_api
 from .fake_upstream import SCRIPTS, reasoning_text, streamed_text
-from .streams import assert_parts_well_formed, chat_body, read_events, read_stream
+from .streams import assert_parts_well_formed, chat_body, post_chat, read_events
 
 family = pytest.mark.parametrize("family", FAMILIES)
 
 
-def stream_of(api: str, model: str):
-    with httpx.stream("POST", f"{api}/api/chat", json=chat_body(model)) as response:
-        assert response.status_code == 200
-        return read_stream(response)
-
-
 @family
 def test_answer_streams_as_ui_message_chunks(api, family):
-    stream = stream_of(api, f"{family}/fake-fast")
+    stream = post_chat(api, f"{family}/fake-fast")
 
     tokens = SCRIPTS["fake-fast"].tokens
     assert stream.chunks[0]["type"] == "start"
@@ -39,7 +35,7 @@ def test_answer_streams_as_ui_message_chunks(api, family):
 
 @family
 def test_reasoning_streams_as_its_own_part_before_the_text(api, family):
-    stream = stream_of(api, f"{family}/fake-think")
+    stream = post_chat(api, f"{family}/fake-think")
 
     script = SCRIPTS["fake-think"]
     reasoning = "".join(chunk["delta"] for chunk in stream.of_type("reasoning-delta"))
@@ -92,7 +88,7 @@ def test_client_disconnect_closes_the_upstream_connection(api, upstream, family)
 
 @family
 def test_failure_after_tokens_keeps_them_and_ends_with_an_error_chunk(api, family):
-    stream = stream_of(api, f"{family}/fake-fail-mid")
+    stream = post_chat(api, f"{family}/fake-fail-mid")
 
     assert stream.text == streamed_text(SCRIPTS["fake-fail-mid"].fail_after)
     assert_parts_well_formed(stream)
@@ -116,18 +112,35 @@ def test_heartbeat_comments_keep_a_silent_stream_alive(api):
     assert [kind for kind, _ in events[:first_chunk]].count("ping") >= 2
 
 
-def test_shutdown_ends_open_streams_with_abort(upstream, tmp_path):
-    with running_api(upstream, tmp_path) as (base_url, process):
-        body = chat_body("openai/fake-slow")
-        with httpx.stream("POST", f"{base_url}/api/chat", json=body) as response:
-            events = read_events(response)
-            next(e for e in events if e[0] == "chunk" and e[1]["type"] == "text-delta")
-            process.send_signal(signal.SIGTERM)
-            rest = list(events)
-        exit_code = process.wait(timeout=15)
+async def test_shutdown_ends_every_open_stream_with_abort(upstream, tmp_path):
+    """SIGTERM with 50 answers streaming: each ends with `abort` and `[DONE]`, then it exits."""
+    with running_api(upstream, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            started = asyncio.Semaphore(0)
+            streams = [asyncio.create_task(_read_until_end(client, started)) for _ in range(50)]
+            for _ in streams:
+                await started.acquire()
+            server.process.send_signal(signal.SIGTERM)
+            signalled_at = time.monotonic()
+            endings = await asyncio.gather(*streams)
+            ended_in_s = time.monotonic() - signalled_at
+        exit_code = await asyncio.to_thread(server.process.wait, 15)
 
-    chunks = [chunk["type"] for kind, chunk in rest if kind == "chunk"]
-    assert chunks[-2:] == ["text-end", "abort"]
-    assert rest[-1] == ("done", None)
+    assert endings == [["text-end", "abort", "[DONE]"]] * 50
+    assert ended_in_s < 5  # the server's grace period
     assert exit_code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
-    assert not upstream.last("fake-slow").completed
+    assert not any(r.completed for r in upstream.records if r.model == "fake-long")
+
+
+async def _read_until_end(client: httpx.AsyncClient, started: asyncio.Semaphore) -> list[str]:
+    """The last three events of a fake-long answer; `started` is released at its first delta."""
+    kinds = []
+    async with client.stream("POST", "/api/chat", json=chat_body("openai/fake-long")) as response:
+        async for line in response.aiter_lines():
+            if line == "data: [DONE]":
+                kinds.append("[DONE]")
+            elif line.startswith("data: "):
+                kinds.append(json.loads(line.removeprefix("data: "))["type"])
+                if kinds[-1] == "text-delta" and kinds.count("text-delta") == 1:
+                    started.release()
+    return kinds[-3:]

@@ -8,83 +8,52 @@ provider connection, so no more tokens are generated or paid for. When the serve
 """
 
 import asyncio
-import threading
+import json
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
+from dataclasses import asdict, dataclass
 
 from . import llm
+from .access import Caller, get_access
 from .errors import ApiError
-from .protocol import DONE, PING, UIMessageStream, parse_chat_request
+from .protocol import DONE, PING, ChatRequest, UIMessageStream, parse_chat_request
 from .settings import Settings
+from .shutdown import shutdown
 
-_HEARTBEAT = object()
-_SHUTDOWN = object()
-
-
-class ShutdownNotice:
-    """Tells open streams that the server is shutting down; `begin()` is safe from any thread.
-
-    Servers call it when they stop accepting connections, before they wait for open ones, so a
-    client gets a clean `abort` instead of a connection cut in the middle of an answer.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._waiters: set[asyncio.Future] = set()
-        self._started = False
-
-    @property
-    def open_streams(self) -> int:
-        return len(self._waiters)
-
-    def begin(self) -> None:
-        with self._lock:
-            self._started = True
-            waiters = list(self._waiters)
-        for waiter in waiters:
-            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
-
-    @contextmanager
-    def watch(self) -> Iterator[asyncio.Future]:
-        """A future resolved when shutdown begins, for as long as one stream is open."""
-        waiter = asyncio.get_running_loop().create_future()
-        with self._lock:
-            self._waiters.add(waiter)
-            if self._started:
-                _resolve(waiter)
-        try:
-            yield waiter
-        finally:
-            with self._lock:
-                self._waiters.discard(waiter)
+access_log = logging.getLogger(__package__ + ".access")
 
 
-def _resolve(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-shutdown = ShutdownNotice()
-
-
-async def open_chat(body: bytes, settings: Settings) -> AsyncIterator[bytes]:
+async def open_chat(body: bytes, settings: Settings, caller: Caller) -> AsyncIterator[bytes]:
+    access = get_access()
+    access.authorize(caller)
     request = parse_chat_request(body)
     model = request.model or settings.llm_model
-    if model not in settings.allowed_models:
-        raise ApiError(
-            400,
-            "model_not_allowed",
-            f"model {model!r} is not allowed; choose one of: {', '.join(settings.allowed_models)}.",
-        )
+    _check_request(request, model, settings)
+    record = AccessRecord(client=caller.address, model=model)
+    if settings.log_content:
+        record.messages = request.llm_messages()
+    try:
+        release = await access.admit(caller)
+    except ApiError:
+        record.outcome = "limited"
+        record.log()
+        raise
     started = time.perf_counter()
-    stream = await llm.open_stream(request.llm_messages(), model, settings)
-    chunks = _ui_message_stream(stream, model, started, settings.sse_heartbeat_s)
-    # Some providers (Gemini) only answer the request once the stream is read: wait for the
-    # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
-    first = await anext(chunks)
-    return _prepend(first, chunks)
+    try:
+        stream = await llm.open_stream(request.llm_messages(), model, settings)
+        chunks = _ui_message_stream(stream, record, started, settings)
+        # Some providers (Gemini) only answer the request once the stream is read: wait for the
+        # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
+        first = await anext(chunks)
+    except BaseException as exc:
+        release()
+        record.outcome = "error" if isinstance(exc, ApiError) else "cancelled"
+        record.log()
+        raise
+    return _prepend(first, chunks, release)
 
 
 async def health(settings: Settings) -> dict:
@@ -93,96 +62,174 @@ async def health(settings: Settings) -> dict:
     return {"status": "ok", **model, "api_key_configured": not model["missing_env"]}
 
 
-def models(settings: Settings) -> dict:
+def models(settings: Settings, caller: Caller) -> dict:
     """`GET /api/models`: the allow-list, default first."""
+    get_access().authorize(caller)
     return {"default": settings.llm_model, "models": settings.allowed_models}
 
 
+def _check_request(request: ChatRequest, model: str, settings: Settings) -> None:
+    if model not in settings.allowed_models:
+        allowed = ", ".join(settings.allowed_models)
+        raise ApiError(
+            400, "model_not_allowed", f"model {model!r} is not allowed; choose one of: {allowed}."
+        )
+    if len(request.messages) > settings.max_messages:
+        raise ApiError(
+            422, "too_many_messages", f"messages: at most {settings.max_messages} are accepted."
+        )
+    for index, message in enumerate(request.messages):
+        if len(message.text()) > settings.max_message_chars:
+            raise ApiError(
+                422,
+                "message_too_long",
+                f"messages.{index}: at most {settings.max_message_chars} characters are accepted.",
+            )
+
+
+@dataclass
+class AccessRecord:
+    """One line of the access log per chat request; message contents only with LOG_CONTENT."""
+
+    client: str
+    model: str
+    outcome: str = "completed"  # completed | cancelled | error | aborted | cut_off | limited
+    ttft_ms: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    duration_ms: int | None = None
+    messages: list[dict] | None = None
+
+    def log(self) -> None:
+        fields = {key: value for key, value in asdict(self).items() if value is not None}
+        access_log.info(json.dumps({"event": "chat", **fields}))
+
+
+# Markers `_paced` mixes into the model's events.
+_HEARTBEAT = object()
+_SHUTDOWN = object()
+_TOO_LONG = object()
+_IDLE = object()
+
+
 async def _ui_message_stream(
-    stream: llm.CompletionStream, model: str, started: float, heartbeat_s: float
+    stream: llm.CompletionStream, record: AccessRecord, started: float, settings: Settings
 ) -> AsyncIterator[bytes]:
     encoder = UIMessageStream(message_id=f"msg-{uuid.uuid4().hex}")
-    first_token_at = None
     announced = False
     with shutdown.watch() as stopping:
-        events = _paced(stream, heartbeat_s, stopping)
+        events = _paced(stream, settings, stopping)
         try:
             async for event in events:
                 if not announced:
                     announced = True
                     yield encoder.start()
-                if event is _HEARTBEAT:
-                    yield PING
-                    continue
-                if event is _SHUTDOWN:
-                    yield encoder.abort()
-                    continue
                 match event:
-                    case llm.TextDelta(text):
-                        first_token_at = first_token_at or time.perf_counter()
-                        yield encoder.text(text)
-                    case llm.ReasoningDelta(text):
-                        first_token_at = first_token_at or time.perf_counter()
-                        yield encoder.reasoning(text)
+                    case llm.TextDelta(text) | llm.ReasoningDelta(text):
+                        if record.ttft_ms is None:
+                            record.ttft_ms = _ms_since(started)
+                        yield encoder.delta(event.kind, text)
                     case llm.Finish():
-                        yield encoder.finish(_metadata(event, model, started, first_token_at))
+                        record.input_tokens = event.input_tokens
+                        record.output_tokens = event.output_tokens
+                        record.duration_ms = _ms_since(started)
+                        yield encoder.finish(_metadata(event, record))
+                    case _ if event is _HEARTBEAT:
+                        yield PING
+                    case _ if event is _SHUTDOWN:
+                        record.outcome = "aborted"
+                        yield encoder.abort()
+                    case _ if event is _TOO_LONG:
+                        record.outcome = "cut_off"
+                        limit_s = settings.max_stream_s
+                        yield encoder.error(f"The answer took over {limit_s:g} s and was cut off.")
+                    case _ if event is _IDLE:
+                        record.outcome = "error"
+                        yield encoder.error("The model provider stopped sending; try again.")
         except ApiError as exc:
+            record.outcome = "error"
             if not announced:
                 raise  # nothing is sent yet: the adapter answers with an HTTP error
             yield encoder.error(exc.message)
+        except BaseException:
+            record.outcome = "cancelled"
+            raise
         finally:
             await events.aclose()  # first, so no read of the stream is still pending
             await stream.aclose()
+            if announced:
+                record.duration_ms = record.duration_ms or _ms_since(started)
+                record.log()
     yield DONE
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _metadata(finish: llm.Finish, record: AccessRecord) -> dict:
+    return {
+        "model": record.model,
+        "finishReason": finish.reason,
+        "usage": {"inputTokens": finish.input_tokens, "outputTokens": finish.output_tokens},
+        "ttftMs": record.ttft_ms,
+        "durationMs": record.duration_ms,
+    }
+
+
+async def _prepend(
+    first: bytes, rest: AsyncIterator[bytes], release: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    """`first`, then `rest`; `release` the caller's stream slot however it ends."""
     try:
         yield first
         async for chunk in rest:
             yield chunk
     finally:
+        release()
         await rest.aclose()
 
 
-def _metadata(finish: llm.Finish, model: str, started: float, first_token_at: float | None) -> dict:
-    now = time.perf_counter()
-    return {
-        "model": model,
-        "finishReason": finish.reason,
-        "usage": {"inputTokens": finish.input_tokens, "outputTokens": finish.output_tokens},
-        "ttftMs": round((first_token_at - started) * 1000) if first_token_at else None,
-        "durationMs": round((now - started) * 1000),
-    }
-
-
 async def _paced(
-    events: AsyncIterator, heartbeat_s: float, stopping: asyncio.Future
+    events: AsyncIterator, settings: Settings, stopping: asyncio.Future
 ) -> AsyncIterator:
-    """Yield `events`, `_HEARTBEAT` after each `heartbeat_s` of silence, and `_SHUTDOWN` once
-    `stopping` resolves.
+    """Yield `events`, with `_HEARTBEAT` after each `SSE_HEARTBEAT_S` of silence; end with
+    `_SHUTDOWN` once `stopping` resolves, `_IDLE` after `LLM_TIMEOUT_S` of silence, or
+    `_TOO_LONG` after `MAX_STREAM_S` in all.
 
     The pending read runs as a task so a heartbeat never cancels it.
     """
     iterator = aiter(events)
     pending = None
+    now = time.monotonic()
+    cut_off_at = now + settings.max_stream_s
+    idle_at = now + settings.llm_timeout_s
     try:
         while True:
             pending = asyncio.ensure_future(anext(iterator))
             while True:
+                wait_s = min(settings.sse_heartbeat_s, idle_at - now, cut_off_at - now)
                 done, _ = await asyncio.wait(
-                    {pending, stopping}, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+                    {pending, stopping}, timeout=max(wait_s, 0), return_when=asyncio.FIRST_COMPLETED
                 )
-                if pending in done:
-                    break
+                now = time.monotonic()
                 if stopping in done:
                     yield _SHUTDOWN
+                    return
+                if now >= cut_off_at:
+                    yield _TOO_LONG
+                    return
+                if pending in done:
+                    break
+                if now >= idle_at:
+                    yield _IDLE
                     return
                 yield _HEARTBEAT
             try:
                 event = pending.result()
             except StopAsyncIteration:
                 return
+            idle_at = now + settings.llm_timeout_s
             yield event
     finally:
         if pending is not None and not pending.done():

@@ -11,6 +11,9 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import ClassVar
+
+import httpx
 
 from .errors import ApiError
 from .settings import Settings, get_settings
@@ -27,11 +30,13 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+    kind: ClassVar[str] = "text"
 
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
     text: str
+    kind: ClassVar[str] = "reasoning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +177,7 @@ async def open_stream(messages: list[dict], model: str, settings: Settings) -> C
             messages=messages,
             stream=True,
             stream_options={"include_usage": True},
+            max_tokens=settings.max_tokens,
             api_base=settings.llm_api_base,
             api_key=key,
             timeout=settings.llm_timeout_s,
@@ -204,10 +210,20 @@ def provider_error(exc: Exception) -> ApiError:
         return ApiError(400, "unknown_model", "The model provider does not know this model.")
     if isinstance(exc, errors.BadRequestError):
         return ApiError(400, "upstream_bad_request", "The model provider refused the request.")
-    if isinstance(exc, errors.APIConnectionError) and status is None:
+    if any(isinstance(cause, (ConnectionError, httpx.ConnectError)) for cause in _causes(exc)):
         return ApiError(502, "upstream_unreachable", "The model provider could not be reached.")
     detail = f" (status {status})" if status else ""
     return ApiError(502, "upstream_error", f"The model provider failed{detail}.")
+
+
+def _causes(exc: BaseException):
+    """`exc` and the exceptions behind it: LiteLLM re-raises a refused connection under
+    provider-specific types, but the original stays in the chain."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 def _retry_after(exc: Exception, default: int = 5) -> int:

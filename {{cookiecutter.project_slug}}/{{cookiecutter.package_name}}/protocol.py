@@ -19,6 +19,10 @@ HEADERS = {
     "X-Accel-Buffering": "no",
     "x-vercel-ai-ui-message-stream": "v1",
 }
+# What a browser page on an allowed origin (CORS_ORIGINS) may send and read.
+CORS_METHODS = ["GET", "POST"]
+CORS_REQUEST_HEADERS = ["authorization", "content-type"]
+CORS_EXPOSED_HEADERS = ["x-vercel-ai-ui-message-stream"]
 DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
@@ -109,12 +113,6 @@ class UIMessageStream:
     def start(self) -> bytes:
         return sse({"type": "start", "messageId": self.message_id})
 
-    def text(self, delta: str) -> bytes:
-        return self._delta("text", delta)
-
-    def reasoning(self, delta: str) -> bytes:
-        return self._delta("reasoning", delta)
-
     def finish(self, metadata: dict) -> bytes:
         return self._close() + sse({"type": "finish", "messageMetadata": metadata})
 
@@ -124,7 +122,8 @@ class UIMessageStream:
     def abort(self) -> bytes:
         return self._close() + sse({"type": "abort"})
 
-    def _delta(self, kind: str, delta: str) -> bytes:
+    def delta(self, kind: str, delta: str) -> bytes:
+        """A `text` or `reasoning` delta, opening its part first if another kind was open."""
         opened = b""
         if self._open is None or self._open[0] != kind:
             opened = self._close()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 from dotenv import dotenv_values
+from limits import parse
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -22,20 +23,49 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     """Overrides the provider's usual key variable (e.g. OPENAI_API_KEY)."""
     llm_timeout_s: float = Field(default=60.0, gt=0)
-    """Upper bound for connecting to the provider and for each read from it."""
+    """Upper bound for connecting to the provider and for each silence while it streams."""
+    max_tokens: int = Field(default=2048, gt=0)
+    """Cap on the tokens of one answer, so no request can run up an unbounded bill."""
+    max_stream_s: float = Field(default=300.0, gt=0)
+    """An answer still streaming after this many seconds is cut off with an error."""
+
     max_request_bytes: int = Field(default=1_000_000, gt=0)
+    max_messages: int = Field(default=200, gt=0)
+    """Messages per request."""
+    max_message_chars: int = Field(default=100_000, gt=0)
+    """Characters per message."""
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     """Seconds of silence after which the stream sends a `: ping` comment."""
+
+    api_token: SecretStr | None = None
+    """If set, `/api/chat` and `/api/models` need `Authorization: Bearer <token>`."""
+    cors_origins: Annotated[list[str], NoDecode] = []
+    """Browser origins allowed to call the API (comma-separated); none by default."""
+    rate_limit: str = "30/minute"
+    """Chat requests per client address, in `limits` notation ("30/minute", "500/day")."""
+    max_streams_per_client: int = Field(default=4, gt=0)
+    """Open streams per client address, in this process."""
+    redis_url: str | None = None
+    """Keep rate-limit counters in Redis (shared by every process) instead of in memory."""
+    log_content: bool = False
+    """Put the messages into the access log too (off: it logs sizes, never content)."""
+
     ui_flush_ms: int = Field(default=50, ge=0)
     """The UI pushes streamed text to the browser at most once per this many milliseconds."""
     api_url: str | None = None
     """Where the UI finds the API; unset means the API mounted in the UI's own backend."""
 
-    @field_validator("llm_models", mode="before")
+    @field_validator("llm_models", "cors_origins", mode="before")
     @classmethod
-    def _split_models(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [model.strip() for model in value.split(",") if model.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        parse(value)  # raises ValueError on a malformed limit, at start-up
         return value
 
     @property

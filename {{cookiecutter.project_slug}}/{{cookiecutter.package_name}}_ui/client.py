@@ -4,15 +4,27 @@ import json
 from collections.abc import AsyncIterator
 
 import httpx
+import reflex as rx
 from httpx_sse import aconnect_sse
+
+from {{ cookiecutter.package_name }}.settings import get_settings
 
 
 class AnswerError(Exception):
     """The API refused the question or the model failed mid-answer; the text is user-facing."""
 
 
+def api_client(timeout: httpx.Timeout | float) -> httpx.AsyncClient:
+    """A client of the API: at `API_URL` (else this backend's own port), with `API_TOKEN`."""
+    settings = get_settings()
+    base_url = settings.api_url or f"http://127.0.0.1:{rx.config.get_config().backend_port}"
+    token = settings.api_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
+
+
 async def stream_answer(
-    url: str, messages: list[dict], model: str | None = None, timeout_s: float = 60.0
+    messages: list[dict], model: str | None = None, timeout_s: float = 60.0
 ) -> AsyncIterator[str | dict]:
     """Yield each text delta as it arrives, then the `finish` metadata dict.
 
@@ -20,10 +32,9 @@ async def stream_answer(
     makes the API abort the upstream call.
     """
     body = {"messages": messages, **({"model": model} if model else {})}
-    timeout = httpx.Timeout(timeout_s, connect=5.0)
     async with (
-        httpx.AsyncClient(timeout=timeout) as client,
-        aconnect_sse(client, "POST", url, json=body) as source,
+        api_client(httpx.Timeout(timeout_s, connect=5.0)) as client,
+        aconnect_sse(client, "POST", "/api/chat", json=body) as source,
     ):
         if source.response.status_code != 200:
             raise AnswerError(await _error_message(source.response))

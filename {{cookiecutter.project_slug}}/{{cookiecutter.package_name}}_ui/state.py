@@ -14,7 +14,7 @@ import reflex as rx
 
 from {{ cookiecutter.package_name }}.settings import get_settings
 
-from .client import AnswerError, stream_answer
+from .client import AnswerError, api_client, stream_answer
 
 
 @dataclasses.dataclass
@@ -24,11 +24,6 @@ class Message:
     status: str = "done"  # done | stopped | error
     error: str = ""
     details: str = ""  # model, tokens and timing of an answer
-
-
-def api_url(path: str) -> str:
-    base = get_settings().api_url or f"http://127.0.0.1:{rx.config.get_config().backend_port}"
-    return base.rstrip("/") + path
 
 
 def describe_finish(metadata: dict) -> str:
@@ -54,8 +49,8 @@ class ChatState(rx.State):
     @rx.event
     async def load_models(self):
         """Fill the model picker from the API's allow-list."""
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.get(api_url("/api/models"))
+        async with api_client(timeout=10) as client:
+            response = await client.get("/api/models")
         if response.status_code == 200:
             self.models = response.json()["models"]
             self.model = self.model or response.json()["default"]
@@ -103,7 +98,7 @@ class ChatState(rx.State):
         flush_s = get_settings().ui_flush_ms / 1000
         last_flush = time.monotonic()
         try:
-            async for item in stream_answer(api_url("/api/chat"), history, model):
+            async for item in stream_answer(history, model):
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
                     continue

@@ -6,7 +6,7 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import ChangeReload
 
-from ..chat import shutdown
+from ..shutdown import shutdown
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]

@@ -14,10 +14,18 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
+from starlette.middleware.cors import CORSMiddleware
 
 from .. import chat, llm
+from ..access import Caller
 from ..errors import ApiError
-from ..protocol import HEADERS, body_too_large
+from ..protocol import (
+    CORS_EXPOSED_HEADERS,
+    CORS_METHODS,
+    CORS_REQUEST_HEADERS,
+    HEADERS,
+    body_too_large,
+)
 from ..settings import get_settings
 
 
@@ -33,7 +41,7 @@ async def chat_stream(request: HttpRequest):
     except RequestDataTooBig:
         return _error(body_too_large(settings.max_request_bytes))
     try:
-        stream = await chat.open_chat(body, settings)
+        stream = await chat.open_chat(body, settings, _caller(request))
     except ApiError as exc:
         return _error(exc)
     return StreamingHttpResponse(stream, headers=HEADERS)
@@ -45,8 +53,16 @@ async def health(_: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-async def models(_: HttpRequest) -> JsonResponse:
-    return JsonResponse(chat.models(get_settings()))
+async def models(request: HttpRequest) -> JsonResponse:
+    try:
+        return JsonResponse(chat.models(get_settings(), _caller(request)))
+    except ApiError as exc:
+        return _error(exc)
+
+
+def _caller(request: HttpRequest) -> Caller:
+    address = request.META.get("REMOTE_ADDR") or "unknown"
+    return Caller(address, request.headers.get("authorization"))
 
 
 urlpatterns = [
@@ -73,4 +89,14 @@ def create_app():
         django.setup()
     # Django speaks no ASGI lifespan: start importing LiteLLM here instead.
     llm.preload_in_background()
-    return get_asgi_application()
+    app = get_asgi_application()
+    if not settings.cors_origins:
+        return app
+    # Django has no CORS of its own; Starlette's ASGI middleware (a Reflex dependency) wraps it.
+    return CORSMiddleware(
+        app,
+        allow_origins=settings.cors_origins,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+    )

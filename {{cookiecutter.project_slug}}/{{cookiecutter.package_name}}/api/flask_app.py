@@ -13,11 +13,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import chat, llm
+from ..access import Caller
 from ..errors import ApiError
-from ..protocol import HEADERS, body_too_large
+from ..protocol import (
+    CORS_EXPOSED_HEADERS,
+    CORS_METHODS,
+    CORS_REQUEST_HEADERS,
+    HEADERS,
+    body_too_large,
+)
 from ..settings import get_settings
 
 
@@ -48,6 +56,14 @@ def create_app() -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    if settings.cors_origins:
+        CORS(
+            app,
+            origins=settings.cors_origins,
+            methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
@@ -59,7 +75,7 @@ def create_app() -> Flask:
 
     @app.post("/api/chat")
     def chat_stream() -> Response:
-        stream = loop.call(chat.open_chat, request.get_data(), settings)
+        stream = loop.call(chat.open_chat, request.get_data(), settings, _caller())
         return Response(_pull(loop, stream), headers=HEADERS)
 
     @app.get("/api/health")
@@ -68,9 +84,13 @@ def create_app() -> Flask:
 
     @app.get("/api/models")
     def models():
-        return chat.models(settings)
+        return chat.models(settings, _caller())
 
     return app
+
+
+def _caller() -> Caller:
+    return Caller(request.remote_addr or "unknown", request.headers.get("authorization"))
 
 
 def _pull(loop: EventLoopThread, stream: AsyncIterator[bytes]) -> Iterator[bytes]:

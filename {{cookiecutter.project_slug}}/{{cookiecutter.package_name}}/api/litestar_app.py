@@ -6,13 +6,21 @@ iterator, which is what closes the provider connection. The body limit is Litest
 """
 
 from litestar import Litestar, Request, Response, get, post
+from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
 from litestar.response import Stream
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from .. import chat, llm
+from ..access import Caller
 from ..errors import ApiError
-from ..protocol import HEADERS, body_too_large
+from ..protocol import (
+    CORS_EXPOSED_HEADERS,
+    CORS_METHODS,
+    CORS_REQUEST_HEADERS,
+    HEADERS,
+    body_too_large,
+)
 from ..settings import get_settings
 
 
@@ -22,15 +30,15 @@ def create_app() -> Litestar:
     @post("/api/chat", status_code=200)
     async def chat_stream(request: Request) -> Stream:
         body = await request.body()
-        return Stream(await chat.open_chat(body, settings), headers=HEADERS)
+        return Stream(await chat.open_chat(body, settings, _caller(request)), headers=HEADERS)
 
     @get("/api/health")
     async def health() -> dict:
         return await chat.health(settings)
 
     @get("/api/models")
-    async def models() -> dict:
-        return chat.models(settings)
+    async def models(request: Request) -> dict:
+        return chat.models(settings, _caller(request))
 
     def api_error(_: Request, exc: ApiError) -> Response:
         return Response(exc.body(), status_code=exc.status, headers=exc.headers())
@@ -38,9 +46,21 @@ def create_app() -> Litestar:
     def too_large(request: Request, _: HTTPException) -> Response:
         return api_error(request, body_too_large(settings.max_request_bytes))
 
+    cors = CORSConfig(
+        allow_origins=settings.cors_origins,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+    )
     return Litestar(
         route_handlers=[chat_stream, health, models],
+        cors_config=cors if settings.cors_origins else None,
         exception_handlers={ApiError: api_error, HTTP_413_REQUEST_ENTITY_TOO_LARGE: too_large},
         request_max_body_size=settings.max_request_bytes,
         on_startup=[llm.preload_in_background],
     )
+
+
+def _caller(request: Request) -> Caller:
+    address = request.client.host if request.client else "unknown"
+    return Caller(address, request.headers.get("authorization"))

@@ -7,13 +7,22 @@ provider connection.
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from .. import chat, llm
+from ..access import Caller
 from ..errors import ApiError
-from ..protocol import HEADERS, read_body
+from ..protocol import (
+    CORS_EXPOSED_HEADERS,
+    CORS_METHODS,
+    CORS_REQUEST_HEADERS,
+    HEADERS,
+    read_body,
+)
 from ..settings import get_settings
 
 
@@ -23,13 +32,14 @@ def create_app() -> Starlette:
     async def chat_stream(request: Request) -> StreamingResponse:
         length = request.headers.get("content-length")
         body = await read_body(request.stream(), settings.max_request_bytes, length)
-        return StreamingResponse(await chat.open_chat(body, settings), headers=HEADERS)
+        stream = await chat.open_chat(body, settings, _caller(request))
+        return StreamingResponse(stream, headers=HEADERS)
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse(await chat.health(settings))
 
-    async def models(_: Request) -> JSONResponse:
-        return JSONResponse(chat.models(settings))
+    async def models(request: Request) -> JSONResponse:
+        return JSONResponse(chat.models(settings, _caller(request)))
 
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -40,12 +50,25 @@ def create_app() -> Starlette:
         llm.preload_in_background()
         yield
 
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+    )
     return Starlette(
         routes=[
             Route("/api/chat", chat_stream, methods=["POST"]),
             Route("/api/health", health),
             Route("/api/models", models),
         ],
+        middleware=[cors] if settings.cors_origins else [],
         exception_handlers={ApiError: api_error},
         lifespan=lifespan,
     )
+
+
+def _caller(request: Request) -> Caller:
+    address = request.client.host if request.client else "unknown"
+    return Caller(address, request.headers.get("authorization"))

@@ -8,7 +8,7 @@ import time
 import waitress
 from werkzeug.serving import run_simple
 
-from ..chat import shutdown
+from ..shutdown import shutdown
 from .flask_app import create_app
 
 # Each open stream holds one server thread for its whole duration.
