@@ -44,16 +44,16 @@ async def open_chat(body: bytes, settings: Settings, caller: Caller) -> AsyncIte
     started = time.perf_counter()
     try:
         stream = await llm.open_stream(request.llm_messages(), model, settings)
-        chunks = _ui_message_stream(stream, record, started, settings)
-        # Some providers (Gemini) only answer the request once the stream is read: wait for the
-        # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
-        first = await anext(chunks)
     except BaseException as exc:
         release()
         record.outcome = "error" if isinstance(exc, ApiError) else "cancelled"
         record.log()
         raise
-    return _prepend(first, chunks, release)
+    chunks = _ui_message_stream(stream, record, started, settings, release)
+    # Some providers (Gemini) only answer the request once the stream is read: wait for the
+    # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
+    first = await anext(chunks)
+    return _prepend(first, chunks)
 
 
 async def health(settings: Settings) -> dict:
@@ -113,8 +113,14 @@ _IDLE = object()
 
 
 async def _ui_message_stream(
-    stream: llm.CompletionStream, record: AccessRecord, started: float, settings: Settings
+    stream: llm.CompletionStream,
+    record: AccessRecord,
+    started: float,
+    settings: Settings,
+    release: Callable[[], None],
 ) -> AsyncIterator[bytes]:
+    """The answer as UI message chunks; however it ends, the provider connection is closed,
+    the caller's stream slot given back, and the access log written."""
     encoder = UIMessageStream(message_id=f"msg-{uuid.uuid4().hex}")
     announced = False
     with shutdown.watch() as stopping:
@@ -155,11 +161,11 @@ async def _ui_message_stream(
             record.outcome = "cancelled"
             raise
         finally:
+            release()
             await events.aclose()  # first, so no read of the stream is still pending
             await stream.aclose()
-            if announced:
-                record.duration_ms = record.duration_ms or _ms_since(started)
-                record.log()
+            record.duration_ms = record.duration_ms or _ms_since(started)
+            record.log()
     yield DONE
 
 
@@ -177,16 +183,12 @@ def _metadata(finish: llm.Finish, record: AccessRecord) -> dict:
     }
 
 
-async def _prepend(
-    first: bytes, rest: AsyncIterator[bytes], release: Callable[[], None]
-) -> AsyncIterator[bytes]:
-    """`first`, then `rest`; `release` the caller's stream slot however it ends."""
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     try:
         yield first
         async for chunk in rest:
             yield chunk
     finally:
-        release()
         await rest.aclose()
 
 
