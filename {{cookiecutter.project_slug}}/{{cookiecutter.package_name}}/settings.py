@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Keep rate-limit counters in Redis (shared by every process) instead of in memory."""
     log_content: bool = False
-    """Put the messages into the access log too (off: it logs sizes, never content)."""
+    """Put the messages into the access log too (off by default: it never logs their text)."""
 
     ui_flush_ms: int = Field(default=50, ge=0)
     """The UI pushes streamed text to the browser at most once per this many milliseconds."""
