@@ -8,7 +8,6 @@ open-stream limit counts per process.
 import functools
 import hmac
 import math
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -47,8 +46,8 @@ class Access:
         )
         self._limiter = MovingWindowRateLimiter(storage)
         self._max_streams = settings.max_streams_per_client
+        # Only touched on the event loop (Flask's views, too, run the core on one loop thread).
         self._streams: Counter[str] = Counter()
-        self._lock = threading.Lock()  # Flask's request threads share this object
 
     def authorize(self, caller: Caller) -> None:
         """Refuse a missing or wrong bearer token when `API_TOKEN` is set."""
@@ -67,15 +66,14 @@ class Access:
 
         The open-stream limit is checked first, so a refused request costs no rate budget.
         """
-        with self._lock:
-            if self._streams[caller.address] >= self._max_streams:
-                raise ApiError(
-                    429,
-                    "too_many_streams",
-                    f"At most {self._max_streams} answers may stream at once per client.",
-                    retry_after=1,
-                )
-            self._streams[caller.address] += 1
+        if self._streams[caller.address] >= self._max_streams:
+            raise ApiError(
+                429,
+                "too_many_streams",
+                f"At most {self._max_streams} answers may stream at once per client.",
+                retry_after=1,
+            )
+        self._streams[caller.address] += 1
         release = functools.partial(self._release, caller.address)
         if not await self._limiter.hit(self._rate, caller.address):
             release()
@@ -89,7 +87,6 @@ class Access:
         return release
 
     def _release(self, address: str) -> None:
-        with self._lock:
-            self._streams[address] -= 1
-            if not self._streams[address]:
-                del self._streams[address]
+        self._streams[address] -= 1
+        if not self._streams[address]:
+            del self._streams[address]

@@ -116,9 +116,14 @@ async def describe(model: str, settings: Settings) -> dict:
 
 def _missing_env(llm, model: str, settings: Settings) -> list[str]:
     """LiteLLM's own check; `LLM_API_KEY` and `LLM_API_BASE` stand in for the provider's."""
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    checked = llm.validate_environment(model=model, api_key=key, api_base=settings.llm_api_base)
+    checked = llm.validate_environment(
+        model=model, api_key=_api_key(settings), api_base=settings.llm_api_base
+    )
     return checked["missing_keys"]
+
+
+def _api_key(settings: Settings) -> str | None:
+    return settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
 
 
 class CompletionStream:
@@ -170,7 +175,6 @@ async def open_stream(messages: list[dict], model: str, settings: Settings) -> C
     llm = await asyncio.to_thread(litellm)
     if missing := _missing_env(llm, model, settings):
         raise ApiError(503, "missing_configuration", _needs(model, missing))
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     try:
         response = await llm.acompletion(
             model=model,
@@ -179,7 +183,7 @@ async def open_stream(messages: list[dict], model: str, settings: Settings) -> C
             stream_options={"include_usage": True},
             max_tokens=settings.max_tokens,
             api_base=settings.llm_api_base,
-            api_key=key,
+            api_key=_api_key(settings),
             timeout=settings.llm_timeout_s,
             max_retries=0,
         )
