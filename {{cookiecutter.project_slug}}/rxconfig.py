@@ -1,9 +1,13 @@
 import reflex as rx
 from reflex.plugins.sitemap import SitemapPlugin
 
+from {{ cookiecutter.package_name }}.settings import get_settings
+
 config = rx.Config(
     app_name="{{ cookiecutter.package_name }}_ui",
     telemetry_enabled=False,
     plugins=[rx.plugins.RadixThemesPlugin()],
     disable_plugins=[SitemapPlugin],
+    # With Redis, the UI's state is shared by every process, so `prod` runs several workers.
+    redis_url=get_settings().redis_url,
 )

@@ -1,5 +1,6 @@
 """Real servers on loopback: the fake provider, and the API started with its own CLI."""
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ FAMILIES = ["openai", "anthropic", "gemini", "ollama_chat"]
 # A model of another provider whose key the test server lacks (missing configuration).
 UNCONFIGURED_MODEL = "mistral/mistral-small-latest"
 FAKE_KEY = "sk-fake-test-key-0123456789"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +36,12 @@ class ApiServer(NamedTuple):
     url: str
     process: subprocess.Popen
     log: Path
+
+    def access_log(self) -> list[dict]:
+        """The access-log entries (one JSON line per stream) written so far."""
+        marker = ".access "
+        lines = self.log.read_text().splitlines()
+        return [json.loads(line.split(marker, 1)[1]) for line in lines if marker in line]
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,9 @@
 """Limits and access control: each violation is a clear 4xx, or an `error` chunk mid-stream."""
 
-import shutil
-import subprocess
-
 import httpx
 import pytest
 
 from .conftest import running_api
-from .fake_upstream import free_port
 from .streams import chat_body, post_chat, read_events
 
 TOKEN = "test-api-token-0123456789"
@@ -116,28 +112,3 @@ def test_the_rate_limit_answers_429_with_retry_after(limited):
     assert refused, "4 more requests within a minute of a 3/minute limit were all served"
     assert error_of(refused[0]) == (429, "rate_limited")
     assert 0 < int(refused[0].headers["retry-after"]) <= 60
-
-
-@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
-def test_with_redis_every_process_shares_the_rate_limit(upstream, tmp_path):
-    port = free_port()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        shared = {"redis_url": f"redis://127.0.0.1:{port}", "rate_limit": "2/minute"}
-        with (
-            running_api(upstream, tmp_path / "a", **shared) as a,
-            running_api(upstream, tmp_path / "b", **shared) as b,
-        ):
-            statuses = [
-                httpx.post(f"{server.url}/api/chat", json=chat_body("openai/fake-fast")).status_code
-                for server in (a, b, a)
-            ]
-    finally:
-        redis.terminate()
-        redis.wait(timeout=10)
-    assert statuses == [200, 200, 429]

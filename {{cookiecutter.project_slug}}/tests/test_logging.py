@@ -1,6 +1,5 @@
 """What the server writes about each stream, and what it never writes: keys and contents."""
 
-import json
 import time
 
 import httpx
@@ -9,16 +8,10 @@ from .conftest import FAKE_KEY
 from .streams import chat_body, post_chat, read_events
 
 
-def access_log(server) -> list[dict]:
-    marker = ".access "
-    lines = server.log.read_text().splitlines()
-    return [json.loads(line.split(marker, 1)[1]) for line in lines if marker in line]
-
-
 def wait_for_entry(server, **fields) -> dict:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        for entry in reversed(access_log(server)):
+        for entry in reversed(server.access_log()):
             if fields.items() <= entry.items():
                 return entry
         time.sleep(0.05)

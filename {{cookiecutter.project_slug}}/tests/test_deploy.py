@@ -1,0 +1,209 @@
+"""The deployment as shipped: `deploy/nginx.conf` in front of the API, and several API processes
+sharing Redis. Real nginx and redis-server (Debian packages), on loopback."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from string import Template
+
+import httpx
+import pytest
+
+from .conftest import PROJECT_DIR, running_api
+from .fake_upstream import SCRIPTS, free_port
+from .streams import chat_body, read_events, read_stream
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SITE_CONF = PROJECT_DIR / "deploy" / "nginx.conf"
+SLOW = SCRIPTS["fake-slow"]
+
+needs_nginx = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="needs nginx")
+needs_redis = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+
+# Only what the site file cannot say: where nginx keeps its files when not installed as a service.
+MAIN_CONF = Template("""\
+daemon off;
+$user
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    include $dir/site.conf;
+}
+""")
+
+
+def loopback_site(backends: list[str], port: int) -> str:
+    """The shipped site, listening on loopback and proxying to `backends` instead of `app:*`."""
+    servers = " ".join(f"server {url.removeprefix('http://')};" for url in backends)
+    site, upstreams = re.subn(r"server app:\d+;", servers, SITE_CONF.read_text())
+    site, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{port};", site)
+    assert upstreams and listens == 1, "deploy/nginx.conf no longer has what this test edits"
+    return site
+
+
+@contextmanager
+def running_nginx(
+    backends: list[str], workdir: Path, edit: Callable[[str], str] = lambda site: site
+) -> Iterator[str]:
+    """nginx with the shipped site (changed by `edit`) in front of the `backends` (URLs);
+    yields its own URL."""
+    port = free_port()
+    (workdir / "site.conf").write_text(edit(loopback_site(backends, port)))
+    user = "user root;" if os.geteuid() == 0 else ""  # workers need the temp dirs under workdir
+    (workdir / "nginx.conf").write_text(MAIN_CONF.substitute(dir=workdir, user=user))
+    command = [NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def running_redis() -> Iterator[str]:
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited: {process.communicate()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout_s} s")
+
+
+def upstream_progress_at_delta(url: str, upstream, n: int = SLOW.tokens // 4) -> tuple[int, bool]:
+    """Stream a slow answer; how many tokens the upstream had sent when the client got the n-th
+    delta, and whether it had finished. (Not the first delta: it leaves the API with the
+    response headers, which every proxy sends on at once.)"""
+    with httpx.stream("POST", f"{url}/api/chat", json=chat_body("openai/fake-slow")) as response:
+        assert response.status_code == 200
+        deltas = (c for kind, c in read_events(response) if kind == "chunk" and "delta" in c)
+        for _ in range(n):
+            next(deltas)
+        record = upstream.last("fake-slow")
+        return record.sent, record.completed
+
+
+def nginx_defaults(site: str) -> str:
+    """The stream's location as nginx proxies by default: buffered, over HTTP/1.0."""
+    return site.replace(
+        "proxy_buffering off;", "proxy_buffering on;\n        proxy_http_version 1.0;"
+    )
+
+
+def nginx_defaults_ignoring_the_app(site: str) -> str:
+    """nginx's defaults, deaf to the app's `X-Accel-Buffering: no`, as proxies other than nginx
+    (and CDNs) are."""
+    return nginx_defaults(site).replace(
+        "proxy_buffering on;",
+        "proxy_buffering on;\n        proxy_ignore_headers X-Accel-Buffering;",
+    )
+
+
+@needs_nginx
+def test_tokens_stream_through_the_shipped_nginx(api, upstream, tmp_path):
+    with running_nginx([api], tmp_path) as proxy:
+        sent, _ = upstream_progress_at_delta(proxy, upstream)
+        with httpx.stream("POST", f"{proxy}/api/chat", json=chat_body("openai/fake-fast")) as r:
+            stream = read_stream(r)
+    assert sent < SLOW.tokens / 2
+    assert stream.done and stream.chunks[-1]["type"] == "finish"
+
+
+@needs_nginx
+def test_stop_through_nginx_still_closes_the_upstream(api, upstream, tmp_path):
+    with running_nginx([api], tmp_path) as proxy:
+        body = chat_body("openai/fake-slow")
+        with httpx.stream("POST", f"{proxy}/api/chat", json=body) as response:
+            next(event for event in read_events(response) if event[0] == "chunk")
+        record = upstream.last("fake-slow")
+        assert record.closed.wait(timeout=5), "the upstream connection was never closed"
+    assert not record.completed
+
+
+@needs_nginx
+def test_a_buffering_proxy_holds_the_answer_back_until_it_ends(api, upstream, tmp_path):
+    """The caveat in the README, shown: the answer arrives once the model has finished."""
+    with running_nginx([api], tmp_path, nginx_defaults_ignoring_the_app) as proxy:
+        sent, completed = upstream_progress_at_delta(proxy, upstream)
+    assert completed and sent == SLOW.tokens
+
+
+@needs_nginx
+def test_x_accel_buffering_keeps_nginx_defaults_streaming(api, upstream, tmp_path):
+    """Why the API sends `X-Accel-Buffering: no`: behind an nginx left at its defaults, the
+    answer still streams."""
+    with running_nginx([api], tmp_path, nginx_defaults) as proxy:
+        sent, _ = upstream_progress_at_delta(proxy, upstream)
+    assert sent < SLOW.tokens / 2
+
+
+@needs_nginx
+@needs_redis
+def test_replicas_behind_nginx_share_redis(upstream, tmp_path):
+    """Two API processes behind the shipped nginx: both serve streams, and with `REDIS_URL`
+    they enforce one rate limit together."""
+    for name in ("a", "b", "nginx"):
+        (tmp_path / name).mkdir()
+    with running_redis() as redis_url:
+        shared = {"redis_url": redis_url, "rate_limit": "6/minute"}
+        with (
+            running_api(upstream, tmp_path / "a", **shared) as a,
+            running_api(upstream, tmp_path / "b", **shared) as b,
+            running_nginx([a.url, b.url], tmp_path / "nginx") as proxy,
+        ):
+            body = chat_body("openai/fake-fast")
+            statuses = []
+            for _ in range(7):
+                with httpx.stream("POST", f"{proxy}/api/chat", json=body) as response:
+                    statuses.append(response.status_code)
+                    response.read()
+            served = [len(server.access_log()) for server in (a, b)]
+    assert statuses == [200] * 6 + [429]
+    assert all(served), f"nginx sent every stream to one replica: {served}"
+
+
+@needs_redis
+@pytest.mark.parametrize("redis", [True, False])
+def test_the_ui_state_lives_in_redis_when_redis_url_is_set(redis):
+    """What lets the UI run in several processes: its state is shared, not per process."""
+    code = "from reflex.istate.manager import StateManager; print(type(StateManager.create()))"
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    with running_redis() as redis_url:
+        if redis:
+            env["REDIS_URL"] = redis_url
+        created = subprocess.run(
+            [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+        )
+    expected = "StateManagerRedis" if redis else "StateManagerDisk"
+    assert expected in created.stdout, created.stderr
