@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from .conftest import TEMPLATE_DIR, VARIABLES
 
@@ -50,6 +51,8 @@ def test_variant_bakes_clean(bake, overrides):
     assert not leftovers, f"unrendered template syntax in {leftovers}"
     run([sys.executable, "-m", "ruff", "check", "."], cwd=project)
     run([sys.executable, "-m", "ruff", "format", "--check", "."], cwd=project)
+    for config in [*project.glob("*.yaml"), *project.glob(".*.yaml"), *project.rglob("*.yml")]:
+        assert isinstance(yaml.safe_load(config.read_text()), dict), config
 
     framework = context["framework"]
     server = "wsgi.py" if framework == "flask" else "asgi.py"
@@ -155,6 +158,23 @@ def test_baked_project_passes_its_own_tests(baked, framework, provider):
     print(output)  # the CI log shows the baked suite's own summary
     assert re.search(r"\d+ passed", output)
     assert not re.search(r"\d+ (failed|error)", output)
+
+
+# compose.yaml's layout without Docker, for an ASGI bake and the WSGI one: the page exported as
+# the Dockerfile does, nginx with the bake's deploy/nginx.conf, `prod --backend-only` behind it.
+DEPLOYS = [("fastapi", "local"), ("flask", "local")]
+
+
+@pytest.mark.parametrize(("framework", "provider"), DEPLOYS, ids=["-".join(s) for s in DEPLOYS])
+def test_baked_deployment_serves_page_backend_and_stream_behind_nginx(baked, framework, provider):
+    bake = baked(framework, provider)
+    output = run(
+        [str(bake.python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "export"],
+        cwd=bake.project,
+        env=bake.env,
+    )
+    print(output)
+    assert "1 passed" in output
 
 
 # One prod build per framework that mounts the API into Reflex's backend.

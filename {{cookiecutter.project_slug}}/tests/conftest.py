@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,6 +64,23 @@ def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = (), 
     `settings` on top of the tests' own and without the variables in `unset`; its output goes
     to `cwd/api.log`. Stop it at the end."""
     port = free_port()
+    arguments = ["api", "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with running_app(arguments, url, upstream, cwd, unset, **settings) as server:
+        yield server
+
+
+@contextmanager
+def running_app(
+    arguments: list[str],
+    api_url: str,
+    upstream: FakeUpstream,
+    cwd: Path,
+    unset: tuple[str, ...] = (),
+    **settings: str,
+):
+    """`python -m {{ cookiecutter.package_name }} <arguments>`, pointed at the fake upstream,
+    until the API at `api_url` is healthy; stopped, with any children, at the end."""
     models = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS]
     env = {
         key: value
@@ -86,20 +104,27 @@ def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = (), 
     }
     for name in unset:
         del env[name]
-    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", *arguments]
     with (cwd / "api.log").open("w") as log:
-        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-    server = ApiServer(f"http://127.0.0.1:{port}", process, cwd / "api.log")
+        process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = ApiServer(api_url, process, cwd / "api.log")
     try:
         wait_until_healthy(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass  # a test stopped it already
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def wait_until_healthy(server: ApiServer, timeout_s: float = 90) -> None:

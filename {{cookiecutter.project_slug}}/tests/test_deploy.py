@@ -1,6 +1,7 @@
 """The deployment as shipped: `deploy/nginx.conf` in front of the API, and several API processes
 sharing Redis. Real nginx and redis-server (Debian packages), on loopback."""
 
+import json
 import os
 import re
 import shutil
@@ -16,12 +17,14 @@ from string import Template
 import httpx
 import pytest
 
-from .conftest import PROJECT_DIR, running_api
+from .conftest import PROJECT_DIR, running_api, running_app
 from .fake_upstream import SCRIPTS, free_port
 from .streams import chat_body, read_events, read_stream
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SITE_CONF = PROJECT_DIR / "deploy" / "nginx.conf"
+# Where `reflex export` leaves the page (the Dockerfile copies it into nginx's image).
+EXPORTED_PAGE = PROJECT_DIR / ".web" / "build" / "client"
 SLOW = SCRIPTS["fake-slow"]
 
 needs_nginx = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="needs nginx")
@@ -46,23 +49,31 @@ http {
 """)
 
 
-def loopback_site(backends: list[str], port: int) -> str:
-    """The shipped site, listening on loopback and proxying to `backends` instead of `app:*`."""
-    servers = " ".join(f"server {url.removeprefix('http://')};" for url in backends)
-    site, upstreams = re.subn(r"server app:\d+;", servers, SITE_CONF.read_text())
+def loopback_site(port: int, backends: list[str] | dict[int, list[str]], root: Path) -> str:
+    """The shipped site on a loopback port, serving `root`, and proxying to `backends` (URLs:
+    for every `app:<port>` alike, or by that port) instead of the compose service `app`."""
+
+    def servers(app: re.Match) -> str:
+        urls = backends if isinstance(backends, list) else backends[int(app[1])]
+        return " ".join(f"server {url.removeprefix('http://')};" for url in urls)
+
+    site, upstreams = re.subn(r"server app:(\d+);", servers, SITE_CONF.read_text())
     site, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{port};", site)
-    assert upstreams and listens == 1, "deploy/nginx.conf no longer has what this test edits"
+    site, roots = re.subn(r"root /usr/share/nginx/html;", f"root {root};", site)
+    assert upstreams and listens == roots == 1, "deploy/nginx.conf lacks what this test edits"
     return site
 
 
 @contextmanager
 def running_nginx(
-    backends: list[str], workdir: Path, edit: Callable[[str], str] = lambda site: site
+    backends: list[str] | dict[int, list[str]],
+    workdir: Path,
+    edit: Callable[[str], str] = lambda site: site,
+    root: Path = EXPORTED_PAGE,
 ) -> Iterator[str]:
-    """nginx with the shipped site (changed by `edit`) in front of the `backends` (URLs);
-    yields its own URL."""
+    """nginx with the shipped site (changed by `edit`) in front of `backends`; yields its URL."""
     port = free_port()
-    (workdir / "site.conf").write_text(edit(loopback_site(backends, port)))
+    (workdir / "site.conf").write_text(edit(loopback_site(port, backends, root)))
     user = "user root;" if os.geteuid() == 0 else ""  # workers need the temp dirs under workdir
     (workdir / "nginx.conf").write_text(MAIN_CONF.substitute(dir=workdir, user=user))
     command = [NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr"]
@@ -207,3 +218,47 @@ def test_the_ui_state_lives_in_redis_when_redis_url_is_set(redis):
         )
     expected = "StateManagerRedis" if redis else "StateManagerDisk"
     assert expected in created.stdout, created.stderr
+
+
+def export_page(backend_url: str) -> None:
+    """`reflex export`, as the Dockerfile runs it: the page, told where its backend is."""
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "REFLEX_USE_NPM": "1",
+        "REFLEX_CHECK_LATEST_VERSION": "0",
+        "REFLEX_API_URL": backend_url,
+    }
+    command = [sys.executable, "-m", "reflex", "export", "--frontend-only", "--no-zip"]
+    export = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert export.returncode == 0, export.stdout[-3000:] + export.stderr[-3000:]
+
+
+@needs_nginx
+@pytest.mark.export
+def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
+    """compose.yaml without Docker: the page exported as the Dockerfile exports it and served by
+    nginx, `prod --backend-only` behind it; page, Reflex backend and API share nginx's port."""
+    for name in ("nginx", "app"):
+        (tmp_path / name).mkdir()
+    backend_port, api_port = free_port(), free_port()
+    arguments = ["prod", "--backend-only", "--host", "127.0.0.1", "--port", str(backend_port)]
+{%- if cookiecutter.framework == "flask" %}
+    arguments += ["--api-port", str(api_port)]
+{%- else %}
+    api_port = backend_port  # the API is mounted into Reflex's backend
+{%- endif %}
+    backend_url, api_url = (f"http://127.0.0.1:{port}" for port in (backend_port, api_port))
+    with running_nginx({8000: [backend_url], 8001: [api_url]}, tmp_path / "nginx") as proxy:
+        export_page(backend_url=proxy)
+        with running_app(arguments, api_url, upstream, tmp_path / "app"):
+            page = httpx.get(f"{proxy}/")
+            ping = httpx.get(f"{proxy}/ping")
+            health = httpx.get(f"{proxy}/api/health")
+            sent, _ = upstream_progress_at_delta(proxy, upstream)
+    page_env = json.loads((PROJECT_DIR / ".web" / "env.json").read_text())
+    assert page_env["EVENT"] == f"{proxy.replace('http', 'ws')}/_event"
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert ping.status_code == 200
+    assert health.status_code == 200
+    assert sent < SLOW.tokens / 2

@@ -35,12 +35,18 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package_name }}")
+    parser.set_defaults(backend_only=False)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (text, port) in COMMANDS.items():
         command = commands.add_parser(name, help=text)
         command.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other hosts")
         command.add_argument("--port", type=int, default=port)
     commands.choices["api"].add_argument("--reload", action="store_true")
+    commands.choices["prod"].add_argument(
+        "--backend-only",
+        action="store_true",
+        help="the UI's backend and the API only; nginx serves the exported page (Dockerfile)",
+    )
 {%- if cookiecutter.framework == "flask" %}
     for name in ("dev", "prod"):
         commands.choices[name].add_argument("--api-port", type=int, default=8000)
@@ -53,14 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         serve(args.host, args.port, args.reload)
     else:
 {%- if cookiecutter.framework == "flask" %}
-        run_ui_beside_api(args.command, args.host, args.port, args.api_port)
+        run_ui_beside_api(args)
 {%- else %}
-        os.execvpe(*reflex_command(args.command, args.host, args.port))
+        os.execvpe(*reflex_command(args))
 {%- endif %}
 
 
-def reflex_command(mode: str, host: str, port: int) -> tuple[str, list[str], dict[str, str]]:
-    """`reflex run` with page and backend on one port, and the environment it needs.
+def reflex_command(args: argparse.Namespace) -> tuple[str, list[str], dict[str, str]]:
+    """`reflex run` with page and backend on one port (or the backend alone), and the
+    environment it needs.
 
     Reflex's `preview` env is its hot-reloading mode that serves page and backend on one port.
     """
@@ -71,22 +78,26 @@ def reflex_command(mode: str, host: str, port: int) -> tuple[str, list[str], dic
         "REFLEX_USE_NPM": os.environ.get("REFLEX_USE_NPM", "1"),
         "REFLEX_CHECK_LATEST_VERSION": "0",
     }
-    reflex_env = {"dev": "preview", "prod": "prod"}[mode]
+    reflex_env = {"dev": "preview", "prod": "prod"}[args.command]
     command = [sys.executable, "-m", "reflex", "run", "--env", reflex_env]
-    command += ["--backend-host", host, "--frontend-port", str(port), "--backend-port", str(port)]
+    command += ["--backend-host", args.host, "--backend-port", str(args.port)]
+    if args.backend_only:
+        command.append("--backend-only")
+    else:
+        command += ["--frontend-port", str(args.port)]
     os.chdir(PROJECT_DIR if (PROJECT_DIR / "rxconfig.py").exists() else Path.cwd())
     return command[0], command, env
 {%- if cookiecutter.framework == "flask" %}
 
 
-def run_ui_beside_api(mode: str, host: str, port: int, api_port: int) -> None:
+def run_ui_beside_api(args: argparse.Namespace) -> None:
     """Start the API server, point the UI at it, run the UI; stop both when either ends."""
     api_command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
-    api_command += ["--host", host, "--port", str(api_port)]
-    if mode == "dev":
+    api_command += ["--host", args.host, "--port", str(args.api_port)]
+    if args.command == "dev":
         api_command.append("--reload")
-    _, ui_command, env = reflex_command(mode, host, port)
-    env.setdefault("API_URL", f"http://127.0.0.1:{api_port}")
+    _, ui_command, env = reflex_command(args)
+    env.setdefault("API_URL", f"http://127.0.0.1:{args.api_port}")
     with subprocess.Popen(api_command) as api, subprocess.Popen(ui_command, env=env) as ui:
         try:
             ui.wait()

@@ -1,6 +1,7 @@
 """Running the Flask adapter: waitress (threads) to serve, werkzeug's reloader to develop."""
 
 import _thread
+import os
 import signal
 import threading
 import time
@@ -20,7 +21,17 @@ def serve(host: str, port: int, reload: bool) -> None:
     if reload:
         run_simple(host, port, create_app(), use_reloader=True, threaded=True)
         return
-    server = waitress.create_server(create_app(), host=host, port=port, threads=THREADS)
+    app = create_app()
+    server = waitress.create_server(
+        app,
+        host=host,
+        port=port,
+        threads=THREADS,
+        # Behind a proxy the client is who the proxy says (uvicorn's variable, for one setting).
+        trusted_proxy=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"},
+        clear_untrusted_proxy_headers=True,
+    )
     signal.signal(signal.SIGTERM, lambda *_: _shut_down_gracefully())
     server.print_listen("Serving the API on http://{}:{}")
     server.run()  # until KeyboardInterrupt
