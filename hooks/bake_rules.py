@@ -96,6 +96,8 @@ def prune_unselected_adapters(project_dir: Path, package_name: str, framework: s
             adapter.unlink()
     unused_server = "asgi.py" if framework == "flask" else "wsgi.py"
     (api / unused_server).unlink()
+    if framework != "fastapi":  # the only adapter that publishes an OpenAPI document
+        (project_dir / "tests" / "test_openapi.py").unlink()
 
 
 def prune_unselected_provider(project_dir: Path, package_name: str, provider: str) -> None:

@@ -58,6 +58,7 @@ def test_variant_bakes_clean(bake, overrides):
     server = "wsgi.py" if framework == "flask" else "asgi.py"
     api_modules = {p.name for p in (project / context["package_name"] / "api").glob("*.py")}
     assert api_modules == {"__init__.py", f"{framework}_app.py", server}
+    assert (project / "tests" / "test_openapi.py").exists() == (framework == "fastapi")
     local = context["llm_provider"] == "local"
     assert (project / context["package_name"] / "local_model.py").exists() == local
     assert (project / "tests" / "test_local_model.py").exists() == local

@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ApiError
 
@@ -27,19 +27,19 @@ DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
 
-class _Part(BaseModel):
+class MessagePart(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str
     text: str | None = None
 
 
-class _Message(BaseModel):
+class Message(BaseModel):
     """A message in either shape: AI SDK `UIMessage` (`parts`) or plain chat (`content`)."""
 
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "user", "assistant"]
     content: str | None = None
-    parts: list[_Part] | None = None
+    parts: list[MessagePart] | None = None
 
     def text(self) -> str:
         if self.parts is None:
@@ -48,8 +48,10 @@ class _Message(BaseModel):
 
 
 class ChatRequest(BaseModel):
+    """The body of `POST /api/chat`: the AI SDK's `useChat` body, or plain chat messages."""
+
     model_config = ConfigDict(extra="ignore")
-    messages: list[_Message]
+    messages: list[Message] = Field(min_length=1)
     model: str | None = None
 
     def llm_messages(self) -> list[dict[str, str]]:
@@ -68,8 +70,6 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise ApiError(422, "invalid_request", f"{where}: {first['msg']}.") from None
-    if not request.messages:
-        raise ApiError(422, "invalid_request", "messages: at least one message is required.")
     return request
 
 

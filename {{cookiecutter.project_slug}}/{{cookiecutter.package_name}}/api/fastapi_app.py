@@ -4,6 +4,7 @@ Streaming is Starlette's `StreamingResponse`: it writes each chunk as it is yiel
 the iterator when the client disconnects, which is what closes the provider connection.
 """
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -18,9 +19,46 @@ from ..protocol import (
     CORS_METHODS,
     CORS_REQUEST_HEADERS,
     HEADERS,
+    ChatRequest,
     read_body,
 )
-from ..settings import get_settings
+from ..settings import Settings, get_settings
+
+# `/api/chat` reads its body itself, to refuse an oversized one while it arrives, so FastAPI
+# cannot infer its request and responses: they are stated here for the OpenAPI document.
+CHAT_ERRORS = {
+    400: "Invalid JSON, a model outside the allow-list, or the provider refused the request.",
+    401: "A missing or wrong bearer token (API_TOKEN), or the provider refused the key.",
+    413: "The body exceeds MAX_REQUEST_BYTES.",
+    422: "An invalid body, too many messages or too long a message.",
+    429: "A rate limit, here or at the provider; see Retry-After.",
+    502: "The provider failed or could not be reached.",
+    503: "The provider's key is not configured.",
+    504: "The provider did not answer within LLM_TIMEOUT_S.",
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+# One server-sent event of the stream (OpenAPI 3.2's `itemSchema` of a sequential media type).
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "description": "A UI message chunk as JSON (start, text-start, text-delta, text-end, "
+            "reasoning-*, finish, error, abort), then `[DONE]`.",
+        }
+    },
+}
 
 
 def create_app() -> FastAPI:
@@ -47,6 +85,8 @@ def create_app() -> FastAPI:
 
     @app.post("/api/chat")
     async def chat_stream(request: Request) -> StreamingResponse:
+        """Stream the model's answer to the conversation in the body, as an AI SDK UI message
+        stream over SSE."""
         length = request.headers.get("content-length")
         body = await read_body(request.stream(), settings.max_request_bytes, length)
         stream = await chat.open_chat(body, settings, _caller(request))
@@ -60,7 +100,47 @@ def create_app() -> FastAPI:
     async def models(request: Request) -> dict:
         return chat.models(settings, _caller(request))
 
+    app.openapi = _documenting_chat(app, settings)
     return app
+
+
+def _documenting_chat(app: FastAPI, settings: Settings) -> Callable[[], dict]:
+    """`app.openapi`, with the request and responses of `/api/chat` stated, including this
+    server's own limits (the allowed models, the number of messages)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = generate()
+            request = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            request["properties"]["messages"]["maxItems"] = settings.max_messages
+            request["properties"]["model"]["anyOf"][0]["enum"] = settings.allowed_models
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas |= {**request.pop("$defs"), "ChatRequest": request}
+            document["paths"]["/api/chat"]["post"] |= {
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The answer, chunk by chunk.",
+                        "content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
+                    },
+                    **{
+                        str(status): {
+                            "description": description,
+                            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                        }
+                        for status, description in CHAT_ERRORS.items()
+                    },
+                },
+            }
+        return app.openapi_schema
+
+    return openapi
 
 
 def _caller(request: Request) -> Caller:
