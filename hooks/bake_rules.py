@@ -123,14 +123,16 @@ def next_steps(answers: dict[str, str]) -> str:
         if variables
         else "no key needed (the first `uv run` builds llama.cpp for the local model: minutes)"
     )
-    package = answers["package_name"]
+    package, slug = answers["package_name"], answers["project_slug"]
     return (
-        f"\nBaked {answers['project_name']} into ./{answers['project_slug']}\n\n"
+        f"\nBaked {answers['project_name']} into ./{slug}\n\n"
         "Next steps:\n"
-        f"  cd {answers['project_slug']}\n"
+        f"  cd {slug}\n"
         f"  {setup}\n"
         f"  uv run python -m {package} dev    # the app on http://localhost:3000\n"
         "  uv run pytest                       # the project's own tests\n"
+        f'  git init && git add -A && git commit -m "Bake {slug}"    # with the uv.lock uv wrote\n'
+        "  docker compose up --build           # deployed behind nginx on http://localhost:8080\n"
         f"(without uv: python -m venv .venv && .venv/bin/pip install -e . && "
         f".venv/bin/python -m {package} dev)\n"
     )

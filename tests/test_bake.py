@@ -89,11 +89,54 @@ def test_readme_bake_command_works_from_the_template_dir(tmp_path):
     assert (tmp_path / "stream-chat" / ".env").exists()
 
 
-def bake_from_template_dir(output_dir: Path, *answers: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "cookiecutter", ".", "--no-input", "-o", str(output_dir)]
-    return subprocess.run(
-        [*command, *answers], cwd=TEMPLATE_DIR, capture_output=True, text=True, timeout=120
+def test_replay_bakes_the_same_project_again(tmp_path):
+    """`cookiecutter --replay` repeats the last bake's answers, hooks included, file for file."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f'replay_dir: "{tmp_path / "replay"}"\n')
+    answers = ["framework=flask", "llm_provider=anthropic", "project_name=Replay Me"]
+    first = bake_from_template_dir(tmp_path / "first", "--config-file", str(config), *answers)
+    assert first.returncode == 0, first.stderr
+    again = run_cookiecutter(
+        ".", "--replay", "-o", str(tmp_path / "again"), "--config-file", str(config)
     )
+    assert again.returncode == 0, again.stderr
+    assert files_of(tmp_path / "again") == files_of(tmp_path / "first")
+    assert (tmp_path / "again" / "replay-me" / "replay_me" / "api" / "flask_app.py").exists()
+
+
+def test_cruft_update_brings_a_template_change_into_a_baked_project(tmp_path):
+    """The documented update path: bake with cruft, change the template, `cruft update`."""
+    template, project = tmp_path / "template", tmp_path / "stream-chat"
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    cruft = [str(Path(sys.executable).parent / "cruft")]
+    run([*git, "clone", "--quiet", str(TEMPLATE_DIR), str(template)], cwd=tmp_path)
+    run([*cruft, "create", str(template), "--no-input"], cwd=tmp_path)
+    run([*git, "init", "--quiet"], cwd=project)
+    run([*git, "add", "-A"], cwd=project)
+    run([*git, "commit", "--quiet", "-m", "Bake"], cwd=project)
+    makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
+    makefile.write_text(makefile.read_text() + "\n# A change made in the template.\n")
+    run([*git, "commit", "--quiet", "-am", "Change the template"], cwd=template)
+
+    check = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
+    assert check.returncode == 1, check.stdout
+    run([*cruft, "update", "--skip-apply-ask"], cwd=project)
+    assert "# A change made in the template." in (project / "Makefile").read_text()
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def bake_from_template_dir(output_dir: Path, *answers: str) -> subprocess.CompletedProcess:
+    return run_cookiecutter(".", "--no-input", "-o", str(output_dir), *answers)
+
+
+def run_cookiecutter(*arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "cookiecutter", *arguments]
+    return subprocess.run(command, cwd=TEMPLATE_DIR, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
