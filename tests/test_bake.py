@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,7 +256,8 @@ def assert_serves_page_and_api(
 ) -> None:
     page = wait_for(f"{page_url}/", app)
     assert "<html" in page.text.lower()
-    health = wait_for(f"{api_url}/api/health", app).json()
+    health = wait_for(f"{api_url}/api/health", app, until=lambda r: r.json()["llm"] == "ready")
+    health = health.json()
     assert health["model"] == context["default_model"]
     assert health["provider"] == context["default_model"].split("/")[0]
     models = httpx.get(f"{api_url}/api/models", timeout=30).json()
@@ -292,13 +294,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(url: str, app: subprocess.Popen, timeout_s: float = 600) -> httpx.Response:
+def wait_for(
+    url: str,
+    app: subprocess.Popen,
+    timeout_s: float = 600,
+    until: Callable[[httpx.Response], bool] = lambda response: True,
+) -> httpx.Response:
+    """The first 200 from `url` that satisfies `until`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert app.poll() is None, f"the app exited with {app.returncode}"
         try:
             response = httpx.get(url, timeout=10)
-            if response.status_code == 200:
+            if response.status_code == 200 and until(response):
                 return response
         except httpx.TransportError:
             pass

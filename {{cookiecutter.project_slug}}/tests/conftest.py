@@ -59,14 +59,20 @@ def api(api_server):
 
 
 @contextmanager
-def running_api(upstream: FakeUpstream, cwd: Path, unset: tuple[str, ...] = (), **settings: str):
+def running_api(
+    upstream: FakeUpstream,
+    cwd: Path,
+    unset: tuple[str, ...] = (),
+    ready: bool = True,
+    **settings: str,
+):
     """Start the API with its own CLI (in `cwd`, away from the project's own .env), with
     `settings` on top of the tests' own and without the variables in `unset`; its output goes
-    to `cwd/api.log`. Stop it at the end."""
+    to `cwd/api.log`. Yield it once healthy (and `ready`); stop it at the end."""
     port = free_port()
     arguments = ["api", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    with running_app(arguments, url, upstream, cwd, unset, **settings) as server:
+    with running_app(arguments, url, upstream, cwd, unset, ready, **settings) as server:
         yield server
 
 
@@ -77,10 +83,11 @@ def running_app(
     upstream: FakeUpstream,
     cwd: Path,
     unset: tuple[str, ...] = (),
+    ready: bool = True,
     **settings: str,
 ):
     """`python -m {{ cookiecutter.package_name }} <arguments>`, pointed at the fake upstream,
-    until the API at `api_url` is healthy; stopped, with any children, at the end."""
+    until the API at `api_url` is healthy (and `ready`); stopped, with any children, at the end."""
     models = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS]
     env = {
         key: value
@@ -111,7 +118,7 @@ def running_app(
         )
     server = ApiServer(api_url, process, cwd / "api.log")
     try:
-        wait_until_healthy(server)
+        wait_until_healthy(server, ready)
         yield server
     finally:
         stop_process_group(process)
@@ -127,7 +134,9 @@ def stop_process_group(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def wait_until_healthy(server: ApiServer, timeout_s: float = 90) -> None:
+def wait_until_healthy(server: ApiServer, ready: bool = True, timeout_s: float = 90) -> None:
+    """Until `/api/health` answers; with `ready`, until LiteLLM has loaded too, so that what
+    the tests time never includes its import."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -136,7 +145,8 @@ def wait_until_healthy(server: ApiServer, timeout_s: float = 90) -> None:
                 + server.log.read_text()[-3000:]
             )
         try:
-            if httpx.get(f"{server.url}/api/health", timeout=30).status_code == 200:
+            health = httpx.get(f"{server.url}/api/health", timeout=30)
+            if health.status_code == 200 and (not ready or health.json()["llm"] == "ready"):
                 return
         except httpx.TransportError:
             pass

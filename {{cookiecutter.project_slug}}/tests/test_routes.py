@@ -4,7 +4,13 @@ import time
 
 import httpx
 
-from .conftest import DEFAULT_MODEL, FAKE_KEY, UNCONFIGURED_MODEL, running_api
+from .conftest import (
+    DEFAULT_MODEL,
+    FAKE_KEY,
+    UNCONFIGURED_MODEL,
+    running_api,
+    wait_until_healthy,
+)
 from .streams import chat_body
 
 
@@ -14,11 +20,23 @@ def test_health_reports_model_provider_and_key(api):
     assert response.json() == {
         "status": "ok",
         "model": DEFAULT_MODEL,
+        "llm": "ready",
         "provider": "openai",
         "missing_env": [],
         "api_key_configured": True,
     }
     assert FAKE_KEY not in response.text
+
+
+def test_health_answers_before_litellm_has_loaded(upstream, tmp_path):
+    """A cold start costs the server's own start, not LiteLLM's import of several seconds: the
+    first health check answers while the import goes on in the background."""
+    with running_api(upstream, tmp_path, ready=False) as server:
+        first = httpx.get(f"{server.url}/api/health").json()
+        wait_until_healthy(server)
+        ready = httpx.get(f"{server.url}/api/health").json()
+    assert first == {"status": "ok", "model": DEFAULT_MODEL, "llm": "loading"}
+    assert ready["llm"] == "ready"
 
 
 def test_models_lists_the_allow_list_default_first(api):

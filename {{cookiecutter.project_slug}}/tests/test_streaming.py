@@ -4,6 +4,7 @@ a fake upstream in each provider family's own wire format."""
 import asyncio
 import json
 import signal
+import subprocess
 import time
 
 import httpx
@@ -124,7 +125,11 @@ async def test_shutdown_ends_every_open_stream_with_abort(upstream, tmp_path):
             signalled_at = time.monotonic()
             endings = await asyncio.gather(*streams)
             ended_in_s = time.monotonic() - signalled_at
-        exit_code = await asyncio.to_thread(server.process.wait, 15)
+        try:  # within the 30 s an orchestrator (Kubernetes, Docker) waits before SIGKILL
+            exit_code = await asyncio.to_thread(server.process.wait, 30)
+        except subprocess.TimeoutExpired:
+            log = server.log.read_text()[-3000:]
+            raise AssertionError(f"still running 30 s after SIGTERM; its log:\n{log}") from None
 
     assert endings == [["text-end", "abort", "[DONE]"]] * 50
     assert ended_in_s < 5  # the server's grace period

@@ -91,9 +91,10 @@ def _generic_chunk(text: str, finish_reason: str = "", usage: dict | None = None
 {%- endif %}
 
 
+@functools.cache
 def preload_in_background() -> None:
-    """Start importing LiteLLM now, so the first chat request does not pay for it; then say
-    what the default model still needs, so a missing key shows at start-up."""
+    """Start importing LiteLLM now (once), so the first chat request does not pay for it; then
+    say what the default model still needs, so a missing key shows at start-up."""
     threading.Thread(target=_preload, name="litellm-import", daemon=True).start()
 
 
@@ -107,11 +108,22 @@ def _needs(model: str, missing: list[str]) -> str:
     return f"Model {model} needs {', '.join(missing)}; set it in .env and restart."
 
 
-async def describe(model: str, settings: Settings) -> dict:
-    """Which provider serves `model` and which of its variables are missing."""
-    llm = await asyncio.to_thread(litellm)
+def describe(model: str, settings: Settings) -> dict:
+    """Which provider serves `model` and which of its variables are missing; while LiteLLM is
+    still loading, only the model, so that health checks never wait seconds for the import."""
+    if not litellm.cache_info().currsize:
+        preload_in_background()
+        return {"model": model, "llm": "loading"}
+    llm = litellm()
     _, provider, _, _ = llm.get_llm_provider(model)
-    return {"model": model, "provider": provider, "missing_env": _missing_env(llm, model, settings)}
+    missing = _missing_env(llm, model, settings)
+    return {
+        "model": model,
+        "llm": "ready",
+        "provider": provider,
+        "missing_env": missing,
+        "api_key_configured": not missing,
+    }
 
 
 def _missing_env(llm, model: str, settings: Settings) -> list[str]:

@@ -49,7 +49,7 @@ async def chat_stream(request: HttpRequest):
 
 @require_GET
 async def health(_: HttpRequest) -> JsonResponse:
-    return JsonResponse(await chat.health(get_settings()))
+    return JsonResponse(chat.health(get_settings()))
 
 
 @require_GET

@@ -94,7 +94,7 @@ def create_app() -> FastAPI:
 
     @app.get("/api/health")
     async def health() -> dict:
-        return await chat.health(settings)
+        return chat.health(settings)
 
     @app.get("/api/models")
     async def models(request: Request) -> dict:

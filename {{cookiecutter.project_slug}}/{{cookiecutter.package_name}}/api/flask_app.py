@@ -80,7 +80,7 @@ def create_app() -> Flask:
 
     @app.get("/api/health")
     def health():
-        return loop.call(chat.health, settings)
+        return chat.health(settings)
 
     @app.get("/api/models")
     def models():

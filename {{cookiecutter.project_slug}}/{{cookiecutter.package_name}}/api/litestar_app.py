@@ -34,7 +34,7 @@ def create_app() -> Litestar:
 
     @get("/api/health")
     async def health() -> dict:
-        return await chat.health(settings)
+        return chat.health(settings)
 
     @get("/api/models")
     async def models(request: Request) -> dict:

@@ -36,7 +36,7 @@ def create_app() -> Starlette:
         return StreamingResponse(stream, headers=HEADERS)
 
     async def health(_: Request) -> JSONResponse:
-        return JSONResponse(await chat.health(settings))
+        return JSONResponse(chat.health(settings))
 
     async def models(request: Request) -> JSONResponse:
         return JSONResponse(chat.models(settings, _caller(request)))

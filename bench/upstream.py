@@ -1,0 +1,96 @@
+"""The benchmark's model provider: OpenAI-style SSE at a fixed token rate, on loopback.
+
+    python bench/upstream.py --port P
+
+`POST /v1/chat/completions` streams in OpenAI's wire format, which LiteLLM, the LiteLLM proxy
+and the raw relay all read. The last message says what to stream, as `<id> <tokens> <ms>`: the
+stream's id, how many tokens, and the milliseconds before each, so every contender passes the
+same instructions through unchanged. `GET /closed` tells, per id, when the connection closed
+(`time.monotonic()`: one clock for every process on Linux) and whether the stream had finished:
+how the benchmark times cancel propagation.
+"""
+
+import argparse
+import asyncio
+import json
+import time
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+closed: dict[str, dict] = {}
+
+
+def frame(body: dict) -> bytes:
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+def chunk(delta: dict, finish_reason: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+    return frame(
+        {
+            "id": "bench",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "bench",
+            "choices": [choice],
+        }
+    )
+
+
+async def completions(request: Request) -> StreamingResponse:
+    instructions = (await request.json())["messages"][-1]["content"]
+    stream_id, tokens, interval_ms = instructions.split()
+    tokens, interval_s = int(tokens), int(interval_ms) / 1000
+
+    async def stream():
+        finished = False
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            for i in range(tokens):
+                await asyncio.sleep(interval_s)
+                yield chunk({"content": f"tok{i} "})
+            yield chunk({}, "stop")
+            usage = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": tokens + 7}
+            yield frame(
+                {
+                    "id": "bench",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "bench",
+                    "choices": [],
+                    "usage": usage,
+                }
+            )
+            yield b"data: [DONE]\n\n"
+            finished = True
+        finally:
+            closed[stream_id] = {"at": time.monotonic(), "finished": finished}
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+async def closed_streams(_: Request) -> JSONResponse:
+    return JSONResponse(closed)
+
+
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/chat/completions", completions, methods=["POST"]),
+        Route("/closed", closed_streams),
+    ]
+)
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    port = parser.parse_args().port
+    # Providers keep idle connections for minutes; with uvicorn's 5 s, a client reusing a pooled
+    # connection races its close (and LiteLLM, which the app calls without retries, fails it).
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", backlog=4096, timeout_keep_alive=300
+    )
