@@ -22,5 +22,6 @@ def test_bench_smoke_run_measures_every_figure(tmp_path):
         for level in contender["levels"].values():
             assert level["complete"] == level["streams"], level
             assert level["cpu_us_per_token"] > 0
-    assert (tmp_path / "results.md").read_text().count("\n| ") == 3
+    table = (tmp_path / "results.md").read_text()
+    assert "\n| raw relay | " in table and "\n| fastapi | " in table
     assert (tmp_path / "tokens.png").stat().st_size > 10_000
