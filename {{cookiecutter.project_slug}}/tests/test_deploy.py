@@ -77,23 +77,25 @@ def running_nginx(
     user = "user root;" if os.geteuid() == 0 else ""  # workers need the temp dirs under workdir
     (workdir / "nginx.conf").write_text(MAIN_CONF.substitute(dir=workdir, user=user))
     command = [NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_port(port, process)
+    with serving(command, port, stderr=subprocess.PIPE, text=True):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @contextmanager
 def running_redis() -> Iterator[str]:
     port = free_port()
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    with serving(command, port, stdout=subprocess.DEVNULL):
+        yield f"redis://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving(command: list[str], port: int, **popen) -> Iterator[None]:
+    """`command` from when it listens on `port`; terminated at the end."""
+    process = subprocess.Popen(command, **popen)
     try:
         wait_for_port(port, process)
-        yield f"redis://127.0.0.1:{port}"
+        yield
     finally:
         process.terminate()
         process.wait(timeout=10)
