@@ -6,6 +6,7 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import ChangeReload
 
+from ..settings import get_settings
 from ..shutdown import shutdown
 
 Scope = MutableMapping[str, Any]
@@ -21,6 +22,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(host: str, port: int, reload: bool) -> None:
+    get_settings()  # loads .env, which may set FORWARDED_ALLOW_IPS, before uvicorn reads it
     config = uvicorn.Config(
         "{{ cookiecutter.package_name }}.api:create_app",
         factory=True,

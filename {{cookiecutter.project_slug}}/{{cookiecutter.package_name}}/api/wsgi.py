@@ -21,7 +21,7 @@ def serve(host: str, port: int, reload: bool) -> None:
     if reload:
         run_simple(host, port, create_app(), use_reloader=True, threaded=True)
         return
-    app = create_app()
+    app = create_app()  # loads .env first, which may set FORWARDED_ALLOW_IPS
     server = waitress.create_server(
         app,
         host=host,
