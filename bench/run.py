@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -392,8 +392,10 @@ def running(command: list[str], cwd: Path, health_url: str, env: dict | None = N
             process.wait(timeout=30)
             server.stop_s = round(time.monotonic() - signalled, 2)
         except subprocess.TimeoutExpired:
+            pass
+        with suppress(ProcessLookupError):  # whatever is left of it
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
         log.close()
 
 

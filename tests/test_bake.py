@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,6 +286,8 @@ def running_app(bake: Bake, *arguments: str):
     finally:
         os.killpg(app.pid, signal.SIGTERM)
         app.wait(timeout=30)
+        with suppress(ProcessLookupError):  # a child that outlived it
+            os.killpg(app.pid, signal.SIGKILL)
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -114,7 +114,14 @@ def running_app(
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", *arguments]
     with (cwd / "api.log").open("w") as log:
         process = subprocess.Popen(
-            command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # As if started in the background, the harshest usual start: SIGINT ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     server = ApiServer(api_url, process, cwd / "api.log")
     try:
@@ -125,13 +132,15 @@ def running_app(
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
-    try:
+    """SIGTERM the process and its children; kill whatever is left when it has exited or after
+    10 s, so that no test leaves a server behind."""
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
-    except ProcessLookupError:
-        pass  # a test stopped it already
-    except subprocess.TimeoutExpired:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def wait_until_healthy(server: ApiServer, ready: bool = True, timeout_s: float = 90) -> None:

@@ -33,6 +33,9 @@ def serve(host: str, port: int, reload: bool) -> None:
         clear_untrusted_proxy_headers=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: _shut_down_gracefully())
+    # Started in the background (`&`, nohup, some supervisors) a process inherits SIGINT
+    # ignored, and `interrupt_main()` would then never stop waitress.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     server.print_listen("Serving the API on http://{}:{}")
     server.run()  # until KeyboardInterrupt
 
