@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     max_streams_per_client: int = Field(default=4, gt=0)
     """Open streams per client address, in this process."""
     redis_url: str | None = None
-    """Keep rate-limit counters in Redis (shared by every process) instead of in memory."""
+    """Keep rate-limit counters and the UI's state in Redis, shared by every process."""
     log_content: bool = False
     """Put the messages into the access log too (off by default: it never logs their text)."""
 
