@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -194,15 +195,7 @@ SUITES = [
 
 @pytest.mark.parametrize(("framework", "provider"), SUITES, ids=["-".join(s) for s in SUITES])
 def test_baked_project_passes_its_own_tests(baked, framework, provider):
-    bake = baked(framework, provider)
-    output = run(
-        [str(bake.python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=bake.project,
-        env=bake.env,
-    )
-    print(output)  # the CI log shows the baked suite's own summary
-    assert re.search(r"\d+ passed", output)
-    assert not re.search(r"\d+ (failed|error)", output)
+    assert_baked_tests_pass(baked(framework, provider))
 
 
 # compose.yaml's layout without Docker, for an ASGI bake and the WSGI one: the page exported as
@@ -212,14 +205,32 @@ DEPLOYS = [("fastapi", "local"), ("flask", "local")]
 
 @pytest.mark.parametrize(("framework", "provider"), DEPLOYS, ids=["-".join(s) for s in DEPLOYS])
 def test_baked_deployment_serves_page_backend_and_stream_behind_nginx(baked, framework, provider):
+    assert_baked_tests_pass(baked(framework, provider), "-m", "export")
+
+
+# The chat page in headless Chromium, with the API mounted into Reflex (ASGI) and beside it
+# (WSGI). Their screenshots and websocket figures land in test-artifacts/<framework>-<provider>.
+BROWSERS = [("fastapi", "local"), ("flask", "local")]
+
+
+@pytest.mark.parametrize(("framework", "provider"), BROWSERS, ids=["-".join(s) for s in BROWSERS])
+def test_baked_chat_page_works_in_a_real_browser(baked, framework, provider):
     bake = baked(framework, provider)
-    output = run(
-        [str(bake.python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "export"],
-        cwd=bake.project,
-        env=bake.env,
-    )
+    try:
+        assert_baked_tests_pass(bake, "-m", "browser")
+    finally:
+        if (bake.project / "test-artifacts").exists():
+            artifacts = TEMPLATE_DIR / "test-artifacts" / f"{framework}-{provider}"
+            shutil.copytree(bake.project / "test-artifacts", artifacts, dirs_exist_ok=True)
+
+
+def assert_baked_tests_pass(bake: Bake, *pytest_args: str) -> None:
+    """Run the bake's own pytest in its own virtualenv; its summary goes to the CI log."""
+    command = [str(bake.python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+    output = run(command, cwd=bake.project, env=bake.env)
     print(output)
-    assert "1 passed" in output
+    assert re.search(r"\d+ passed", output)
+    assert not re.search(r"\d+ (failed|error)", output)
 
 
 # One prod build per framework that mounts the API into Reflex's backend.

@@ -8,6 +8,8 @@ config = rx.Config(
     telemetry_enabled=False,
     plugins=[rx.plugins.RadixThemesPlugin()],
     disable_plugins=[SitemapPlugin],
+    # The badge is fixed over the bottom-right corner, where the Send and Stop button is.
+    show_built_with_reflex=False,
     # With Redis, the UI's state is shared by every process, so `prod` runs several workers.
     redis_url=get_settings().redis_url,
 )

@@ -42,6 +42,19 @@ class Script:
     status: int = 200  # a non-200 status refuses the request before streaming
     reasoning: int = 0  # reasoning tokens before the answer, for formats that have them
     token_chars: int = 0  # tokens of this many characters instead of `tok<i> `
+    text: str = ""  # stream this text, two characters per token, instead of `tok<i> `
+
+    def piece(self, i: int) -> str:
+        if self.text:
+            return self.text[2 * i : 2 * i + 2]
+        return "x" * self.token_chars if self.token_chars else token(i)
+
+
+# Markdown whose code fence arrives over several tokens, as models send it.
+MARKDOWN_ANSWER = (
+    "Here is **the code**:\n\n```python\ndef greet(name):\n    return f'Hi {name}'\n```\n\n"
+    "It returns a greeting."
+)
 
 
 SCRIPTS = {
@@ -62,6 +75,11 @@ SCRIPTS = {
     "fake-huge": Script(tokens=2, token_chars=1_000_000),
     "fake-long": Script(tokens=400, delay_s=0.05),
     "fake-load": Script(tokens=20, delay_s=0.02),
+    "fake-markdown": Script(
+        tokens=(len(MARKDOWN_ANSWER) + 1) // 2, delay_s=0.03, text=MARKDOWN_ANSWER
+    ),
+    "fake-500-tokens": Script(tokens=500, delay_s=0.005),
+    "fake-2000-tokens": Script(tokens=2000, delay_s=0.005),
 }
 
 
@@ -91,6 +109,7 @@ class Record:
     family: str
     model: str
     max_tokens: int | None = None
+    messages: list[dict] = field(default_factory=list)  # as the OpenAI format sends them
     sent: int = 0
     completed: bool = False
     closed_at: float | None = None
@@ -377,7 +396,12 @@ class FakeUpstream:
             script = SCRIPTS[model]
             if script.status != 200:
                 return wire.refusal(script.status)
-            record = Record(family=family, model=model, max_tokens=body.get("max_tokens"))
+            record = Record(
+                family=family,
+                model=model,
+                max_tokens=body.get("max_tokens"),
+                messages=body.get("messages") or [],
+            )
             self.records.append(record)
             return StreamingResponse(_stream(script, wire, record), media_type=wire.media_type)
 
@@ -397,7 +421,7 @@ async def _stream(script: Script, wire: WireFormat, record: Record) -> AsyncIter
                     yield frame
                 return
             await asyncio.sleep(script.delay_s)
-            yield wire.text("x" * script.token_chars if script.token_chars else token(i))
+            yield wire.text(script.piece(i))
             record.sent += 1
         for frame in wire.end(script.reasoning + script.tokens):
             yield frame

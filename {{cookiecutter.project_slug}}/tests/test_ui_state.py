@@ -1,10 +1,13 @@
 """The chat state's handlers, run by Reflex's own event processor against the real API.
 
 No browser: events go through `BaseStateEventProcessor` as they would from a websocket, and
-every state delta the browser would receive is recorded.
+every state delta and script the browser would receive is recorded. (`test_browser.py` runs
+the page itself.)
 """
 
 import asyncio
+import json
+import re
 from unittest import mock
 
 import pytest
@@ -15,6 +18,7 @@ from reflex_base.event.processor import BaseStateEventProcessor
 from reflex_base.utils.format import format_event_handler
 
 from {{ cookiecutter.package_name }}.settings import get_settings
+from {{ cookiecutter.package_name }}_ui import history
 from {{ cookiecutter.package_name }}_ui.state import ChatState
 
 from .fake_upstream import SCRIPTS, streamed_text
@@ -23,11 +27,12 @@ TOKEN = "test-client-token"
 
 
 class Browser:
-    """Sends events like a connected page and keeps every delta pushed to it."""
+    """Sends events like a connected page and keeps every delta and event pushed to it."""
 
     def __init__(self, processor: BaseStateEventProcessor):
         self.processor = processor
         self.deltas: list[dict] = []
+        self.events: list[Event] = []
 
     async def send(self, handler: str, **payload) -> None:
         name = format_event_handler(ChatState.event_handlers[handler])
@@ -45,6 +50,12 @@ class Browser:
             if name.split("_rx_state_")[0] == var
         ]
 
+    def draft_pushes(self) -> list[str]:
+        """The text of each append to the page's draft, in order."""
+        scripts = [event.payload.get("function", "") for event in self.events]
+        appended = (re.search(r'\+ ("(?:[^"\\]|\\.)*")\)\)$', script) for script in scripts)
+        return [json.loads(match[1]) for match in appended if match]
+
     async def wait_for(self, var: str, predicate, timeout_s: float = 15) -> None:
         async with asyncio.timeout(timeout_s):
             while not any(predicate(value) for value in self.values(var)):
@@ -52,8 +63,10 @@ class Browser:
 
 
 @pytest.fixture
-async def browser(api, monkeypatch):
+async def browser(api, monkeypatch, tmp_path):
     monkeypatch.setenv("API_URL", api)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'chat.db'}")
+    history.engine.cache_clear()
     # 4 tokens of the fake-slow script (one per 50 ms) per push to the page.
     monkeypatch.setenv("UI_FLUSH_MS", "200")
     get_settings.cache_clear()
@@ -66,7 +79,7 @@ async def browser(api, monkeypatch):
         browser.deltas.append(delta)
 
     async def emit_event(token: str, *events) -> None:
-        pass
+        browser.events.extend(events)
 
     state_manager = StateManagerMemory()
     processor._root_context = EventContext(
@@ -81,35 +94,48 @@ async def browser(api, monkeypatch):
             yield browser
     await state_manager.close()
     get_settings.cache_clear()
+    history.engine.cache_clear()
 
 
-async def test_answer_grows_in_the_page_then_lands_in_the_history(browser, upstream):
+def saved_messages(browser: Browser) -> list[history.StoredMessage]:
+    conversation_id = browser.values("conversation_id")[-1]
+    return history.messages(conversation_id)
+
+
+async def test_answer_is_pushed_as_new_text_only_then_lands_in_the_history(browser, upstream):
     await browser.send("set_model", model="openai/fake-slow")
     await browser.send("send", form_data={"question": "Count for me"})
     await browser.wait_for("streaming", lambda streaming: streaming is False, timeout_s=30)
 
     full = streamed_text(SCRIPTS["fake-slow"].tokens)
-    drafts = [draft for draft in browser.values("draft") if draft]
-    # Pushed progressively, each push a longer prefix, coalesced rather than one per token.
-    assert len(drafts) >= 3
-    assert all(full.startswith(draft) for draft in drafts)
-    assert [len(d) for d in drafts] == sorted(len(d) for d in drafts)
-    assert len(drafts) < SCRIPTS["fake-slow"].tokens / 2
+    pushes = browser.draft_pushes()
+    # Only what is new, coalesced: several pushes, far fewer than tokens, each continuing the
+    # text; the rest comes with the finished answer.
+    assert full.startswith("".join(pushes))
+    assert 3 <= len(pushes) < SCRIPTS["fake-slow"].tokens / 2
     answer = browser.values("messages")[-1][-1]
     assert (answer.role, answer.content, answer.status) == ("assistant", full, "done")
     assert "openai/fake-slow" in answer.details
+    saved = saved_messages(browser)
+    assert [(m.role, m.content, m.status) for m in saved] == [
+        ("user", "Count for me", "done"),
+        ("assistant", full, "done"),
+    ]
 
 
 async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, upstream):
     await browser.send("set_model", model="openai/fake-slow")
     await browser.send("send", form_data={"question": "Count for me"})
-    await browser.wait_for("draft", lambda draft: len(draft) > 0)
+    async with asyncio.timeout(15):
+        while not browser.draft_pushes():
+            await asyncio.sleep(0.01)
     await browser.send("stop")
     await browser.wait_for("streaming", lambda streaming: streaming is False)
 
     answer = browser.values("messages")[-1][-1]
     assert answer.status == "stopped"
     assert 0 < len(answer.content) < len(streamed_text(SCRIPTS["fake-slow"].tokens))
+    assert saved_messages(browser)[-1].status == "stopped"
     record = upstream.last("fake-slow")
     assert record.closed.wait(timeout=2)
     assert not record.completed
@@ -124,3 +150,22 @@ async def test_provider_failure_shows_next_to_the_partial_text(browser):
     assert answer.status == "error"
     assert answer.content == streamed_text(SCRIPTS["fake-fail-mid"].fail_after)
     assert answer.error
+    assert (saved_messages(browser)[-1].status, saved_messages(browser)[-1].error) == (
+        "error",
+        answer.error,
+    )
+
+
+async def test_the_system_prompt_goes_first_to_the_model(browser, upstream):
+    await browser.send("set_model", model="openai/fake-fast")
+    await browser.send("set_system_prompt", system_prompt="Answer in French.")
+    await browser.send("send", form_data={"question": "Hello"})
+    await browser.wait_for("streaming", lambda streaming: streaming is False)
+
+    assert history.get_conversation(browser.values("conversation_id")[-1]).system_prompt == (
+        "Answer in French."
+    )
+    assert upstream.last("fake-fast").messages == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Hello"},
+    ]

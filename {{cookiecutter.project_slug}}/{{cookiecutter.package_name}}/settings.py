@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     """The UI pushes streamed text to the browser at most once per this many milliseconds."""
     api_url: str | None = None
     """Where the UI finds the API; unset means the API mounted in the UI's own backend."""
+    database_url: str = "sqlite:///chat.db"
+    """Where the UI keeps conversations (SQLAlchemy URL; `postgresql+psycopg://…` for Postgres)."""
 
     @field_validator("llm_models", "cors_origins", mode="before")
     @classmethod

@@ -1,8 +1,8 @@
-"""Chat state: the conversation, the answer being streamed, and Stop.
+"""Chat state: the conversations, the open one, the answer being streamed, and Stop.
 
-The in-progress answer lives in its own small var (`draft`) and is pushed at most once per
-`UI_FLUSH_MS`: Reflex resends a changed var whole, so appending every token to the message
-list would cost quadratic bytes. The finished answer moves into `messages` once.
+Every question and answer is saved (see `history`), answers with how they ended. The answer in
+progress is not state: the page holds it (see `draft`), and the background task sends it only
+what is new, at most once per `UI_FLUSH_MS`. The finished answer lands in `messages` once.
 """
 
 import asyncio
@@ -14,16 +14,37 @@ import reflex as rx
 
 from {{ cookiecutter.package_name }}.settings import get_settings
 
+from . import draft, history
 from .client import AnswerError, api_client, stream_answer
+
+TITLE_CHARS = 48
 
 
 @dataclasses.dataclass
 class Message:
+    id: int
     role: str
     content: str
     status: str = "done"  # done | stopped | error
     error: str = ""
     details: str = ""  # model, tokens and timing of an answer
+
+    @classmethod
+    def of(cls, stored: history.StoredMessage) -> "Message":
+        return cls(
+            id=stored.id or 0,
+            role=stored.role,
+            content=stored.content,
+            status=stored.status,
+            error=stored.error,
+            details=stored.details,
+        )
+
+
+@dataclasses.dataclass
+class ConversationItem:
+    id: int
+    title: str
 
 
 def describe_finish(metadata: dict) -> str:
@@ -39,47 +60,128 @@ def describe_finish(metadata: dict) -> str:
     return " · ".join(part for part in parts if part)
 
 
+def title_of(question: str) -> str:
+    line = question.strip().splitlines()[0]
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
 class ChatState(rx.State):
+    conversations: list[ConversationItem] = []
+    conversation_id: int = 0  # 0: a new chat, saved with its first question
     messages: list[Message] = []
-    draft: str = ""
+    system_prompt: str = ""
     streaming: bool = False
     models: list[str] = []
     model: str = ""
+    editing_id: int = 0  # the question being edited
+    renaming_id: int = 0  # the conversation being renamed
 
     @rx.event
-    async def load_models(self):
-        """Fill the model picker from the API's allow-list."""
+    async def load(self):
+        """On page load: the allow-list, the saved conversations, the open one's messages."""
         async with api_client(timeout=10) as client:
             response = await client.get("/api/models")
         if response.status_code == 200:
             self.models = response.json()["models"]
             self.model = self.model or response.json()["default"]
+        self._list_conversations()
+        if not self.streaming:
+            self._open(self.conversation_id)
+
+    @rx.event
+    def new_chat(self):
+        if not self.streaming:
+            self._open(0)
+
+    @rx.event
+    def open_conversation(self, conversation_id: int):
+        if not self.streaming:
+            self._open(conversation_id)
+
+    @rx.event
+    def start_rename(self, conversation_id: int):
+        self.renaming_id = conversation_id
+
+    @rx.event
+    def finish_rename(self, form_data: dict):
+        title = (form_data.get("title") or "").strip()
+        if title and self.renaming_id:
+            history.update_conversation(self.renaming_id, title=title[:200])
+            self._list_conversations()
+        self.renaming_id = 0
+
+    @rx.event
+    def cancel_rename(self):
+        self.renaming_id = 0
+
+    @rx.event
+    def delete_conversation(self, conversation_id: int):
+        if self.streaming and conversation_id == self.conversation_id:
+            return
+        history.delete_conversation(conversation_id)
+        if conversation_id == self.conversation_id:
+            self._open(0)
+        self._list_conversations()
+
+    @rx.event
+    def set_system_prompt(self, system_prompt: str):
+        self.system_prompt = system_prompt
+        if self.conversation_id:
+            history.update_conversation(self.conversation_id, system_prompt=system_prompt)
 
     @rx.event
     def set_model(self, model: str):
         self.model = model
+        if self.conversation_id:
+            history.update_conversation(self.conversation_id, model=model)
 
     @rx.event
     def send(self, form_data: dict):
         question = (form_data.get("question") or "").strip()
         if not question or self.streaming:
             return None
-        self.messages.append(Message(role="user", content=question))
+        if not self.conversation_id:
+            conversation = history.create_conversation(
+                title_of(question), self.system_prompt, self.model
+            )
+            self.conversation_id = conversation.id or 0
+        self._save(history.StoredMessage(role="user", content=question))
+        self._list_conversations()
         return ChatState.start_answer
 
     @rx.event
-    def retry(self):
-        """Drop the failed or stopped answer and ask again."""
+    def regenerate(self):
+        """Drop the last answer (done, stopped or failed) and ask again."""
         if self.streaming or not self.messages or self.messages[-1].role != "assistant":
             return None
-        self.messages.pop()
+        self._truncate_after(self.messages[-2].id)
+        return ChatState.start_answer
+
+    @rx.event
+    def start_edit(self, message_id: int):
+        if not self.streaming:
+            self.editing_id = message_id
+
+    @rx.event
+    def cancel_edit(self):
+        self.editing_id = 0
+
+    @rx.event
+    def resend_edited(self, form_data: dict):
+        """Replace the question, forget everything after it, and ask again."""
+        question = (form_data.get("question") or "").strip()
+        message_id, self.editing_id = self.editing_id, 0
+        if not question or self.streaming or not message_id:
+            return None
+        history.update_message(message_id, question)
+        self._truncate_after(message_id)
+        self.messages[-1].content = question
         return ChatState.start_answer
 
     @rx.event
     def start_answer(self):
         self.streaming = True
-        self.draft = ""
-        return ChatState.generate(False)
+        return [draft.clear(), ChatState.generate(False)]
 
     @rx.event
     def stop(self):
@@ -91,23 +193,26 @@ class ChatState(rx.State):
         if stop:
             return
         async with self:
-            history = [{"role": m.role, "content": m.content} for m in self.messages]
             model = self.model or None
-        answer = Message(role="assistant", content="")
+            turns = [{"role": m.role, "content": m.content} for m in self.messages]
+            if self.system_prompt.strip():
+                turns.insert(0, {"role": "system", "content": self.system_prompt})
+        answer = history.StoredMessage(role="assistant", content="")
         pending: list[str] = []
         flush_s = get_settings().ui_flush_ms / 1000
         last_flush = time.monotonic()
         try:
-            async for item in stream_answer(history, model):
+            async for item in stream_answer(turns, model):
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
                     continue
                 pending.append(item)
                 if time.monotonic() - last_flush >= flush_s:
-                    async with self:
-                        self.draft += "".join(pending)
+                    text = "".join(pending)
+                    answer.content += text
                     pending.clear()
                     last_flush = time.monotonic()
+                    yield draft.append(text)
         except asyncio.CancelledError:
             answer.status = "stopped"
             raise
@@ -116,8 +221,33 @@ class ChatState(rx.State):
         except httpx.HTTPError:
             answer.status, answer.error = "error", "The API could not be reached."
         finally:
+            answer.content += "".join(pending)
             async with self:
-                answer.content = self.draft + "".join(pending)
-                self.messages.append(answer)
-                self.draft = ""
+                # The conversation stays open while it streams: switching waits for the end.
+                self._save(answer)
                 self.streaming = False
+
+    def _open(self, conversation_id: int) -> None:
+        """Show a saved conversation; a new empty chat for 0, or for one deleted meanwhile."""
+        conversation = history.get_conversation(conversation_id) if conversation_id else None
+        self.editing_id = 0
+        if conversation is None:
+            self.conversation_id, self.messages, self.system_prompt = 0, [], ""
+            return
+        self.conversation_id = conversation_id
+        self.system_prompt = conversation.system_prompt
+        self.model = conversation.model or self.model
+        self.messages = [Message.of(stored) for stored in history.messages(conversation_id)]
+
+    def _save(self, message: history.StoredMessage) -> None:
+        message.conversation_id = self.conversation_id
+        self.messages.append(Message.of(history.add_message(message)))
+
+    def _truncate_after(self, message_id: int) -> None:
+        history.delete_messages_after(self.conversation_id, message_id)
+        self.messages = [message for message in self.messages if message.id <= message_id]
+
+    def _list_conversations(self) -> None:
+        self.conversations = [
+            ConversationItem(id=c.id or 0, title=c.title) for c in history.conversations()
+        ]

@@ -11,29 +11,180 @@ from {{ cookiecutter.package_name }} import llm
 from {{ cookiecutter.package_name }}.api import create_app, mount_into_reflex
 {%- endif %}
 
-from .state import ChatState, Message
+from . import draft
+from .state import ChatState, ConversationItem, Message
 
 # LLM output needs no math or raw-HTML rendering; each plugin costs time on every update.
-MARKDOWN_PLUGINS = {"remark_plugins": [], "rehype_plugins": []}
+MARKDOWN = {
+    "use_math": False,
+    "use_katex": False,
+    "use_raw": False,
+    "component_map": {
+        "pre": lambda code, **props: rx.code_block(
+            code, can_copy=True, margin_y="1em", wrap_long_lines=True, **props
+        )
+    },
+}
+# Esc stops the answer from anywhere on the page, handled in the page: no round trip per key.
+ESC_STOPS = """
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") document.getElementById("stop")?.click();
+});
+"""
 
 
-def bubble(message: Message) -> rx.Component:
-    is_user = message.role == "user"
-    return rx.box(
-        rx.cond(is_user, rx.text(message.content), rx.markdown(message.content)),
-        rx.cond(
-            message.status == "stopped",
-            rx.hstack(
-                rx.badge("stopped", color_scheme="gray"),
-                rx.button("Retry", size="1", variant="ghost", on_click=ChatState.retry),
+def icon_button(icon: str, label: str, **props) -> rx.Component:
+    return rx.tooltip(
+        rx.icon_button(rx.icon(icon, size=15), aria_label=label, variant="ghost", **props),
+        content=label,
+    )
+
+
+def conversation_row(conversation: ConversationItem) -> rx.Component:
+    is_open = conversation.id == ChatState.conversation_id
+    return rx.hstack(
+        rx.button(
+            rx.text(conversation.title, trim="both", truncate=True, width="100%", align="left"),
+            on_click=ChatState.open_conversation(conversation.id),
+            variant=rx.cond(is_open, "soft", "ghost"),
+            aria_current=rx.cond(is_open, "page", "false"),
+            justify="start",
+            flex="1",
+            min_width="0",
+        ),
+        icon_button(
+            "pencil",
+            "Rename " + conversation.title,
+            on_click=ChatState.start_rename(conversation.id),
+            size="1",
+        ),
+        icon_button(
+            "trash-2",
+            "Delete " + conversation.title,
+            on_click=ChatState.delete_conversation(conversation.id),
+            size="1",
+            color_scheme="red",
+        ),
+        width="100%",
+        align="center",
+        spacing="1",
+    )
+
+
+def rename_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Rename conversation"),
+            rx.form(
+                rx.vstack(
+                    rx.input(name="title", aria_label="Title", auto_focus=True, required=True),
+                    rx.hstack(
+                        rx.button(
+                            "Cancel",
+                            type="button",
+                            variant="soft",
+                            color_scheme="gray",
+                            on_click=ChatState.cancel_rename,
+                        ),
+                        rx.button("Save", type="submit"),
+                        justify="end",
+                        width="100%",
+                    ),
+                ),
+                on_submit=ChatState.finish_rename,
             ),
         ),
+        open=ChatState.renaming_id != 0,
+        on_open_change=ChatState.cancel_rename,
+    )
+
+
+def sidebar() -> rx.Component:
+    return rx.vstack(
+        rx.button(
+            rx.icon("plus", size=15),
+            "New chat",
+            on_click=ChatState.new_chat,
+            variant="outline",
+            width="100%",
+        ),
+        rx.scroll_area(
+            rx.vstack(rx.foreach(ChatState.conversations, conversation_row), spacing="1"),
+            flex="1",
+        ),
+        rename_dialog(),
+        rx.hstack(rx.color_mode.button(aria_label="Toggle dark mode"), justify="end", width="100%"),
+        role="navigation",
+        aria_label="Conversations",
+        width="16em",
+        height="100vh",
+        padding="1em",
+        border_right=f"1px solid {rx.color('gray', 5)}",
+        flex_shrink="0",
+    )
+
+
+def question(message: Message) -> rx.Component:
+    editing = ChatState.editing_id == message.id
+    return rx.cond(
+        editing,
+        rx.form(
+            rx.vstack(
+                rx.text_area(
+                    name="question",
+                    default_value=message.content,
+                    aria_label="Edit your question",
+                    enter_key_submit=True,
+                    auto_focus=True,
+                    width="100%",
+                ),
+                rx.hstack(
+                    rx.button(
+                        "Cancel",
+                        type="button",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=ChatState.cancel_edit,
+                    ),
+                    rx.button("Send", type="submit"),
+                    justify="end",
+                    width="100%",
+                ),
+            ),
+            on_submit=ChatState.resend_edited,
+            width="85%",
+            align_self="flex-end",
+        ),
+        rx.hstack(
+            icon_button(
+                "pencil",
+                "Edit question",
+                on_click=ChatState.start_edit(message.id),
+                disabled=ChatState.streaming,
+                size="1",
+            ),
+            rx.box(
+                rx.text(message.content, white_space="pre-wrap"),
+                background=rx.color("accent", 3),
+                padding="0.5em 0.9em",
+                border_radius="12px",
+            ),
+            align_self="flex-end",
+            align="center",
+            max_width="85%",
+        ),
+    )
+
+
+def answer(message: Message, is_last: bool) -> rx.Component:
+    return rx.box(
+        rx.markdown(message.content, **MARKDOWN),
         rx.cond(
             message.status == "error",
             rx.callout(
                 rx.hstack(
                     rx.text(message.error),
-                    rx.button("Retry", size="1", variant="soft", on_click=ChatState.retry),
+                    rx.button("Retry", size="1", variant="soft", on_click=ChatState.regenerate),
                     align="center",
                 ),
                 icon="triangle_alert",
@@ -42,37 +193,89 @@ def bubble(message: Message) -> rx.Component:
                 role="alert",
             ),
         ),
-        rx.cond(message.details != "", rx.text(message.details, size="1", color_scheme="gray")),
-        align_self=rx.cond(is_user, "flex-end", "flex-start"),
-        background=rx.cond(is_user, rx.color("accent", 3), "transparent"),
+        rx.hstack(
+            icon_button(
+                "copy", "Copy answer", on_click=rx.set_clipboard(message.content), size="1"
+            ),
+            rx.cond(
+                is_last & ~ChatState.streaming,
+                icon_button(
+                    "refresh-cw", "Regenerate answer", on_click=ChatState.regenerate, size="1"
+                ),
+            ),
+            rx.cond(message.status == "stopped", rx.badge("stopped", color_scheme="gray")),
+            rx.text(message.details, size="1", color_scheme="gray"),
+            align="center",
+            spacing="3",
+        ),
+        class_name="answer",
+        data_status=message.status,
         padding="0.5em 0.9em",
-        border_radius="12px",
         max_width="85%",
+        align_self="flex-start",
+    )
+
+
+def message_view(message: Message, index: int) -> rx.Component:
+    return rx.cond(
+        message.role == "user",
+        question(message),
+        answer(message, index == ChatState.messages.length() - 1),
     )
 
 
 def live_answer() -> rx.Component:
-    return rx.cond(
-        ChatState.streaming,
-        rx.box(
-            rx.markdown(ChatState.draft),
-            rx.hstack(rx.spinner(size="1"), rx.text("Generating…", size="1", color_scheme="gray")),
-            aria_live="polite",
-            aria_busy="true",
-            padding="0.5em 0.9em",
+    """The answer being streamed, read out by screen readers as it grows."""
+    return rx.box(
+        draft.draft,
+        rx.cond(
+            ChatState.streaming,
+            rx.box(
+                rx.markdown(draft.renderable(draft.draft.value), **MARKDOWN),
+                rx.hstack(
+                    rx.spinner(size="1"), rx.text("Generating…", size="1", color_scheme="gray")
+                ),
+                id="live-answer",
+                padding="0.5em 0.9em",
+            ),
         ),
+        aria_live="polite",
+        aria_busy=rx.cond(ChatState.streaming, "true", "false"),
+        align_self="flex-start",
+        max_width="85%",
     )
 
 
-def model_picker() -> rx.Component:
-    return rx.select.root(
-        rx.select.trigger(aria_label="Model"),
-        rx.select.content(
-            rx.foreach(ChatState.models, lambda model: rx.select.item(model, value=model))
+def settings_bar() -> rx.Component:
+    return rx.hstack(
+        rx.select.root(
+            rx.select.trigger(aria_label="Model"),
+            rx.select.content(
+                rx.foreach(ChatState.models, lambda model: rx.select.item(model, value=model))
+            ),
+            value=ChatState.model,
+            on_change=ChatState.set_model,
+            size="1",
         ),
-        value=ChatState.model,
-        on_change=ChatState.set_model,
-        size="1",
+        rx.popover.root(
+            rx.popover.trigger(
+                rx.button(
+                    rx.icon("settings-2", size=15), "System prompt", variant="ghost", size="1"
+                )
+            ),
+            rx.popover.content(
+                rx.text_area(
+                    value=ChatState.system_prompt,
+                    on_change=ChatState.set_system_prompt.debounce(400),
+                    placeholder="How the assistant should answer in this conversation",
+                    aria_label="System prompt",
+                    rows="5",
+                    width="24em",
+                ),
+            ),
+        ),
+        justify="end",
+        width="100%",
     )
 
 
@@ -81,15 +284,23 @@ def composer() -> rx.Component:
         rx.hstack(
             rx.text_area(
                 name="question",
-                placeholder="Ask anything…",
+                placeholder="Ask anything… (Enter sends, Shift+Enter for a new line)",
                 aria_label="Your question",
                 rows="2",
                 width="100%",
                 enter_key_submit=True,
+                auto_focus=True,
             ),
             rx.cond(
                 ChatState.streaming,
-                rx.button("Stop", type="button", on_click=ChatState.stop, color_scheme="red"),
+                rx.button(
+                    "Stop",
+                    type="button",
+                    id="stop",
+                    on_click=ChatState.stop,
+                    color_scheme="red",
+                    aria_keyshortcuts="Escape",
+                ),
                 rx.button("Send", type="submit"),
             ),
             width="100%",
@@ -102,26 +313,38 @@ def composer() -> rx.Component:
 
 
 def index() -> rx.Component:
-    return rx.container(
+    return rx.hstack(
+        sidebar(),
         rx.vstack(
             rx.hstack(
-                rx.heading("{{ cookiecutter.project_name }}", size="6"),
-                model_picker(),
-                justify="between",
+                rx.heading("{{ cookiecutter.project_name }}", size="5", as_="h1", white_space="nowrap"),
+                settings_bar(),
                 width="100%",
+                align="center",
             ),
-            rx.vstack(
-                rx.foreach(ChatState.messages, bubble),
-                live_answer(),
-                width="100%",
-                spacing="3",
+            rx.auto_scroll(
+                rx.vstack(
+                    rx.foreach(ChatState.messages, message_view),
+                    live_answer(),
+                    spacing="3",
+                    width="100%",
+                ),
+                role="log",
+                aria_label="Messages",
                 flex="1",
+                width="100%",
             ),
             composer(),
-            min_height="95vh",
-            spacing="4",
+            rx.script(ESC_STOPS),
+            role="main",
+            height="100vh",
+            padding="1em",
+            flex="1",
+            max_width="60em",
+            margin="0 auto",
         ),
-        size="3",
+        spacing="0",
+        width="100%",
     )
 
 
@@ -131,4 +354,4 @@ app = rx.App()
 app = rx.App(api_transformer=mount_into_reflex(create_app()))
 app.register_lifespan_task(llm.preload_in_background)
 {%- endif %}
-app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load_models)
+app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load)

@@ -1,0 +1,312 @@
+"""The chat page in a real browser (headless Chromium), against the app started with its own
+CLI (`prod`) and the fake provider on loopback.
+
+`pytest -m browser` runs these (`make test-browser`); they build the frontend first, about a
+minute. Screenshots go to `test-artifacts/`, with the websocket figures in `websocket.json`.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from .conftest import PROJECT_DIR, running_app
+from .fake_upstream import SCRIPTS, free_port, streamed_text
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = PROJECT_DIR / "test-artifacts"
+# Debian's chromium (or $CHROMIUM); without one, Playwright's own (`playwright install chromium`).
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def app(upstream, tmp_path_factory):
+    """`python -m {{ cookiecutter.package_name }} prod` with its own database; yields the page URL."""
+    tmp = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    arguments = ["prod", "--port", str(port)]
+{%- if cookiecutter.framework == "flask" %}
+    api_port = free_port()
+    arguments += ["--api-port", str(api_port)]
+    api_url = f"http://127.0.0.1:{api_port}"
+{%- else %}
+    api_url = f"http://127.0.0.1:{port}"
+{%- endif %}
+    settings = {"database_url": f"sqlite:///{tmp / 'chat.db'}", "ui_flush_ms": "50"}
+    with running_app(arguments, api_url, upstream, tmp, **settings):
+        url = f"http://127.0.0.1:{port}"
+        wait_for_page(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(app, browser) -> Page:
+    """A fresh tab (a new Reflex session) on the chat page, connected to the backend."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(app)
+    expect(page.get_by_role("combobox", name="Model")).to_contain_text("openai/fake-fast")
+    yield page
+    context.close()
+
+
+def wait_for_page(url: str, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=10).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the page at {url} was not served in {timeout_s} s")
+
+
+def ask(page: Page, question: str, model: str) -> None:
+    page.get_by_role("combobox", name="Model").click()
+    page.get_by_role("option", name=model, exact=True).click()
+    page.get_by_role("textbox", name="Your question").fill(question)
+    page.keyboard.press("Enter")
+
+
+def chat_log(page: Page):
+    return page.get_by_role("log", name="Messages")
+
+
+def answers(page: Page):
+    return page.locator(".answer")
+
+
+def live_text(page: Page) -> str:
+    live = page.locator("#live-answer")
+    return live.inner_text() if live.count() else ""
+
+
+def sample_live_text(page: Page, until_answers: int, timeout_s: float = 30) -> list[str]:
+    """The live answer's text every 20 ms, until `until_answers` answers are in the history."""
+    samples, deadline = [], time.monotonic() + timeout_s
+    while answers(page).count() < until_answers:
+        assert time.monotonic() < deadline, "the answer did not finish"
+        samples.append(live_text(page).removesuffix("Generating…").strip())
+        page.wait_for_timeout(20)
+    return samples
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def test_the_answer_grows_on_the_page_then_lands_in_the_history(page):
+    ask(page, "Count for me", "openai/fake-slow")
+    page.wait_for_function("document.querySelector('#live-answer')?.innerText.length > 20")
+    screenshot(page, "mid-stream")
+    samples = sample_live_text(page, until_answers=1)
+
+    full = streamed_text(SCRIPTS["fake-slow"].tokens).strip()
+    lengths = sorted({len(sample) for sample in samples if sample})
+    assert len(lengths) >= 4, lengths  # several intermediate renders, not one at the end
+    assert all(full.startswith(sample) for sample in samples if sample)
+    answer = answers(page).last
+    expect(answer).to_contain_text(full)
+    expect(answer).to_contain_text("openai/fake-slow")  # the finish line
+    expect(answer).to_have_attribute("data-status", "done")
+
+
+def test_esc_stops_the_answer_and_the_provider_sees_the_connection_close(page, upstream):
+    ask(page, "Count a lot", "openai/fake-long")
+    page.wait_for_function("document.querySelector('#live-answer')?.innerText.length > 30")
+    page.keyboard.press("Escape")
+
+    answer = answers(page).last
+    expect(answer).to_have_attribute("data-status", "stopped", timeout=10_000)
+    expect(answer.get_by_text("stopped", exact=True)).to_be_visible()
+    record = upstream.last("fake-long")
+    assert record.closed.wait(timeout=5)
+    assert not record.completed
+    assert 0 < record.sent < SCRIPTS["fake-long"].tokens
+    assert streamed_text(3).strip() in answer.inner_text()
+    screenshot(page, "stopped")
+
+
+def test_a_provider_failure_shows_next_to_the_partial_text(page):
+    ask(page, "Try", "openai/fake-fail-mid")
+    answer = answers(page).last
+    expect(answer).to_have_attribute("data-status", "error", timeout=15_000)
+    expect(answer).to_contain_text(streamed_text(SCRIPTS["fake-fail-mid"].fail_after).strip())
+    expect(answer.get_by_role("alert")).to_be_visible()
+    expect(answer.get_by_role("button", name="Retry")).to_be_visible()
+    screenshot(page, "error")
+
+
+def test_code_renders_while_streaming_without_raw_fences(page):
+    ask(page, "Show me code", "openai/fake-markdown")
+    samples = sample_live_text(page, until_answers=1)
+
+    assert any("def greet" in sample for sample in samples)  # code shown mid-answer
+    assert not any("`" in sample for sample in samples)  # never a raw fence or backtick
+    answer = answers(page).last
+    expect(answer.locator("code", has_text="def greet(name)")).to_be_visible()
+    expect(answer.get_by_role("button", name="Copy code")).to_be_visible()
+    expect(answer).to_contain_text("It returns a greeting.")
+    expect(answer.locator("strong", has_text="the code")).to_be_visible()
+    assert "**" not in answer.inner_text()
+    screenshot(page, "markdown")
+
+
+def test_history_survives_a_reload_and_a_new_session(page, browser, app):
+    ask(page, "Remember this question", "openai/fake-fast")
+    expect(answers(page)).to_have_count(1)
+    page.reload()
+    expect(chat_log(page).get_by_text("Remember this question")).to_be_visible()
+
+    other = browser.new_page()  # a new browser session: only the database knows the chat
+    other.goto(app)
+    sidebar = other.get_by_role("navigation")
+    sidebar.get_by_role("button", name="Remember this question", exact=True).click()
+    expect(chat_log(other).get_by_text("Remember this question")).to_be_visible()
+    expect(answers(other)).to_contain_text(streamed_text(SCRIPTS["fake-fast"].tokens).strip())
+    other.close()
+
+
+def test_edit_resends_and_regenerate_replaces_the_answer(page, upstream):
+    ask(page, "First question", "openai/fake-fast")
+    expect(answers(page)).to_have_count(1)
+
+    page.get_by_role("button", name="Edit question").click()
+    page.get_by_role("textbox", name="Edit your question").fill("Edited question")
+    page.keyboard.press("Enter")
+    expect(chat_log(page).get_by_text("Edited question")).to_be_visible()
+    expect(chat_log(page).get_by_text("First question", exact=True)).to_have_count(0)
+    expect(answers(page)).to_have_count(1)
+
+    requests_before = len(upstream.records)
+    page.get_by_role("button", name="Regenerate answer").click()
+    deadline = time.monotonic() + 10
+    while len(upstream.records) == requests_before and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert len(upstream.records) == requests_before + 1
+    expect(answers(page)).to_have_count(1)
+    expect(page.get_by_role("button", name="Regenerate answer")).to_be_visible()
+
+
+def test_conversations_are_renamed_and_deleted_from_the_sidebar(page):
+    ask(page, "A chat to rename", "openai/fake-fast")
+    expect(answers(page)).to_have_count(1)
+    sidebar = page.get_by_role("navigation")
+    sidebar.get_by_role("button", name="Rename A chat to rename").click()
+    page.get_by_role("textbox", name="Title").fill("Renamed chat")
+    page.keyboard.press("Enter")
+    renamed = sidebar.get_by_role("button", name="Renamed chat", exact=True)
+    expect(renamed).to_be_visible()
+
+    sidebar.get_by_role("button", name="Delete Renamed chat").click()
+    expect(renamed).to_have_count(0)
+    expect(answers(page)).to_have_count(0)
+
+
+def test_accessibility_basics(page):
+    ask(page, "Hello", "openai/fake-fast")
+    expect(answers(page)).to_have_count(1)
+    unnamed = page.evaluate(
+        """[...document.querySelectorAll('button')]
+             .filter(b => !(b.getAttribute('aria-label') || b.innerText.trim()))
+             .map(b => b.outerHTML.slice(0, 120))"""
+    )
+    assert unnamed == []
+    expect(chat_log(page).locator("[aria-live=polite]")).to_have_count(1)
+
+    question = page.get_by_role("textbox", name="Your question")
+    question.focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.innerText") == "Send"
+
+    for mode in ("light", "dark"):
+        page.emulate_media(color_scheme=mode)
+        page.evaluate(f"document.documentElement.className = '{mode}'")
+        page.wait_for_timeout(200)
+        for selector in (".answer p", ".answer .rt-Text", "[role=navigation] button"):
+            ratio = contrast_ratio(page, selector)
+            assert ratio >= 4.5, f"{selector} contrast {ratio:.2f} in {mode} mode"
+        screenshot(page, f"{mode}-mode")
+
+
+def contrast_ratio(page: Page, selector: str) -> float:
+    """WCAG contrast of the first match's text against the first opaque background behind it."""
+    return page.evaluate(
+        """(selector) => {
+          const rgb = (color) => color.match(/[\\d.]+/g).map(Number);
+          const luminance = ([r, g, b]) => {
+            const channel = (c) => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+            return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+          };
+          const element = document.querySelector(selector);
+          let behind = element, background = [255, 255, 255];
+          while (behind) {
+            const color = rgb(getComputedStyle(behind).backgroundColor);
+            if (color.length === 3 || color[3] === 1) { background = color.slice(0, 3); break; }
+            behind = behind.parentElement;
+          }
+          const [a, b] = [luminance(rgb(getComputedStyle(element).color)), luminance(background)];
+          return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        }""",
+        selector,
+    )
+
+
+def websocket_bytes_of_an_answer(page: Page, model: str) -> int:
+    """Bytes the backend pushed over the websocket while one answer streamed."""
+    received: list[int] = []
+    page.on(
+        "websocket",
+        lambda socket: socket.on("framereceived", lambda frame: received.append(len(frame))),
+    )
+    page.reload()  # reconnect, so the listener sees the socket
+    expect(page.get_by_role("combobox", name="Model")).to_be_visible()
+    before = len(received)
+    ask(page, "Write a lot", model)
+    expect(answers(page)).to_have_count(1, timeout=60_000)
+    return sum(received[before:])
+
+
+def test_websocket_bytes_grow_linearly_with_the_answer(app, browser):
+    """The page holds the growing answer and gets only what is new: 4x the tokens cost about
+    4x the bytes, where resending the whole answer per push would cost about 16x."""
+    figures = {}
+    for model, tokens in (("openai/fake-500-tokens", 500), ("openai/fake-2000-tokens", 2000)):
+        page = browser.new_page()
+        page.goto(app)
+        figures[tokens] = {
+            "tokens": tokens,
+            "answer_chars": len(streamed_text(tokens)),
+            "websocket_bytes": websocket_bytes_of_an_answer(page, model),
+        }
+        page.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "websocket.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures))
+
+    growth = figures[2000]["websocket_bytes"] / figures[500]["websocket_bytes"]
+    assert growth < 6, figures
+    # The finished answer once in the history, once as pushed pieces, plus framing.
+    assert figures[2000]["websocket_bytes"] < 6 * figures[2000]["answer_chars"], figures
