@@ -120,6 +120,8 @@ def screenshot(page: Page, name: str) -> None:
 def test_the_answer_grows_on_the_page_then_lands_in_the_history(page):
     ask(page, "Count for me", "openai/fake-slow")
     page.wait_for_function("document.querySelector('#live-answer')?.innerText.length > 20")
+    expect(page.get_by_text("Generating…")).to_be_visible()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
     screenshot(page, "mid-stream")
     samples = sample_live_text(page, until_answers=1)
 
@@ -223,6 +225,46 @@ def test_conversations_are_renamed_and_deleted_from_the_sidebar(page):
     sidebar.get_by_role("button", name="Delete Renamed chat").click()
     expect(renamed).to_have_count(0)
     expect(answers(page)).to_have_count(0)
+
+
+def test_keys_enter_sends_shift_enter_breaks_the_line(page):
+    question = page.get_by_role("textbox", name="Your question")
+    question.fill("first line")
+    question.press("Shift+Enter")
+    question.press_sequentially("second line")
+    expect(question).to_have_value("first line\nsecond line")
+    question.press("Enter")
+    expect(chat_log(page).get_by_text("first line")).to_contain_text("second line")
+    expect(answers(page)).to_have_count(1)
+    expect(question).to_have_value("")
+
+
+def test_copy_puts_the_answer_on_the_clipboard(page):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    ask(page, "Copy me", "openai/fake-fast")
+    expect(answers(page)).to_have_count(1)
+    answers(page).last.get_by_role("button", name="Copy answer").click()
+    clipboard = page.evaluate("navigator.clipboard.readText()")
+    assert clipboard == streamed_text(SCRIPTS["fake-fast"].tokens)
+
+
+def test_auto_scroll_follows_the_answer_until_the_user_scrolls_up(page):
+    page.set_viewport_size({"width": 1280, "height": 400})
+    ask(page, "Count a lot", "openai/fake-long")
+    log = chat_log(page)
+    distance_from_bottom = "(log) => log.scrollHeight - log.scrollTop - log.clientHeight"
+    page.wait_for_function(
+        "document.querySelector('[role=log]').scrollHeight > "
+        "document.querySelector('[role=log]').clientHeight + 200"
+    )
+    assert log.evaluate(distance_from_bottom) < 60  # followed the answer down
+
+    log.evaluate("(log) => log.scrollTo(0, 0)")
+    height = log.evaluate("(log) => log.scrollHeight")
+    page.wait_for_function(f"document.querySelector('[role=log]').scrollHeight > {height} + 100")
+    assert log.evaluate("(log) => log.scrollTop") == 0  # left where the user put it
+    page.keyboard.press("Escape")
+    expect(answers(page).last).to_have_attribute("data-status", "stopped")
 
 
 def test_accessibility_basics(page):

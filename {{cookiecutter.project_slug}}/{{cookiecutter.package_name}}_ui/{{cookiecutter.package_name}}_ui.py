@@ -21,7 +21,21 @@ MARKDOWN = {
     "use_raw": False,
     "component_map": {
         "pre": lambda code, **props: rx.code_block(
-            code, can_copy=True, margin_y="1em", wrap_long_lines=True, **props
+            code,
+            can_copy=True,
+            copy_button=rx.icon_button(
+                rx.icon("copy", size=14),
+                aria_label="Copy code",
+                on_click=rx.set_clipboard(code),
+                variant="soft",
+                size="1",
+                position="absolute",
+                top="0.6em",
+                right="0.6em",
+            ),
+            margin_y="1em",
+            wrap_long_lines=True,
+            **props,
         )
     },
 }
@@ -49,6 +63,7 @@ def conversation_row(conversation: ConversationItem) -> rx.Component:
             variant=rx.cond(is_open, "soft", "ghost"),
             aria_current=rx.cond(is_open, "page", "false"),
             justify="start",
+            margin="0",  # a ghost button otherwise sits outside its padding
             flex="1",
             min_width="0",
         ),
