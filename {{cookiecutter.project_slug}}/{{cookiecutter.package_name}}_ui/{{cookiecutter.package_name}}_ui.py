@@ -86,6 +86,15 @@ def conversation_row(conversation: ConversationItem) -> rx.Component:
     )
 
 
+def cancel_or_submit(on_cancel: rx.EventHandler, submit: str) -> rx.Component:
+    return rx.hstack(
+        rx.button("Cancel", type="button", variant="soft", color_scheme="gray", on_click=on_cancel),
+        rx.button(submit, type="submit"),
+        justify="end",
+        width="100%",
+    )
+
+
 def rename_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
@@ -93,18 +102,7 @@ def rename_dialog() -> rx.Component:
             rx.form(
                 rx.vstack(
                     rx.input(name="title", aria_label="Title", auto_focus=True, required=True),
-                    rx.hstack(
-                        rx.button(
-                            "Cancel",
-                            type="button",
-                            variant="soft",
-                            color_scheme="gray",
-                            on_click=ChatState.cancel_rename,
-                        ),
-                        rx.button("Save", type="submit"),
-                        justify="end",
-                        width="100%",
-                    ),
+                    cancel_or_submit(ChatState.cancel_rename, "Save"),
                 ),
                 on_submit=ChatState.finish_rename,
             ),
@@ -153,18 +151,7 @@ def question(message: Message) -> rx.Component:
                     auto_focus=True,
                     width="100%",
                 ),
-                rx.hstack(
-                    rx.button(
-                        "Cancel",
-                        type="button",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=ChatState.cancel_edit,
-                    ),
-                    rx.button("Send", type="submit"),
-                    justify="end",
-                    width="100%",
-                ),
+                cancel_or_submit(ChatState.cancel_edit, "Send"),
             ),
             on_submit=ChatState.resend_edited,
             width="85%",
