@@ -151,6 +151,22 @@ def test_esc_stops_the_answer_and_the_provider_sees_the_connection_close(page, u
     screenshot(page, "stopped")
 
 
+def test_closing_the_tab_stops_the_answer_and_the_provider_call(page, browser, app, upstream):
+    ask(page, "Count until I leave", "openai/fake-long")
+    page.wait_for_function("document.querySelector('#live-answer')?.innerText.length > 30")
+    page.close()
+
+    record = upstream.last("fake-long")
+    assert record.closed.wait(timeout=10)
+    assert not record.completed
+    other = browser.new_page()
+    other.goto(app)
+    sidebar = other.get_by_role("navigation")
+    sidebar.get_by_role("button", name="Count until I leave", exact=True).click()
+    expect(answers(other).last).to_have_attribute("data-status", "stopped")
+    other.close()
+
+
 def test_a_provider_failure_shows_next_to_the_partial_text(page):
     ask(page, "Try", "openai/fake-fail-mid")
     answer = answers(page).last

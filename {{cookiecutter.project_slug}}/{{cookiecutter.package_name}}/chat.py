@@ -98,6 +98,7 @@ class AccessRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     duration_ms: int | None = None
+    stream_path: str | None = None  # how the provider's stream was read: provider | litellm
     messages: list[dict] | None = None
 
     def log(self) -> None:
@@ -164,6 +165,7 @@ async def _ui_message_stream(
             release()
             await events.aclose()  # first, so no read of the stream is still pending
             await stream.aclose()
+            record.stream_path = stream.path
             record.duration_ms = record.duration_ms or _ms_since(started)
             record.log()
     yield DONE

@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -143,11 +143,16 @@ class CompletionStream:
 
     Breaking out of LiteLLM's stream does not close the provider connection, `aclose()` does,
     so whoever opens a stream must close it (the chat core does, in `finally`).
+
+    `fast` reads the provider's stream as LiteLLM's provider code parsed it, skipping the
+    wrapper that rebuilds every chunk, keeps them all and logs them (most of LiteLLM's CPU per
+    token); the events are the same either way (`tests/test_fast_stream.py`).
     """
 
-    def __init__(self, response):
+    def __init__(self, response, fast: bool):
         self._response = response
-        self._events = self._read()
+        self._events = self._read_provider_stream() if fast else self._read()
+        self.path = "provider" if fast else "litellm"  # for the access log
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events
@@ -157,25 +162,92 @@ class CompletionStream:
         await self._response.aclose()
 
     async def _read(self) -> AsyncIterator[Event]:
-        reason, usage = "stop", None
+        ending = _Ending()
         try:
             async for chunk in self._response:
-                usage = getattr(chunk, "usage", None) or usage
-                for choice in chunk.choices:
-                    if reasoning := getattr(choice.delta, "reasoning_content", None):
-                        yield ReasoningDelta(reasoning)
-                    if choice.delta.content:
-                        yield TextDelta(choice.delta.content)
-                    reason = choice.finish_reason or reason
+                for event in _events_of(chunk, ending):
+                    yield event
         except Exception as exc:
             raise provider_error(exc) from None
         finally:
             await self._response.aclose()
-        yield Finish(
-            reason=reason,
-            input_tokens=getattr(usage, "prompt_tokens", None),
-            output_tokens=getattr(usage, "completion_tokens", None),
+        yield ending.finish()
+
+    async def _read_provider_stream(self) -> AsyncIterator[Event]:
+        try:
+            chunks = await self._response.fetch_stream()  # some providers connect only now
+        except Exception as exc:
+            raise provider_error(_litellm_exception(self._response, exc)) from None
+        if not hasattr(chunks, "__aiter__"):  # a blocking SDK's stream: LiteLLM's path runs it
+            self.path = "litellm"
+            async for event in self._read():
+                yield event
+            return
+        ending = _Ending()
+        try:
+            async for chunk in chunks:
+                for event in _events_of(chunk, ending):
+                    yield event
+        except Exception as exc:
+            raise provider_error(_litellm_exception(self._response, exc)) from None
+        finally:
+            await self._response.aclose()
+        yield ending.finish()
+
+
+@dataclass
+class _Ending:
+    """What the chunks said so far about how the answer ends."""
+
+    reason: str = "stop"
+    usage: object = None
+
+    def finish(self) -> Finish:
+        def count(name: str) -> int | None:
+            usage = self.usage
+            return usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+
+        return Finish(self.reason, count("prompt_tokens"), count("completion_tokens"))
+
+
+def _events_of(chunk, ending: _Ending) -> Iterator[Event]:
+    """The deltas of one chunk, in either shape a provider's stream has: objects with `choices`
+    (OpenAI's, LiteLLM's), or LiteLLM's `GenericStreamingChunk` dicts."""
+    if isinstance(chunk, dict):
+        if chunk.get("text"):
+            yield TextDelta(chunk["text"])
+        ending.reason = chunk.get("finish_reason") or ending.reason
+        ending.usage = chunk.get("usage") or ending.usage
+        return
+    ending.usage = getattr(chunk, "usage", None) or ending.usage
+    for choice in getattr(chunk, "choices", None) or ():
+        if reasoning := getattr(choice.delta, "reasoning_content", None):
+            yield ReasoningDelta(reasoning)
+        if choice.delta.content:
+            yield TextDelta(choice.delta.content)
+        ending.reason = choice.finish_reason or ending.reason
+
+
+def _litellm_exception(wrapper, exc: Exception) -> Exception:
+    """The provider's exception as LiteLLM's type for it, as LiteLLM's wrapper would raise it."""
+    from litellm.litellm_core_utils.exception_mapping_utils import exception_type
+
+    try:
+        return exception_type(
+            model=wrapper.model,
+            custom_llm_provider=wrapper.custom_llm_provider,
+            original_exception=exc,
         )
+    except Exception as mapped:  # it raises the mapped exception rather than returning it
+        return mapped
+
+
+def _litellm_callbacks_set(llm) -> bool:
+    """Callbacks (logging, cost tracking) and response caching run in LiteLLM's stream wrapper:
+    keep it for them. ("cache" is listed once any LiteLLM `Cache` exists; it acts only when
+    `litellm.cache` is set.)"""
+    lists = (llm.callbacks, llm.input_callback, llm.success_callback, llm.failure_callback)
+    return llm.cache is not None or any(c != "cache" for callbacks in lists for c in callbacks)
 
 
 async def open_stream(messages: list[dict], model: str, settings: Settings) -> CompletionStream:
@@ -201,7 +273,7 @@ async def open_stream(messages: list[dict], model: str, settings: Settings) -> C
         )
     except Exception as exc:
         raise provider_error(exc) from None
-    return CompletionStream(response)
+    return CompletionStream(response, settings.llm_fast_stream and not _litellm_callbacks_set(llm))
 
 
 def provider_error(exc: Exception) -> ApiError:

@@ -11,6 +11,8 @@ import time
 
 import httpx
 import reflex as rx
+from reflex_base.registry import RegistrationContext
+from reflex_base.utils.exceptions import ReflexRuntimeError
 
 from {{ cookiecutter.package_name }}.settings import get_settings
 
@@ -58,6 +60,16 @@ def describe_finish(metadata: dict) -> str:
     if metadata.get("durationMs") is not None:
         parts.append(f"{metadata['durationMs'] / 1000:.1f} s")
     return " · ".join(part for part in parts if part)
+
+
+def tab_is_open(token: str) -> bool:
+    """Whether the tab that asked still has its websocket. Reflex runs a background task to its
+    end after the tab closes (its updates go nowhere), so the answer checks and stops."""
+    try:
+        namespace = RegistrationContext.ensure_context().app.event_namespace
+    except ReflexRuntimeError:  # no app served by this process
+        return True
+    return namespace is None or token in namespace.token_to_sid
 
 
 def title_of(question: str) -> str:
@@ -193,6 +205,7 @@ class ChatState(rx.State):
         if stop:
             return
         async with self:
+            token = self.router.session.client_token
             model = self.model or None
             turns = [{"role": m.role, "content": m.content} for m in self.messages]
             if self.system_prompt.strip():
@@ -208,6 +221,9 @@ class ChatState(rx.State):
                     continue
                 pending.append(item)
                 if time.monotonic() - last_flush >= flush_s:
+                    if not tab_is_open(token):
+                        answer.status = "stopped"
+                        break
                     text = "".join(pending)
                     answer.content += text
                     pending.clear()
