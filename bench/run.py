@@ -1,6 +1,6 @@
 """Side by side, in one run: the raw relay, this template's route per framework, LiteLLM's proxy.
 
-    uv run python bench/run.py            # every contender: about 6 minutes on 2 cores
+    uv run python bench/run.py            # every contender: about 4 minutes on 2 cores
     uv run python bench/run.py --smoke    # the raw relay and FastAPI, small: under 2 minutes
 
 It bakes each framework (provider `openai`) into bench/.work/ with its own virtualenv, installs
