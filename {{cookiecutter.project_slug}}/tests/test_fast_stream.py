@@ -5,10 +5,15 @@ for every provider family the fake upstream speaks and every way a stream can go
 reasoning, markdown, a failure mid-answer, refusals, a stall. Only ids and timings may differ.
 """
 
+import asyncio
+
 import httpx
 import pytest
 
-from .conftest import FAMILIES, running_api
+from {{ cookiecutter.package_name }} import llm
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .conftest import FAKE_KEY, FAMILIES, running_api
 from .streams import chat_body, read_stream
 from .test_logging import wait_for_entry
 
@@ -53,3 +58,37 @@ def test_the_fast_path_answers_as_litellm_does(api_server, litellm_path_server, 
         # Each took the path it was meant to (LiteLLM's own silently takes over with callbacks).
         wait_for_entry(api_server, model=model, stream_path="provider")
         wait_for_entry(litellm_path_server, model=model, stream_path="litellm")
+
+
+async def test_litellm_callbacks_keep_litellm_path_and_still_run(upstream, monkeypatch):
+    """Callbacks (Langfuse, cost tracking, ...) run in LiteLLM's stream wrapper, so a process
+    that sets one streams through it, and the callback sees the answer."""
+    settings = Settings(llm_api_base=upstream.base_url, llm_api_key=FAKE_KEY)
+
+    async def stream_once() -> str:
+        messages = [{"role": "user", "content": "Hello?"}]
+        stream = await llm.open_stream(messages, "openai/fake-fast", settings)
+        try:
+            assert [event async for event in stream][-1].output_tokens == 20
+        finally:
+            await stream.aclose()
+        return stream.path
+
+    assert await stream_once() == "provider"
+    from litellm.integrations.custom_logger import CustomLogger
+
+    logged: list[object] = []
+
+    class Recorder(CustomLogger):
+        async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+            logged.append(response_obj)
+
+    module = llm.litellm()
+    # LiteLLM files a callback into internal lists on first use: restore those too afterwards.
+    for name in ("success_callback", "_async_success_callback", "input_callback"):
+        monkeypatch.setattr(module, name, list(getattr(module, name)))
+    monkeypatch.setattr(module, "callbacks", [Recorder()])
+    assert await stream_once() == "litellm"
+    async with asyncio.timeout(10):  # LiteLLM calls it from a task of its own
+        while not logged:
+            await asyncio.sleep(0.05)
