@@ -58,7 +58,9 @@ def conversation_row(conversation: ConversationItem) -> rx.Component:
     is_open = conversation.id == ChatState.conversation_id
     return rx.hstack(
         rx.button(
-            rx.text(conversation.title, trim="both", truncate=True, width="100%", align="left"),
+            rx.text(
+                conversation.title, truncate=True, white_space="nowrap", width="100%", align="left"
+            ),
             on_click=ChatState.open_conversation(conversation.id),
             variant=rx.cond(is_open, "soft", "ghost"),
             aria_current=rx.cond(is_open, "page", "false"),
