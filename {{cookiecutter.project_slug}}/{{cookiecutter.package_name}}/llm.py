@@ -243,11 +243,12 @@ def _litellm_exception(wrapper, exc: Exception) -> Exception:
 
 
 def _litellm_callbacks_set(llm) -> bool:
-    """Callbacks (logging, cost tracking) and response caching run in LiteLLM's stream wrapper:
-    keep it for them. ("cache" is listed once any LiteLLM `Cache` exists; it acts only when
-    `litellm.cache` is set.)"""
+    """Callbacks (logging, cost tracking), post-call rules and response caching run in
+    LiteLLM's stream wrapper: keep it for them. ("cache" is listed once any LiteLLM `Cache`
+    exists; it acts only when `litellm.cache` is set.)"""
     lists = (llm.callbacks, llm.input_callback, llm.success_callback, llm.failure_callback)
-    return llm.cache is not None or any(c != "cache" for callbacks in lists for c in callbacks)
+    hooks = [c for callbacks in lists for c in callbacks if c != "cache"] + llm.post_call_rules
+    return llm.cache is not None or bool(hooks)
 
 
 async def open_stream(messages: list[dict], model: str, settings: Settings) -> CompletionStream:
