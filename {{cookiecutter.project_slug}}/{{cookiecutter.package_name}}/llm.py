@@ -151,7 +151,7 @@ class CompletionStream:
 
     def __init__(self, response, fast: bool):
         self._response = response
-        self._events = self._read_provider_stream() if fast else self._read()
+        self._events = self._read(fast)
         self.path = "provider" if fast else "litellm"  # for the access log
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -161,30 +161,13 @@ class CompletionStream:
         await self._events.aclose()
         await self._response.aclose()
 
-    async def _read(self) -> AsyncIterator[Event]:
-        ending = _Ending()
+    async def _read(self, fast: bool) -> AsyncIterator[Event]:
+        chunks, ending = self._response, _Ending()
         try:
-            async for chunk in self._response:
-                for event in _events_of(chunk, ending):
-                    yield event
-        except Exception as exc:
-            raise provider_error(exc) from None
-        finally:
-            await self._response.aclose()
-        yield ending.finish()
-
-    async def _read_provider_stream(self) -> AsyncIterator[Event]:
-        try:
-            chunks = await self._response.fetch_stream()  # some providers connect only now
-        except Exception as exc:
-            raise provider_error(_litellm_exception(self._response, exc)) from None
-        if not hasattr(chunks, "__aiter__"):  # a blocking SDK's stream: LiteLLM's path runs it
-            self.path = "litellm"
-            async for event in self._read():
-                yield event
-            return
-        ending = _Ending()
-        try:
+            if fast:
+                chunks = await self._response.fetch_stream()  # some providers connect only now
+            if not hasattr(chunks, "__aiter__"):  # a blocking SDK's stream: the wrapper runs it
+                chunks, self.path = self._response, "litellm"
             async for chunk in chunks:
                 for event in _events_of(chunk, ending):
                     yield event
@@ -229,7 +212,8 @@ def _events_of(chunk, ending: _Ending) -> Iterator[Event]:
 
 
 def _litellm_exception(wrapper, exc: Exception) -> Exception:
-    """The provider's exception as LiteLLM's type for it, as LiteLLM's wrapper would raise it."""
+    """The provider's exception as LiteLLM's type for it, as LiteLLM's wrapper would raise it
+    (the wrapper's own exceptions are that type already, and come back unchanged)."""
     from litellm.litellm_core_utils.exception_mapping_utils import exception_type
 
     try:

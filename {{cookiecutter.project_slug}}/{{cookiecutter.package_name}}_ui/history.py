@@ -65,7 +65,10 @@ def get_conversation(conversation_id: int) -> Conversation | None:
 
 def create_conversation(title: str, system_prompt: str = "", model: str = "") -> Conversation:
     conversation = Conversation(title=title, system_prompt=system_prompt, model=model)
-    _insert(conversation)
+    with Session(engine()) as session:
+        session.add(conversation)
+        session.commit()
+        session.refresh(conversation)
     return conversation
 
 
@@ -98,8 +101,14 @@ def messages(conversation_id: int) -> list[StoredMessage]:
 
 
 def add_message(message: StoredMessage) -> StoredMessage:
-    update_conversation(message.conversation_id)
-    _insert(message)
+    """Save a message (filling in its id); its conversation moves to the top of the list."""
+    with Session(engine()) as session:
+        if conversation := session.get(Conversation, message.conversation_id):
+            conversation.updated_at = _now()
+            session.add(conversation)
+        session.add(message)
+        session.commit()
+        session.refresh(message)
     return message
 
 
@@ -122,11 +131,3 @@ def delete_messages_after(conversation_id: int, message_id: int) -> None:
             )
         )
         session.commit()
-
-
-def _insert(row: SQLModel) -> None:
-    """Insert the row and fill in what the database assigned (its id)."""
-    with Session(engine()) as session:
-        session.add(row)
-        session.commit()
-        session.refresh(row)
