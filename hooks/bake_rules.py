@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import keyword
+import os
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -101,8 +103,8 @@ def prune_unselected_adapters(project_dir: Path, package_name: str, framework: s
 
 
 def prune_unselected_provider(project_dir: Path, package_name: str, provider: str) -> None:
-    """The embedded model's module only ships with the `local` provider (its dependencies
-    compile llama.cpp, which no other bake should pay for)."""
+    """The embedded model's module only ships with the `local` provider (its dependencies,
+    llama.cpp and 98 MB of weights, are only installed there)."""
     if provider != "local":
         (project_dir / package_name / "local_model.py").unlink()
         (project_dir / "tests" / "test_local_model.py").unlink()
@@ -115,24 +117,41 @@ def write_env_file(project_dir: Path) -> None:
         shutil.copyfile(project_dir / ".env.example", env_file)
 
 
-def next_steps(answers: dict[str, str]) -> str:
-    """The exact commands a new user runs after the bake."""
-    variables = [variable.name for variable in PROVIDERS[answers["llm_provider"]].env]
+def cd_path(project_dir: Path, start_dir: str) -> str:
+    """The baked folder as the user's `cd` wants it: relative to the folder cookiecutter was
+    run from when it lies inside it (`-o out` gives `out/stream-chat`), else absolute."""
+    try:
+        relative = os.path.relpath(project_dir, start_dir)
+    except ValueError:  # another drive, on Windows
+        relative = os.pardir
+    inside = relative != os.pardir and not relative.startswith(os.pardir + os.sep)
+    return shlex.quote(relative if inside else str(project_dir))
+
+
+def next_steps(answers: dict[str, str], cd: str) -> str:
+    """The exact commands a new user runs after the bake; `cd` is the baked folder's path."""
+    provider = PROVIDERS[answers["llm_provider"]]
+    variables = [variable.name for variable in provider.env]
     setup = (
         f"set {', '.join(variables)} in .env"
         if variables
-        else "no key needed (the first `uv run` builds llama.cpp for the local model: minutes)"
+        else "no key needed: the embedded model answers offline"
     )
     package, slug = answers["package_name"], answers["project_slug"]
+    without_uv = (
+        "pip would compile llama.cpp here; README.md says what to run instead"
+        if provider.unused_dependencies
+        else "python -m venv .venv && .venv/bin/pip install -e . && "
+        f".venv/bin/python -m {package} dev"
+    )
     return (
-        f"\nBaked {answers['project_name']} into ./{slug}\n\n"
+        f"\nBaked {answers['project_name']} into {cd}\n\n"
         "Next steps:\n"
-        f"  cd {slug}\n"
+        f"  cd {cd}\n"
         f"  {setup}\n"
         f"  uv run python -m {package} dev    # the app on http://localhost:3000\n"
         "  uv run pytest                       # the project's own tests\n"
         f'  git init && git add -A && git commit -m "Bake {slug}"    # with the uv.lock uv wrote\n'
         "  docker compose up --build           # deployed behind nginx on http://localhost:8080\n"
-        f"(without uv: python -m venv .venv && .venv/bin/pip install -e . && "
-        f".venv/bin/python -m {package} dev)\n"
+        f"(without uv: {without_uv})\n"
     )

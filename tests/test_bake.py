@@ -89,6 +89,7 @@ def test_readme_bake_command_works_from_the_template_dir(tmp_path):
     done = bake_from_template_dir(tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "stream-chat" / ".env").exists()
+    assert f"  cd {tmp_path / 'stream-chat'}\n" in done.stdout  # outside the template dir
 
 
 def test_replay_bakes_the_same_project_again(tmp_path):

@@ -1,6 +1,7 @@
 """The bake rules the hooks run, tested directly (hooks run as subprocesses, out of reach)."""
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,10 @@ def test_existing_env_file_is_kept(tmp_path):
     (tmp_path / ".env").write_text("A=mine\n")
     bake_rules.write_env_file(tmp_path)
     assert (tmp_path / ".env").read_text() == "A=mine\n"
+
+
+def test_cd_path_is_relative_inside_the_start_dir_else_absolute():
+    project = Path("/home/u/work/out/stream-chat")
+    assert bake_rules.cd_path(project, "/home/u/work") == "out/stream-chat"
+    assert bake_rules.cd_path(project, "/home/u/elsewhere") == str(project)
+    assert bake_rules.cd_path(Path("/tmp/a b/stream-chat"), "/tmp") == "'a b/stream-chat'"

@@ -69,19 +69,32 @@ def _local_provider(module):
     class LocalProvider(module.CustomLLM):
         async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
             max_tokens = (optional_params or {}).get("max_tokens")
-            async for event in local_model.generate(messages, max_tokens):
-                match event:
-                    case local_model.Token(text):
-                        yield _generic_chunk(text)
-                    case local_model.Done():
-                        usage = {
-                            "prompt_tokens": event.prompt_tokens,
-                            "completion_tokens": event.completion_tokens,
-                            "total_tokens": event.prompt_tokens + event.completion_tokens,
-                        }
-                        yield _generic_chunk("", event.finish_reason, usage)
+            try:
+                async for event in local_model.generate(messages, max_tokens):
+                    match event:
+                        case local_model.Token(text):
+                            yield _generic_chunk(text)
+                        case local_model.Done():
+                            usage = {
+                                "prompt_tokens": event.prompt_tokens,
+                                "completion_tokens": event.completion_tokens,
+                                "total_tokens": event.prompt_tokens + event.completion_tokens,
+                            }
+                            yield _generic_chunk("", event.finish_reason, usage)
+            except local_model.Refused as refused:
+                raise _refusal(module, refused, model) from None
 
     return LocalProvider()
+
+
+def _refusal(module, refused, model: str) -> Exception:
+    """llama.cpp's refusal as the LiteLLM exception a hosted provider's would become."""
+    error = (
+        module.ContextWindowExceededError
+        if refused.kind == "exceed_context_size_error"
+        else module.BadRequestError
+    )
+    return error(str(refused), model=model, llm_provider="local")
 
 
 def _generic_chunk(text: str, finish_reason: str = "", usage: dict | None = None) -> dict:
