@@ -32,6 +32,7 @@ TAKEN_PACKAGE_NAMES = frozenset(
         "fastapi",
         "flask",
         "httpx",
+        "hupper",
         "litellm",
         "litestar",
         "openai",

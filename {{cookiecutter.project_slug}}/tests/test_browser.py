@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from .conftest import PROJECT_DIR, running_app
+from .conftest import {% if cookiecutter.llm_provider == "local" %}BAKED_MODEL, {% endif %}PROJECT_DIR, running_app
 from .fake_upstream import SCRIPTS, free_port, streamed_text
 
 pytestmark = pytest.mark.browser
@@ -366,3 +366,15 @@ def test_websocket_bytes_grow_linearly_with_the_answer(app, browser):
 
     growth = figures[2000]["websocket_bytes"] / figures[500]["websocket_bytes"]
     assert growth < 6, figures
+{%- if cookiecutter.llm_provider == "local" %}
+
+
+def test_the_embedded_model_answers_on_the_page(page):
+    """What a new user meets first: the empty page, then the embedded model's answer."""
+    screenshot(page, "empty")
+    ask(page, "What is the capital of France?", BAKED_MODEL)
+    answer = answers(page).last
+    expect(answer).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(answer).to_contain_text(BAKED_MODEL)  # the finish line
+    screenshot(page, "first-answer")
+{%- endif %}

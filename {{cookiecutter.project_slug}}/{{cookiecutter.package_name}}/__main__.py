@@ -13,6 +13,7 @@ its backend, so the page and `/api/*` share one port.
 import argparse
 import os
 {%- if cookiecutter.framework == "flask" %}
+import signal
 import subprocess
 {%- endif %}
 import sys
@@ -77,6 +78,9 @@ def reflex_command(args: argparse.Namespace) -> tuple[str, list[str], dict[str, 
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "REFLEX_USE_NPM": os.environ.get("REFLEX_USE_NPM", "1"),
         "REFLEX_CHECK_LATEST_VERSION": "0",
+        # Reflex's info lines are written for its own CLI ("Run `uv run reflex run` to start the
+        # app", npm registry probes); warnings, errors and its progress displays still show.
+        "REFLEX_LOGLEVEL": os.environ.get("REFLEX_LOGLEVEL", "warning"),
     }
     reflex_env = {"dev": "preview", "prod": "prod"}[args.command]
     command = [sys.executable, "-m", "reflex", "run", "--env", reflex_env]
@@ -86,7 +90,23 @@ def reflex_command(args: argparse.Namespace) -> tuple[str, list[str], dict[str, 
     else:
         command += ["--frontend-port", str(args.port)]
     os.chdir(PROJECT_DIR if (PROJECT_DIR / "rxconfig.py").exists() else Path.cwd())
+    if not args.backend_only:
+        say_what_start_does(args.command)
     return command[0], command, env
+
+
+def say_what_start_does(command: str) -> None:
+    """Name the slow steps ahead: Reflex shows their progress only on a terminal."""
+    # Reflex 0.10 writes this file once the page's npm packages are installed (an interrupted
+    # first start leaves .web/node_modules half full, and the next start installs again).
+    if not (Path(".web") / "reflex.install_frontend_packages.cached").exists():
+        print(
+            "First start: Reflex sets up .web/ and installs the page's npm packages "
+            "(about a minute; later starts skip this).",
+            flush=True,
+        )
+    build = "readable, rebuilt on code changes" if command == "dev" else "minified"
+    print(f"Compiling the UI and building the page ({build}), then serving it.", flush=True)
 {%- if cookiecutter.framework == "flask" %}
 
 
@@ -101,9 +121,20 @@ def run_ui_beside_api(args: argparse.Namespace) -> None:
     with subprocess.Popen(api_command) as api, subprocess.Popen(ui_command, env=env) as ui:
         try:
             ui.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the whole process group, so both servers are stopping on their own.
+            # Ignore further SIGINTs (a second Ctrl-C, or the copy `uv run` forwards) meanwhile.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for process in (ui, api):
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    break
+            raise SystemExit(130) from None
         finally:
             for process in (ui, api):
-                process.terminate()
+                if process.poll() is None:
+                    process.terminate()
 {%- endif %}
 
 

@@ -115,6 +115,12 @@ def _preload() -> None:
     settings = get_settings()
     if missing := _missing_env(litellm(), settings.llm_model, settings):
         logger.warning(_needs(settings.llm_model, missing))
+{%- if cookiecutter.llm_provider == "local" %}
+    if settings.llm_model.startswith("local/"):
+        from . import local_model
+
+        local_model.engine()  # loaded now, not in the first answer's time
+{%- endif %}
 
 
 def _needs(model: str, missing: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""Running the Flask adapter: waitress (threads) to serve, werkzeug's reloader to develop."""
+"""Running the Flask adapter on waitress (threads); hupper restarts it on code changes."""
 
 import _thread
 import os
@@ -7,7 +7,6 @@ import threading
 import time
 
 import waitress
-from werkzeug.serving import run_simple
 
 from ..shutdown import shutdown
 from .flask_app import create_app
@@ -19,8 +18,15 @@ GRACE_S = 5.0
 
 def serve(host: str, port: int, reload: bool) -> None:
     if reload:
-        run_simple(host, port, create_app(), use_reloader=True, threaded=True)
-        return
+        import hupper
+
+        # This process only watches files: it runs `serve(..., reload=False)` in a worker process
+        # and restarts that when a file the worker imported changes. It never returns.
+        hupper.start_reloader(
+            f"{__name__}.serve",
+            worker_kwargs={"host": host, "port": port, "reload": False},
+            shutdown_interval=GRACE_S + 1,
+        )
     app = create_app()  # loads .env first, which may set FORWARDED_ALLOW_IPS
     server = waitress.create_server(
         app,
@@ -36,7 +42,8 @@ def serve(host: str, port: int, reload: bool) -> None:
     # Started in the background (`&`, nohup, some supervisors) a process inherits SIGINT
     # ignored, and `interrupt_main()` would then never stop waitress.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    server.print_listen("Serving the API on http://{}:{}")
+    # Not `server.print_listen()`: that logs on the "waitress" logger, which nothing prints.
+    print(f"Serving the API on http://{host}:{port}", flush=True)
     server.run()  # until KeyboardInterrupt
 
 
