@@ -103,12 +103,20 @@ def prune_unselected_adapters(project_dir: Path, package_name: str, framework: s
         (project_dir / "tests" / "test_openapi.py").unlink()
 
 
+# The providers whose wire format the bake's tests/fake_upstream.py speaks, so that the baked
+# default model can be tested end to end (the embedded model has tests/test_local_model.py).
+SPOKEN_BY_THE_FAKE_UPSTREAM = ("openai", "anthropic", "gemini", "ollama")
+
+
 def prune_unselected_provider(project_dir: Path, package_name: str, provider: str) -> None:
     """The embedded model's module only ships with the `local` provider (its dependencies,
-    llama.cpp and 98 MB of weights, are only installed there)."""
+    llama.cpp and 98 MB of weights, are only installed there); the default model's test only
+    with a provider the fake upstream speaks."""
     if provider != "local":
         (project_dir / package_name / "local_model.py").unlink()
         (project_dir / "tests" / "test_local_model.py").unlink()
+    if provider not in SPOKEN_BY_THE_FAKE_UPSTREAM:
+        (project_dir / "tests" / "test_default_model.py").unlink()
 
 
 def write_env_file(project_dir: Path) -> None:

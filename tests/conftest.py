@@ -1,10 +1,13 @@
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 VARIABLES = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+# The hooks import their rules as a top-level module; the tests do too.
+sys.path.insert(0, str(TEMPLATE_DIR / "hooks"))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from bake_rules import SPOKEN_BY_THE_FAKE_UPSTREAM
 
 from .conftest import TEMPLATE_DIR, VARIABLES
 
@@ -64,6 +65,8 @@ def test_variant_bakes_clean(bake, overrides):
     local = context["llm_provider"] == "local"
     assert (project / context["package_name"] / "local_model.py").exists() == local
     assert (project / "tests" / "test_local_model.py").exists() == local
+    spoken = context["llm_provider"] in SPOKEN_BY_THE_FAKE_UPSTREAM
+    assert (project / "tests" / "test_default_model.py").exists() == spoken
     assert (project / ".env").read_text() == (project / ".env.example").read_text()
 
 
@@ -211,23 +214,30 @@ def install_bake(cookies_session, framework: str, provider: str) -> Bake:
     return Bake(project, python, env, result.context)
 
 
-# Every framework, and the providers whose wire formats differ most, each with its own suite.
-# The embedded model is the default provider; it runs with both server models (ASGI, WSGI).
+# Every framework with its own suite. The embedded model is the default provider; it runs with
+# both server models (ASGI, WSGI). Every suite streams all four wire formats of the fake upstream.
 SUITES = [
     ("fastapi", "local"),
     ("flask", "local"),
     ("litestar", "openai"),
     ("starlette", "openai"),
     ("django", "openai"),
-    ("fastapi", "anthropic"),
-    ("fastapi", "gemini"),
-    ("fastapi", "ollama"),
 ]
 
 
 @pytest.mark.parametrize(("framework", "provider"), SUITES, ids=["-".join(s) for s in SUITES])
 def test_baked_project_passes_its_own_tests(baked, framework, provider):
     assert_baked_tests_pass(baked(framework, provider))
+
+
+# The other wire formats, as the default model of a bake: a provider bake differs from the
+# openai one only in that default (and .env.example, see test_providers.py).
+PROVIDER_BAKES = ["anthropic", "gemini", "ollama"]
+
+
+@pytest.mark.parametrize("provider", PROVIDER_BAKES)
+def test_provider_bake_streams_its_default_model(baked, provider):
+    assert_baked_tests_pass(baked("fastapi", provider), "tests/test_default_model.py")
 
 
 # compose.yaml's layout without Docker, for an ASGI bake and the WSGI one: the page exported as

@@ -1,15 +1,11 @@
 """The bake rules the hooks run, tested directly (hooks run as subprocesses, out of reach)."""
 
-import sys
 from pathlib import Path
 
+import bake_rules
 import pytest
 
 from .conftest import TEMPLATE_DIR
-
-sys.path.insert(0, str(TEMPLATE_DIR / "hooks"))
-
-import bake_rules
 
 GOOD = {
     "project_name": "Stream Chat",

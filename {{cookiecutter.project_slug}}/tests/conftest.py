@@ -28,7 +28,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def upstream():
-    server = FakeUpstream().start()
+    server = FakeUpstream(also_fast=BAKED_MODEL.split("/", 1)[1]).start()
     yield server
     server.stop()
 

@@ -354,7 +354,9 @@ def _ollama(_: Request, body: dict) -> tuple[str, WireFormat]:
 
 
 class FakeUpstream:
-    def __init__(self) -> None:
+    def __init__(self, also_fast: str = "") -> None:
+        """`also_fast`: a real model's name, answered like `fake-fast`."""
+        self.scripts = SCRIPTS | ({also_fast: SCRIPTS["fake-fast"]} if also_fast else {})
         self.records: list[Record] = []
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -393,7 +395,7 @@ class FakeUpstream:
         async def endpoint(request: Request):
             body = await request.json()
             model, wire = wire_format(request, body)
-            script = SCRIPTS[model]
+            script = self.scripts[model]
             if script.status != 200:
                 return wire.refusal(script.status)
             record = Record(

@@ -275,12 +275,25 @@ def test_auto_scroll_follows_the_answer_until_the_user_scrolls_up(page):
     )
     assert log.evaluate(distance_from_bottom) < 60  # followed the answer down
 
-    log.evaluate("(log) => log.scrollTo(0, 0)")
+    scroll_up_until_it_stays(log)
     height = log.evaluate("(log) => log.scrollHeight")
     page.wait_for_function(f"document.querySelector('[role=log]').scrollHeight > {height} + 100")
     assert log.evaluate("(log) => log.scrollTop") == 0  # left where the user put it
     page.keyboard.press("Escape")
     expect(answers(page).last).to_have_attribute("data-status", "stopped")
+
+
+def scroll_up_until_it_stays(log) -> None:
+    """Scroll to the top as a user would, until the page has seen it: a scroll event is
+    dispatched at the next frame, and an answer growing before then scrolls back down."""
+    log.page.wait_for_function(
+        """async (log) => {
+            log.scrollTo(0, 0);
+            for (let i = 0; i < 2; i++) await new Promise(requestAnimationFrame);
+            return log.scrollTop === 0;
+        }""",
+        arg=log.element_handle(),
+    )
 
 
 def test_accessibility_basics(page):
