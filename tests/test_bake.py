@@ -236,7 +236,7 @@ PROVIDER_BAKES = ["anthropic", "gemini", "ollama"]
 
 
 @pytest.mark.parametrize("provider", PROVIDER_BAKES)
-def test_provider_bake_streams_its_default_model(baked, provider):
+def test_baked_provider_streams_its_default_model(baked, provider):
     assert_baked_tests_pass(baked("fastapi", provider), "tests/test_default_model.py")
 
 
@@ -295,9 +295,10 @@ def test_baked_app_serves_page_and_api_on_one_port(baked, framework, provider):
         assert_serves_page_and_api(app, base, base, bake.context)
 
 
-def test_baked_flask_app_serves_page_with_api_beside_it(baked):
+@pytest.mark.parametrize(("framework", "provider"), [("flask", "local")], ids=["flask-local"])
+def test_baked_flask_app_serves_page_with_api_beside_it(baked, framework, provider):
     """Flask's API is WSGI, so `prod` runs it on its own server beside the Reflex UI."""
-    bake = baked("flask", "local")
+    bake = baked(framework, provider)
     port, api_port = free_port(), free_port()
     with running_app(bake, "prod", "--port", str(port), "--api-port", str(api_port)) as app:
         page, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"

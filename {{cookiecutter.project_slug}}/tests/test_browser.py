@@ -1,5 +1,6 @@
 """The chat page in a real browser (headless Chromium), against the app started with its own
-CLI (`prod`) and the fake provider on loopback.
+CLI (`prod`) and the fake provider on loopback, behind `UI_PASSWORD` (each new browser context,
+a new visitor, passes the gate first).
 
 `pytest -m browser` runs these (`make test-browser`); they build the frontend first, about a
 minute. Screenshots go to `test-artifacts/`, with the websocket figures in `websocket.json`.
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = PROJECT_DIR / "test-artifacts"
 # Debian's chromium (or $CHROMIUM); without one, Playwright's own (`playwright install chromium`).
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
+PASSWORD = "correct horse battery staple"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -44,7 +46,11 @@ def app(upstream, tmp_path_factory):
 {%- else %}
     api_url = f"http://127.0.0.1:{port}"
 {%- endif %}
-    settings = {"database_url": f"sqlite:///{tmp / 'chat.db'}", "ui_flush_ms": "50"}
+    settings = {
+        "database_url": f"sqlite:///{tmp / 'chat.db'}",
+        "ui_flush_ms": "50",
+        "ui_password": PASSWORD,
+    }
     with running_app(arguments, api_url, upstream, tmp, **settings):
         url = f"http://127.0.0.1:{port}"
         wait_for_page(url)
@@ -61,13 +67,32 @@ def browser() -> Browser:
 
 @pytest.fixture
 def page(app, browser) -> Page:
-    """A fresh tab (a new Reflex session) on the chat page, connected to the backend."""
+    """A new visitor (browser context) on the chat page, past the gate."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.goto(app)
-    expect(page.get_by_role("combobox", name="Model")).to_contain_text("openai/fake-fast")
+    enter_password(page)
     yield page
     context.close()
+
+
+def enter_password(page: Page, password: str = PASSWORD) -> None:
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.keyboard.press("Enter")
+    expect_chat(page)
+
+
+def expect_chat(page: Page) -> None:
+    """The chat page, connected to the backend (the model list has loaded)."""
+    expect(page.get_by_role("combobox", name="Model")).to_contain_text("openai/fake-fast")
+
+
+def open_tab(page: Page, url: str) -> Page:
+    """Another tab of the same visitor: its cookies, its own Reflex session."""
+    tab = page.context.new_page()
+    tab.goto(url)
+    expect_chat(tab)
+    return tab
 
 
 def wait_for_page(url: str, timeout_s: float = 300) -> None:
@@ -151,7 +176,7 @@ def test_esc_stops_the_answer_and_the_provider_sees_the_connection_close(page, u
     screenshot(page, "stopped")
 
 
-def test_closing_the_tab_stops_the_answer_and_the_provider_call(page, browser, app, upstream):
+def test_closing_the_tab_stops_the_answer_and_the_provider_call(page, app, upstream):
     ask(page, "Count until I leave", "openai/fake-long")
     page.wait_for_function("document.querySelector('#live-answer')?.innerText.length > 30")
     page.close()
@@ -159,8 +184,7 @@ def test_closing_the_tab_stops_the_answer_and_the_provider_call(page, browser, a
     record = upstream.last("fake-long")
     assert record.closed.wait(timeout=10)
     assert not record.completed
-    other = browser.new_page()
-    other.goto(app)
+    other = open_tab(page, app)
     sidebar = other.get_by_role("navigation")
     sidebar.get_by_role("button", name="Count until I leave", exact=True).click()
     expect(answers(other).last).to_have_attribute("data-status", "stopped")
@@ -192,19 +216,61 @@ def test_code_renders_while_streaming_without_raw_fences(page):
     screenshot(page, "markdown")
 
 
-def test_history_survives_a_reload_and_a_new_session(page, browser, app):
+def test_history_survives_a_reload_and_a_new_tab(page, app):
     ask(page, "Remember this question", "openai/fake-fast")
     expect(answers(page)).to_have_count(1)
     page.reload()
     expect(chat_log(page).get_by_text("Remember this question")).to_be_visible()
 
-    other = browser.new_page()  # a new browser session: only the database knows the chat
-    other.goto(app)
+    other = open_tab(page, app)  # a new Reflex session: only the database knows the chat
     sidebar = other.get_by_role("navigation")
     sidebar.get_by_role("button", name="Remember this question", exact=True).click()
     expect(chat_log(other).get_by_text("Remember this question")).to_be_visible()
     expect(answers(other)).to_contain_text(streamed_text(SCRIPTS["fake-fast"].tokens).strip())
     other.close()
+
+
+def test_each_visitor_sees_and_deletes_only_their_own_conversations(page, browser, app):
+    someone_else = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    someone_else.goto(app)
+    enter_password(someone_else)
+    ask(page, "My own question", "openai/fake-fast")
+    ask(someone_else, "Their own question", "openai/fake-fast")
+    for visitor in (page, someone_else):
+        expect(answers(visitor)).to_have_count(1)
+        visitor.reload()
+        expect_chat(visitor)
+    mine, theirs = page.get_by_role("navigation"), someone_else.get_by_role("navigation")
+    expect(mine.get_by_role("button", name="My own question", exact=True)).to_be_visible()
+    expect(mine.get_by_role("button", name="Their own question", exact=True)).to_have_count(0)
+    expect(theirs.get_by_role("button", name="My own question", exact=True)).to_have_count(0)
+
+    theirs.get_by_role("button", name="Delete Their own question").click()
+    expect(theirs.get_by_role("button", name="Their own question", exact=True)).to_have_count(0)
+    page.reload()
+    expect(mine.get_by_role("button", name="My own question", exact=True)).to_be_visible()
+    someone_else.context.close()
+
+
+def test_the_gate_shows_nothing_else_until_the_password_and_remembers_it(app, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(app)
+    expect(page.get_by_role("textbox", name="Password")).to_be_visible()
+    for hidden in ("navigation", "log", "combobox"):
+        expect(page.get_by_role(hidden)).to_have_count(0)
+
+    page.get_by_role("textbox", name="Password").fill("a wrong guess")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_have_text("That is not the password.")
+    screenshot(page, "gate-refused")
+    expect(page.get_by_role("navigation")).to_have_count(0)
+
+    enter_password(page)
+    page.reload()
+    expect_chat(page)
+    expect(page.get_by_role("textbox", name="Password")).to_have_count(0)
+    context.close()
 
 
 def test_edit_resends_and_regenerate_replaces_the_answer(page, upstream):
@@ -367,6 +433,7 @@ def test_websocket_bytes_grow_linearly_with_the_answer(app, browser):
     for model, tokens in (("openai/fake-500-tokens", 500), ("openai/fake-2000-tokens", 2000)):
         page = browser.new_page()
         page.goto(app)
+        enter_password(page)
         figures[tokens] = {
             "tokens": tokens,
             "answer_chars": len(streamed_text(tokens)),

@@ -14,11 +14,13 @@ import pytest
 from reflex.istate.manager.memory import StateManagerMemory
 from reflex_base.event import Event
 from reflex_base.event.context import EventContext
-from reflex_base.event.processor import BaseStateEventProcessor
+from reflex_base.event.processor import BaseStateEventProcessor, EventFuture
 from reflex_base.utils.format import format_event_handler
+from sqlmodel import Session, select
 
 from {{ cookiecutter.package_name }}.settings import get_settings
 from {{ cookiecutter.package_name }}_ui import history
+from {{ cookiecutter.package_name }}_ui.gate import get_gate
 from {{ cookiecutter.package_name }}_ui.state import ChatState
 
 from .fake_upstream import SCRIPTS, streamed_text
@@ -33,11 +35,17 @@ class Browser:
         self.processor = processor
         self.deltas: list[dict] = []
         self.events: list[Event] = []
+        self.errors: list[Exception] = []  # raised by a handler; the page would show a toast
 
-    async def send(self, handler: str, **payload) -> None:
+    async def send(self, handler: str, **payload) -> EventFuture:
         name = format_event_handler(ChatState.event_handlers[handler])
         event = Event(name=name, router_data={"query": {}, "path": "/"}, payload=payload)
-        await self.processor.enqueue(TOKEN, event)
+        return await self.processor.enqueue(TOKEN, event)
+
+    async def handle(self, handler: str, **payload) -> None:
+        """Send an event and wait until it has been handled."""
+        async with asyncio.timeout(15):
+            await asyncio.wait([await self.send(handler, **payload)])
 
     def values(self, var: str) -> list:
         """Every value of a ChatState var pushed to the page, in order."""
@@ -49,6 +57,10 @@ class Browser:
             for name, value in changes.items()
             if name.split("_rx_state_")[0] == var
         ]
+
+    def history(self) -> history.History:
+        """The history of this browser's owner id (its cookie)."""
+        return history.History(self.values("owner")[-1])
 
     def draft_pushes(self) -> list[str]:
         """The text of each append to the page's draft, in order."""
@@ -70,10 +82,11 @@ async def browser(api, monkeypatch, tmp_path):
     # 4 tokens of the fake-slow script (one per 50 ms) per push to the page.
     monkeypatch.setenv("UI_FLUSH_MS", "200")
     get_settings.cache_clear()
-    processor = BaseStateEventProcessor(
-        backend_exception_handler=pytest.fail, graceful_shutdown_timeout=2
-    )
-    browser = Browser(processor)
+    monkeypatch.delenv("UI_PASSWORD", raising=False)
+    get_settings.cache_clear()
+    get_gate.cache_clear()
+    browser = Browser(processor := BaseStateEventProcessor(graceful_shutdown_timeout=2))
+    processor.backend_exception_handler = browser.errors.append
 
     async def emit_delta(token: str, delta) -> None:
         browser.deltas.append(delta)
@@ -94,12 +107,12 @@ async def browser(api, monkeypatch, tmp_path):
             yield browser
     await state_manager.close()
     get_settings.cache_clear()
+    get_gate.cache_clear()
     history.engine.cache_clear()
 
 
 def saved_messages(browser: Browser) -> list[history.StoredMessage]:
-    conversation_id = browser.values("conversation_id")[-1]
-    return history.messages(conversation_id)
+    return browser.history().messages(browser.values("conversation_id")[-1])
 
 
 async def test_answer_is_pushed_as_new_text_only_then_lands_in_the_history(browser, upstream):
@@ -162,10 +175,49 @@ async def test_the_system_prompt_goes_first_to_the_model(browser, upstream):
     await browser.send("send", form_data={"question": "Hello"})
     await browser.wait_for("streaming", lambda streaming: streaming is False)
 
-    assert history.get_conversation(browser.values("conversation_id")[-1]).system_prompt == (
+    assert browser.history().get(browser.values("conversation_id")[-1]).system_prompt == (
         "Answer in French."
     )
     assert upstream.last("fake-fast").messages == [
         {"role": "system", "content": "Answer in French."},
         {"role": "user", "content": "Hello"},
     ]
+
+
+async def test_another_visitors_conversation_opens_nothing_and_changes_nothing(browser):
+    """Ids are sequential, so any page can name one: the events a page sends with it."""
+    someone = history.History(history.new_owner_id())
+    theirs = someone.create("Someone's chat").id
+    someone.add_message(history.StoredMessage(conversation_id=theirs, role="user", content="Hi"))
+    await browser.handle("load")
+    await browser.handle("open_conversation", conversation_id=theirs)
+    await browser.handle("start_rename", conversation_id=theirs)
+    await browser.handle("finish_rename", form_data={"title": "Mine now"})
+    await browser.handle("delete_conversation", conversation_id=theirs)
+
+    assert set(browser.values("conversation_id")) <= {0}
+    assert all(messages == [] for messages in browser.values("messages"))
+    assert all(conversations == [] for conversations in browser.values("conversations"))
+    assert someone.get(theirs).title == "Someone's chat"
+    assert [m.content for m in someone.messages(theirs)] == ["Hi"]
+    assert browser.errors == []
+
+
+async def test_behind_the_gate_nothing_is_read_or_saved_until_the_password(browser, monkeypatch):
+    monkeypatch.setenv("UI_PASSWORD", "correct horse")
+    get_settings.cache_clear()
+    get_gate.cache_clear()
+    await browser.handle("load")
+    assert browser.values("locked")[-1] is True
+    await browser.handle("send", form_data={"question": "Sneaking past the gate"})
+    assert [type(error).__name__ for error in browser.errors] == ["Locked"]
+    with Session(history.engine()) as session:
+        assert session.exec(select(history.Conversation)).all() == []
+
+    await browser.handle("unlock", form_data={"password": "wrong"})
+    assert browser.values("gate_error")[-1] == "That is not the password."
+    assert browser.values("session") == []
+    await browser.handle("unlock", form_data={"password": "correct horse"})
+    assert get_gate().admits(browser.values("session")[-1])
+    await browser.wait_for("locked", lambda locked: locked is False)  # then it loads
+    assert browser.values("gate_error")[-1] == ""

@@ -27,6 +27,16 @@ def get_access() -> "Access":
     return Access(get_settings())
 
 
+def rate_limiter(settings: Settings) -> MovingWindowRateLimiter:
+    """A limiter counting in this process's memory, or in Redis when `REDIS_URL` is set."""
+    storage = (
+        storage_from_string(f"async+{settings.redis_url}", implementation="redispy")
+        if settings.redis_url
+        else storage_from_string("async+memory://")
+    )
+    return MovingWindowRateLimiter(storage)
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """What an adapter knows of the client: its address and its `Authorization` header."""
@@ -39,12 +49,7 @@ class Access:
     def __init__(self, settings: Settings) -> None:
         self._token = settings.api_token.get_secret_value() if settings.api_token else None
         self._rate = parse(settings.rate_limit)
-        storage = (
-            storage_from_string(f"async+{settings.redis_url}", implementation="redispy")
-            if settings.redis_url
-            else storage_from_string("async+memory://")
-        )
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._limiter = rate_limiter(settings)
         self._max_streams = settings.max_streams_per_client
         # Only touched on the event loop (Flask's views, too, run the core on one loop thread).
         self._streams: Counter[str] = Counter()

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     log_content: bool = False
     """Put the messages into the access log too (off by default: it never logs their text)."""
 
+    ui_password: SecretStr | None = None
+    """If set, the page asks for it before showing anything (for a deployed page)."""
     ui_flush_ms: int = Field(default=50, ge=0)
     """The UI pushes streamed text to the browser at most once per this many milliseconds."""
     api_url: str | None = None

@@ -1,26 +1,45 @@
-"""Conversations and their messages, kept in the app's database (`DATABASE_URL`).
+"""Conversations and their messages, kept in the app's database (`DATABASE_URL`), each visitor's
+apart from everyone else's.
+
+Every conversation belongs to an owner: a random id the visitor's browser keeps in a cookie.
+`History(owner)` is the only way in, and each of its queries filters by that owner, so a
+conversation id named by another visitor reads as "not found" and changes nothing.
 
 SQLite by default; any SQLAlchemy URL works (Postgres: `postgresql+psycopg://…`). The tables
 are created on first use; once the schema must change under live data, put Alembic in front.
 """
 
+import re
+import secrets
 from datetime import UTC, datetime
 from functools import cache
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
 
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 NEW_TITLE = "New chat"
+# `secrets.token_urlsafe(32)`: 256 random bits, which nobody guesses.
+_OWNER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def new_owner_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def is_owner_id(value: str) -> bool:
+    return bool(_OWNER_ID.fullmatch(value))
+
+
 class Conversation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
+    # Conversations saved before owners existed have "" (nobody's): no visitor sees them.
+    owner: str = Field(default="", index=True)
     title: str = NEW_TITLE
     system_prompt: str = ""
     model: str = ""
@@ -41,93 +60,131 @@ class StoredMessage(SQLModel, table=True):
     details: str = ""
 
 
-@cache
-def engine() -> Engine:
-    url = get_settings().database_url
+def open_database(url: str) -> Engine:
+    """An engine on `url`, with the tables created, or brought up to date."""
     # Reflex runs handlers on several threads; SQLite's default forbids sharing a connection.
     connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
     engine = create_engine(url, connect_args=connect_args)
     SQLModel.metadata.create_all(engine)
+    _add_owner_column(engine)
     return engine
 
 
-def conversations() -> list[Conversation]:
-    """All conversations, the most recently active first."""
-    with Session(engine()) as session:
-        statement = select(Conversation).order_by(col(Conversation.updated_at).desc())
-        return list(session.exec(statement))
-
-
-def get_conversation(conversation_id: int) -> Conversation | None:
-    with Session(engine()) as session:
-        return session.get(Conversation, conversation_id)
-
-
-def create_conversation(title: str, system_prompt: str = "", model: str = "") -> Conversation:
-    conversation = Conversation(title=title, system_prompt=system_prompt, model=model)
-    with Session(engine()) as session:
-        session.add(conversation)
-        session.commit()
-        session.refresh(conversation)
-    return conversation
-
-
-def update_conversation(conversation_id: int, **fields: str) -> None:
-    with Session(engine()) as session:
-        conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
-            return
-        conversation.sqlmodel_update({**fields, "updated_at": _now()})
-        session.add(conversation)
-        session.commit()
-
-
-def delete_conversation(conversation_id: int) -> None:
-    with Session(engine()) as session:
-        in_it = col(StoredMessage.conversation_id) == conversation_id
-        session.exec(delete(StoredMessage).where(in_it))
-        session.exec(delete(Conversation).where(col(Conversation.id) == conversation_id))
-        session.commit()
-
-
-def messages(conversation_id: int) -> list[StoredMessage]:
-    with Session(engine()) as session:
-        statement = (
-            select(StoredMessage)
-            .where(StoredMessage.conversation_id == conversation_id)
-            .order_by(col(StoredMessage.id))
+def _add_owner_column(engine: Engine) -> None:
+    """A database from before owners existed gets the column, its conversations owned by
+    nobody (hidden): history saved on a shared page cannot be told apart by visitor."""
+    if "owner" in {column["name"] for column in inspect(engine).get_columns("conversation")}:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            text("ALTER TABLE conversation ADD COLUMN owner VARCHAR NOT NULL DEFAULT ''")
         )
-        return list(session.exec(statement))
+        connection.execute(text("CREATE INDEX ix_conversation_owner ON conversation (owner)"))
 
 
-def add_message(message: StoredMessage) -> StoredMessage:
-    """Save a message (filling in its id); its conversation moves to the top of the list."""
-    with Session(engine()) as session:
-        if conversation := session.get(Conversation, message.conversation_id):
+@cache
+def engine() -> Engine:
+    return open_database(get_settings().database_url)
+
+
+class History:
+    """One owner's conversations and messages; nothing of anyone else's is reachable."""
+
+    def __init__(self, owner: str, database: Engine | None = None) -> None:
+        if not is_owner_id(owner):
+            raise ValueError("an owner id is 43 URL-safe characters (new_owner_id())")
+        self.owner = owner
+        self._engine = database or engine()
+
+    def conversations(self) -> list[Conversation]:
+        """The owner's conversations, the most recently active first."""
+        with Session(self._engine) as session:
+            statement = (
+                select(Conversation)
+                .where(Conversation.owner == self.owner)
+                .order_by(col(Conversation.updated_at).desc())
+            )
+            return list(session.exec(statement))
+
+    def get(self, conversation_id: int) -> Conversation | None:
+        with Session(self._engine) as session:
+            return self._owned(session, conversation_id)
+
+    def create(self, title: str, system_prompt: str = "", model: str = "") -> Conversation:
+        conversation = Conversation(
+            owner=self.owner, title=title, system_prompt=system_prompt, model=model
+        )
+        with Session(self._engine) as session:
+            session.add(conversation)
+            session.commit()
+            session.refresh(conversation)
+        return conversation
+
+    def update(self, conversation_id: int, **fields: str) -> None:
+        with Session(self._engine) as session:
+            if conversation := self._owned(session, conversation_id):
+                conversation.sqlmodel_update({**fields, "updated_at": _now()})
+                session.add(conversation)
+                session.commit()
+
+    def delete(self, conversation_id: int) -> None:
+        with Session(self._engine) as session:
+            if conversation := self._owned(session, conversation_id):
+                in_it = col(StoredMessage.conversation_id) == conversation_id
+                session.exec(delete(StoredMessage).where(in_it))
+                session.delete(conversation)
+                session.commit()
+
+    def messages(self, conversation_id: int) -> list[StoredMessage]:
+        with Session(self._engine) as session:
+            if self._owned(session, conversation_id) is None:
+                return []
+            statement = (
+                select(StoredMessage)
+                .where(StoredMessage.conversation_id == conversation_id)
+                .order_by(col(StoredMessage.id))
+            )
+            return list(session.exec(statement))
+
+    def add_message(self, message: StoredMessage) -> StoredMessage | None:
+        """Save a message (filling in its id), None if its conversation is not the owner's;
+        the conversation moves to the top of the list."""
+        with Session(self._engine) as session:
+            conversation = self._owned(session, message.conversation_id)
+            if conversation is None:
+                return None
             conversation.updated_at = _now()
             session.add(conversation)
-        session.add(message)
-        session.commit()
-        session.refresh(message)
-    return message
-
-
-def update_message(message_id: int, content: str) -> None:
-    with Session(engine()) as session:
-        message = session.get(StoredMessage, message_id)
-        if message is not None:
-            message.content = content
             session.add(message)
             session.commit()
+            session.refresh(message)
+        return message
 
+    def update_message(self, conversation_id: int, message_id: int, content: str) -> None:
+        with Session(self._engine) as session:
+            if self._owned(session, conversation_id) is None:
+                return
+            message = session.get(StoredMessage, message_id)
+            if message is not None and message.conversation_id == conversation_id:
+                message.content = content
+                session.add(message)
+                session.commit()
 
-def delete_messages_after(conversation_id: int, message_id: int) -> None:
-    """Forget what followed a message (its answer and later turns), to ask it again."""
-    with Session(engine()) as session:
-        session.exec(
-            delete(StoredMessage).where(
-                col(StoredMessage.conversation_id) == conversation_id,
-                col(StoredMessage.id) > message_id,
+    def delete_messages_after(self, conversation_id: int, message_id: int) -> None:
+        """Forget what followed a message (its answer and later turns), to ask it again."""
+        with Session(self._engine) as session:
+            if self._owned(session, conversation_id) is None:
+                return
+            session.exec(
+                delete(StoredMessage).where(
+                    col(StoredMessage.conversation_id) == conversation_id,
+                    col(StoredMessage.id) > message_id,
+                )
             )
+            session.commit()
+
+    def _owned(self, session: Session, conversation_id: int) -> Conversation | None:
+        statement = select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.owner == self.owner
         )
-        session.commit()
+        return session.exec(statement).first()

@@ -1,8 +1,10 @@
 """Chat state: the conversations, the open one, the answer being streamed, and Stop.
 
-Every question and answer is saved (see `history`), answers with how they ended. The answer in
-progress is not state: the page holds it (see `draft`), and the background task sends it only
-what is new, at most once per `UI_FLUSH_MS`. The finished answer lands in `messages` once.
+Every question and answer is saved (see `history`), answers with how they ended, in the history
+of the browser's owner id (a cookie); with `UI_PASSWORD` set, nothing is read or saved until
+the browser holds a session from the gate (see `gate`). The answer in progress is not state:
+the page holds it (see `draft`), and the background task sends it only what is new, at most
+once per `UI_FLUSH_MS`. The finished answer lands in `messages` once.
 """
 
 import asyncio
@@ -18,8 +20,12 @@ from {{ cookiecutter.package_name }}.settings import get_settings
 
 from . import draft, history
 from .client import AnswerError, api_client, stream_answer
+from .gate import WrongPassword, get_gate
 
 TITLE_CHARS = 48
+# The cookies are the app's own even beside other apps on localhost (cookies ignore the port).
+OWNER_COOKIE = "{{ cookiecutter.package_name }}_owner"
+SESSION_COOKIE = "{{ cookiecutter.package_name }}_session"
 
 
 @dataclasses.dataclass
@@ -77,7 +83,16 @@ def title_of(question: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
 
+class Locked(Exception):
+    """An event from a page that has not passed the gate (the page sends none: it is forged)."""
+
+
 class ChatState(rx.State):
+    # A year, renewed by every visit; Reflex writes cookies from the page, so not httponly.
+    owner: str = rx.Cookie("", name=OWNER_COOKIE, max_age=365 * 24 * 3600, same_site="strict")
+    session: str = rx.Cookie("", name=SESSION_COOKIE, max_age=30 * 24 * 3600, same_site="strict")
+    locked: bool = not get_gate().is_open  # the gate instead of the chat, from the first paint
+    gate_error: str = ""
     conversations: list[ConversationItem] = []
     conversation_id: int = 0  # 0: a new chat, saved with its first question
     messages: list[Message] = []
@@ -90,7 +105,12 @@ class ChatState(rx.State):
 
     @rx.event
     async def load(self):
-        """On page load: the allow-list, the saved conversations, the open one's messages."""
+        """On page load: the allow-list, the saved conversations, the open one's messages;
+        only the gate while the page has no session."""
+        self.locked = not get_gate().admits(self.session)
+        if self.locked:
+            self.conversations, self.messages, self.conversation_id = [], [], 0
+            return
         async with api_client(timeout=10) as client:
             response = await client.get("/api/models")
         if response.status_code == 200:
@@ -99,6 +119,18 @@ class ChatState(rx.State):
         self._list_conversations()
         if not self.streaming:
             self._open(self.conversation_id)
+
+    @rx.event
+    async def unlock(self, form_data: dict):
+        try:
+            self.session = await get_gate().enter(
+                form_data.get("password") or "", self.router.session.client_ip
+            )
+        except WrongPassword as exc:
+            self.gate_error = str(exc)
+            return None
+        self.gate_error = ""
+        return ChatState.load
 
     @rx.event
     def new_chat(self):
@@ -118,7 +150,7 @@ class ChatState(rx.State):
     def finish_rename(self, form_data: dict):
         title = (form_data.get("title") or "").strip()
         if title and self.renaming_id:
-            history.update_conversation(self.renaming_id, title=title[:200])
+            self._history().update(self.renaming_id, title=title[:200])
             self._list_conversations()
         self.renaming_id = 0
 
@@ -130,7 +162,7 @@ class ChatState(rx.State):
     def delete_conversation(self, conversation_id: int):
         if self.streaming and conversation_id == self.conversation_id:
             return
-        history.delete_conversation(conversation_id)
+        self._history().delete(conversation_id)
         if conversation_id == self.conversation_id:
             self._open(0)
         self._list_conversations()
@@ -139,13 +171,13 @@ class ChatState(rx.State):
     def set_system_prompt(self, system_prompt: str):
         self.system_prompt = system_prompt
         if self.conversation_id:
-            history.update_conversation(self.conversation_id, system_prompt=system_prompt)
+            self._history().update(self.conversation_id, system_prompt=system_prompt)
 
     @rx.event
     def set_model(self, model: str):
         self.model = model
         if self.conversation_id:
-            history.update_conversation(self.conversation_id, model=model)
+            self._history().update(self.conversation_id, model=model)
 
     @rx.event
     def send(self, form_data: dict):
@@ -153,7 +185,7 @@ class ChatState(rx.State):
         if not question or self.streaming:
             return None
         if not self.conversation_id:
-            conversation = history.create_conversation(
+            conversation = self._history().create(
                 title_of(question), self.system_prompt, self.model
             )
             self.conversation_id = conversation.id or 0
@@ -185,7 +217,7 @@ class ChatState(rx.State):
         message_id, self.editing_id = self.editing_id, 0
         if not question or self.streaming or not message_id:
             return None
-        history.update_message(message_id, question)
+        self._history().update_message(self.conversation_id, message_id, question)
         self._truncate_after(message_id)
         self.messages[-1].content = question
         return ChatState.start_answer
@@ -205,6 +237,7 @@ class ChatState(rx.State):
         if stop:
             return
         async with self:
+            self._history()  # nothing streams for a page behind the gate
             token = self.router.session.client_token
             model = self.model or None
             turns = [{"role": m.role, "content": m.content} for m in self.messages]
@@ -245,7 +278,7 @@ class ChatState(rx.State):
 
     def _open(self, conversation_id: int) -> None:
         """Show a saved conversation; a new empty chat for 0, or for one deleted meanwhile."""
-        conversation = history.get_conversation(conversation_id) if conversation_id else None
+        conversation = self._history().get(conversation_id) if conversation_id else None
         self.editing_id = 0
         if conversation is None:
             self.conversation_id, self.messages, self.system_prompt = 0, [], ""
@@ -253,17 +286,27 @@ class ChatState(rx.State):
         self.conversation_id = conversation_id
         self.system_prompt = conversation.system_prompt
         self.model = conversation.model or self.model
-        self.messages = [Message.of(stored) for stored in history.messages(conversation_id)]
+        self.messages = [Message.of(m) for m in self._history().messages(conversation_id)]
 
     def _save(self, message: history.StoredMessage) -> None:
+        """Save to the open conversation; shown anyway if another tab deleted it meanwhile."""
         message.conversation_id = self.conversation_id
-        self.messages.append(Message.of(history.add_message(message)))
+        self.messages.append(Message.of(self._history().add_message(message) or message))
 
     def _truncate_after(self, message_id: int) -> None:
-        history.delete_messages_after(self.conversation_id, message_id)
+        self._history().delete_messages_after(self.conversation_id, message_id)
         self.messages = [message for message in self.messages if message.id <= message_id]
 
     def _list_conversations(self) -> None:
         self.conversations = [
-            ConversationItem(id=c.id or 0, title=c.title) for c in history.conversations()
+            ConversationItem(id=c.id or 0, title=c.title) for c in self._history().conversations()
         ]
+
+    def _history(self) -> history.History:
+        """This browser's history, the only way to the database: a page behind the gate gets
+        none, and a browser without a (well-formed) owner id gets a new, empty one."""
+        if not get_gate().admits(self.session):
+            raise Locked
+        if not history.is_owner_id(self.owner):
+            self.owner = history.new_owner_id()
+        return history.History(self.owner)

@@ -316,7 +316,46 @@ def composer() -> rx.Component:
     )
 
 
-def index() -> rx.Component:
+def gate() -> rx.Component:
+    """All a page behind `UI_PASSWORD` shows until the password is given."""
+    return rx.center(
+        rx.form(
+            rx.vstack(
+                rx.heading("{{ cookiecutter.project_name }}", size="5", as_="h1"),
+                rx.text("This page is private. Enter its password to continue."),
+                rx.input(
+                    name="password",
+                    type="password",
+                    aria_label="Password",
+                    auto_focus=True,
+                    required=True,
+                ),
+                rx.cond(
+                    ChatState.gate_error,
+                    rx.callout(
+                        ChatState.gate_error,
+                        icon="triangle_alert",
+                        color_scheme="red",
+                        role="alert",
+                    ),
+                ),
+                rx.button("Enter", type="submit"),
+                align="stretch",
+            ),
+            on_submit=ChatState.unlock,
+            reset_on_submit=True,
+            # Reflex's form is full width by default; the gate is a narrow card.
+            width="20em",
+            max_width="100%",
+        ),
+        role="main",
+        width="100%",
+        height="100vh",
+        padding="1em",
+    )
+
+
+def chat() -> rx.Component:
     return rx.hstack(
         sidebar(),
         rx.vstack(
@@ -350,6 +389,10 @@ def index() -> rx.Component:
         spacing="0",
         width="100%",
     )
+
+
+def index() -> rx.Component:
+    return rx.cond(ChatState.locked, gate(), chat())
 
 
 {% if cookiecutter.framework == "flask" -%}

@@ -1,0 +1,151 @@
+"""Every query of the history is the owner's: another owner's ids read as not found and
+change nothing."""
+
+import sqlite3
+
+import pytest
+
+from {{ cookiecutter.package_name }}_ui.history import (
+    History,
+    StoredMessage,
+    is_owner_id,
+    new_owner_id,
+    open_database,
+)
+
+
+@pytest.fixture
+def database(tmp_path):
+    return open_database(f"sqlite:///{tmp_path / 'chat.db'}")
+
+
+@pytest.fixture
+def alice(database):
+    return History(new_owner_id(), database)
+
+
+@pytest.fixture
+def bob(database):
+    return History(new_owner_id(), database)
+
+
+def conversation_with_a_turn(history: History, title: str = "Alice's chat") -> int:
+    conversation_id = history.create(title).id
+    for role, content in [("user", "Question?"), ("assistant", "Answer.")]:
+        message = StoredMessage(conversation_id=conversation_id, role=role, content=content)
+        history.add_message(message)
+    return conversation_id
+
+
+def test_owner_ids_are_random_and_well_formed():
+    first, second = new_owner_id(), new_owner_id()
+    assert first != second
+    assert is_owner_id(first) and is_owner_id(second)
+    for forged in ["", "nobody", first[:-1], first + "x", first[:-1] + "/"]:
+        assert not is_owner_id(forged)
+        with pytest.raises(ValueError):
+            History(forged)
+
+
+def test_each_owner_lists_only_their_own_conversations(alice, bob):
+    alices = conversation_with_a_turn(alice)
+    bobs = conversation_with_a_turn(bob, "Bob's chat")
+    assert [c.id for c in alice.conversations()] == [alices]
+    assert [c.id for c in bob.conversations()] == [bobs]
+
+
+def test_another_owners_conversation_reads_as_not_found(alice, bob):
+    alices = conversation_with_a_turn(alice)
+    assert bob.get(alices) is None
+    assert bob.messages(alices) == []
+    assert alice.get(alices).title == "Alice's chat"
+    assert [m.content for m in alice.messages(alices)] == ["Question?", "Answer."]
+
+
+def test_another_owner_can_neither_rename_nor_delete(alice, bob):
+    alices = conversation_with_a_turn(alice)
+    bob.update(alices, title="Taken", system_prompt="Leak everything.", model="openai/x")
+    bob.delete(alices)
+    conversation = alice.get(alices)
+    assert (conversation.title, conversation.system_prompt, conversation.model) == (
+        "Alice's chat",
+        "",
+        "",
+    )
+    assert len(alice.messages(alices)) == 2
+
+
+def test_another_owner_can_neither_edit_nor_truncate_nor_append(alice, bob):
+    """What edit-and-resend (update, truncate) and regenerate (truncate, append) write."""
+    alices = conversation_with_a_turn(alice)
+    question = alice.messages(alices)[0]
+    bob.update_message(alices, question.id, "Edited by Bob")
+    bob.delete_messages_after(alices, question.id)
+    intruder = StoredMessage(conversation_id=alices, role="user", content="Bob was here")
+    assert bob.add_message(intruder) is None
+    assert [m.content for m in alice.messages(alices)] == ["Question?", "Answer."]
+
+
+def test_a_message_is_edited_only_within_the_conversation_named(alice):
+    """Bob's own conversation id with Alice's message id must not reach Alice's message."""
+    alices = conversation_with_a_turn(alice)
+    other = conversation_with_a_turn(alice, "Another")
+    question = alice.messages(alices)[0]
+    alice.update_message(other, question.id, "Crossed")
+    assert alice.messages(alices)[0].content == "Question?"
+    alice.update_message(alices, question.id, "Edited")
+    assert alice.messages(alices)[0].content == "Edited"
+
+
+def test_the_owner_renames_edits_truncates_and_deletes(alice, bob):
+    alices = conversation_with_a_turn(alice)
+    bobs = conversation_with_a_turn(bob, "Bob's chat")
+    alice.update(alices, title="Renamed")
+    assert alice.get(alices).title == "Renamed"
+    question = alice.messages(alices)[0]
+    alice.delete_messages_after(alices, question.id)
+    assert [m.content for m in alice.messages(alices)] == ["Question?"]
+    alice.delete(alices)
+    assert alice.get(alices) is None and alice.conversations() == []
+    assert len(bob.messages(bobs)) == 2  # untouched
+
+
+def test_a_new_message_moves_its_conversation_to_the_top(alice):
+    older = conversation_with_a_turn(alice, "Older")
+    newer = conversation_with_a_turn(alice, "Newer")
+    assert [c.id for c in alice.conversations()] == [newer, older]
+    alice.add_message(StoredMessage(conversation_id=older, role="user", content="Again?"))
+    assert [c.id for c in alice.conversations()] == [older, newer]
+
+
+def test_history_from_before_owners_is_kept_and_hidden(tmp_path):
+    path = tmp_path / "chat.db"
+    with sqlite3.connect(path) as old:  # the schema as bakes made it before owners
+        old.executescript(
+            """
+            CREATE TABLE conversation (
+                id INTEGER PRIMARY KEY, title VARCHAR NOT NULL, system_prompt VARCHAR NOT NULL,
+                model VARCHAR NOT NULL, updated_at DATETIME NOT NULL);
+            CREATE TABLE message (
+                id INTEGER PRIMARY KEY,
+                conversation_id INTEGER NOT NULL REFERENCES conversation(id),
+                role VARCHAR NOT NULL, content VARCHAR NOT NULL, status VARCHAR NOT NULL,
+                error VARCHAR NOT NULL, details VARCHAR NOT NULL);
+            INSERT INTO conversation VALUES (1, 'Old chat', '', '', '2026-01-01 00:00:00');
+            INSERT INTO message VALUES (1, 1, 'user', 'Old question', 'done', '', '');
+            """
+        )
+    old.close()
+
+    visitor = History(new_owner_id(), open_database(f"sqlite:///{path}"))
+    assert visitor.conversations() == [] and visitor.get(1) is None
+    conversation_with_a_turn(visitor, "Mine")
+    assert [c.title for c in visitor.conversations()] == ["Mine"]
+    open_database(f"sqlite:///{path}")  # a second start finds the column in place
+    with sqlite3.connect(path) as kept:
+        assert kept.execute("SELECT owner, title FROM conversation ORDER BY id").fetchall() == [
+            ("", "Old chat"),
+            (visitor.owner, "Mine"),
+        ]
+        assert kept.execute("SELECT count(*) FROM message").fetchone() == (3,)
+    kept.close()

@@ -1,0 +1,70 @@
+"""`UI_PASSWORD`: the page asks for it once, then the browser keeps a signed session.
+
+The session is `<expiry>.<signature>`, signed with a key derived from the password by scrypt:
+changing the password ends every session, and a stolen cookie costs scrypt per guess to
+attack offline. Wrong tries count per client address (in Redis when `REDIS_URL` is set).
+"""
+
+import functools
+import hashlib
+import hmac
+import time
+
+from limits import parse
+
+from {{ cookiecutter.package_name }}.access import rate_limiter
+from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+
+SESSION_S = 30 * 24 * 3600
+WRONG_TRIES = parse("5/minute")
+
+
+class Gate:
+    def __init__(self, settings: Settings) -> None:
+        password = settings.ui_password.get_secret_value() if settings.ui_password else ""
+        self._password = password.encode()
+        self._key = (
+            hashlib.scrypt(self._password, salt=b"ui-session", n=2**14, r=8, p=1)
+            if password
+            else b""
+        )
+        self._wrong_tries = rate_limiter(settings)
+
+    @property
+    def is_open(self) -> bool:
+        """No password set: everyone is let in."""
+        return not self._password
+
+    def admits(self, session: str) -> bool:
+        """Whether a session cookie is one this gate signed and still valid."""
+        if self.is_open:
+            return True
+        expiry, _, signature = session.partition(".")
+        return (
+            expiry.isdigit()
+            and int(expiry) > time.time()
+            and hmac.compare_digest(signature, self._sign(expiry))
+        )
+
+    async def enter(self, password: str, address: str) -> str:
+        """A new session for the right password; `WrongPassword` with a message otherwise."""
+        if not await self._wrong_tries.test(WRONG_TRIES, address):
+            raise WrongPassword("Too many wrong tries. Wait a minute, then try again.")
+        if not hmac.compare_digest(password.encode(), self._password):
+            await self._wrong_tries.hit(WRONG_TRIES, address)
+            raise WrongPassword("That is not the password.")
+        expiry = str(int(time.time()) + SESSION_S)
+        return f"{expiry}.{self._sign(expiry)}"
+
+    def _sign(self, expiry: str) -> str:
+        return hmac.new(self._key, expiry.encode(), hashlib.sha256).hexdigest()
+
+
+class WrongPassword(Exception):
+    """The text is user-facing."""
+
+
+@functools.cache
+def get_gate() -> Gate:
+    """The process's one `Gate`: its count of wrong tries must be shared by every visitor."""
+    return Gate(get_settings())
