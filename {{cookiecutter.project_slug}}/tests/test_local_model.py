@@ -6,12 +6,28 @@ import re
 import time
 
 import httpx
+import pytest
 
-from .conftest import BAKED_MODEL
+from .conftest import BAKED_MODEL, running_api
 from .streams import assert_parts_well_formed, chat_body, post_chat, read_events, read_stream
 
 LONG_ANSWER = "Write a long story about a river, with at least ten paragraphs."
 FRENCH_WORDS = re.compile(r"\b(le|la|les|des|est|une|du|de la)\b", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def api_server(upstream, tmp_path_factory):
+    """An API of its own with the embedded model as its default, so that the model loads at
+    start-up, and the silence a real model may need on a busy 2-core machine (the suite's
+    3 s are for the fake provider)."""
+    cwd = tmp_path_factory.mktemp("local-model")
+    with running_api(upstream, cwd, llm_model=BAKED_MODEL, llm_timeout_s="60") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def api(api_server):
+    return api_server.url
 
 
 def test_streams_a_real_answer_with_usage(api):

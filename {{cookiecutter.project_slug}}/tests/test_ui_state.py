@@ -81,7 +81,6 @@ async def browser(api, monkeypatch, tmp_path):
     history.engine.cache_clear()
     # 4 tokens of the fake-slow script (one per 50 ms) per push to the page.
     monkeypatch.setenv("UI_FLUSH_MS", "200")
-    get_settings.cache_clear()
     monkeypatch.delenv("UI_PASSWORD", raising=False)
     get_settings.cache_clear()
     get_gate.cache_clear()

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
+from enum import Enum
 
 from . import llm
 from .access import Caller, get_access
@@ -106,11 +107,13 @@ class AccessRecord:
         access_log.info(json.dumps({"event": "chat", **fields}))
 
 
-# Markers `_paced` mixes into the model's events.
-_HEARTBEAT = object()
-_SHUTDOWN = object()
-_TOO_LONG = object()
-_IDLE = object()
+class Pacing(Enum):
+    """What `_paced` mixes into the model's events."""
+
+    HEARTBEAT = "heartbeat"  # silence for SSE_HEARTBEAT_S: keep proxies from closing the stream
+    SHUTDOWN = "shutdown"  # the server is stopping
+    TOO_LONG = "too_long"  # MAX_STREAM_S reached
+    IDLE = "idle"  # the provider silent for LLM_TIMEOUT_S
 
 
 async def _ui_message_stream(
@@ -141,16 +144,16 @@ async def _ui_message_stream(
                         record.output_tokens = event.output_tokens
                         record.duration_ms = _ms_since(started)
                         yield encoder.finish(_metadata(event, record))
-                    case _ if event is _HEARTBEAT:
+                    case Pacing.HEARTBEAT:
                         yield PING
-                    case _ if event is _SHUTDOWN:
+                    case Pacing.SHUTDOWN:
                         record.outcome = "aborted"
                         yield encoder.abort()
-                    case _ if event is _TOO_LONG:
+                    case Pacing.TOO_LONG:
                         record.outcome = "cut_off"
                         limit_s = settings.max_stream_s
                         yield encoder.error(f"The answer took over {limit_s:g} s and was cut off.")
-                    case _ if event is _IDLE:
+                    case Pacing.IDLE:
                         record.outcome = "error"
                         yield encoder.error("The model provider stopped sending; try again.")
         except ApiError as exc:
@@ -196,10 +199,10 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 async def _paced(
     events: AsyncIterator, settings: Settings, stopping: asyncio.Future
-) -> AsyncIterator:
-    """Yield `events`, with `_HEARTBEAT` after each `SSE_HEARTBEAT_S` of silence; end with
-    `_SHUTDOWN` once `stopping` resolves, `_IDLE` after `LLM_TIMEOUT_S` of silence, or
-    `_TOO_LONG` after `MAX_STREAM_S` in all.
+) -> AsyncIterator[llm.Event | Pacing]:
+    """Yield `events`, with a heartbeat after each `SSE_HEARTBEAT_S` of silence; end with
+    `SHUTDOWN` once `stopping` resolves, `IDLE` after `LLM_TIMEOUT_S` of silence, or `TOO_LONG`
+    after `MAX_STREAM_S` in all.
 
     The pending read runs as a task so a heartbeat never cancels it.
     """
@@ -218,17 +221,17 @@ async def _paced(
                 )
                 now = time.monotonic()
                 if stopping in done:
-                    yield _SHUTDOWN
+                    yield Pacing.SHUTDOWN
                     return
                 if now >= cut_off_at:
-                    yield _TOO_LONG
+                    yield Pacing.TOO_LONG
                     return
                 if pending in done:
                     break
                 if now >= idle_at:
-                    yield _IDLE
+                    yield Pacing.IDLE
                     return
-                yield _HEARTBEAT
+                yield Pacing.HEARTBEAT
             try:
                 event = pending.result()
             except StopAsyncIteration:

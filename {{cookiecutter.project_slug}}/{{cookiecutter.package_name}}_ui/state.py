@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.settings import get_settings
 
 from . import draft, history
 from .client import AnswerError, api_client, stream_answer
-from .gate import WrongPassword, get_gate
+from .gate import SESSION_S, WrongPassword, get_gate
 
 TITLE_CHARS = 48
 # The cookies are the app's own even beside other apps on localhost (cookies ignore the port).
@@ -84,13 +84,13 @@ def title_of(question: str) -> str:
 
 
 class Locked(Exception):
-    """An event from a page that has not passed the gate (the page sends none: it is forged)."""
+    """An event from a page without a valid session: forged, or its session ended while open."""
 
 
 class ChatState(rx.State):
     # A year, renewed by every visit; Reflex writes cookies from the page, so not httponly.
     owner: str = rx.Cookie("", name=OWNER_COOKIE, max_age=365 * 24 * 3600, same_site="strict")
-    session: str = rx.Cookie("", name=SESSION_COOKIE, max_age=30 * 24 * 3600, same_site="strict")
+    session: str = rx.Cookie("", name=SESSION_COOKIE, max_age=SESSION_S, same_site="strict")
     locked: bool = not get_gate().is_open  # the gate instead of the chat, from the first paint
     gate_error: str = ""
     conversations: list[ConversationItem] = []
@@ -237,7 +237,9 @@ class ChatState(rx.State):
         if stop:
             return
         async with self:
-            self._history()  # nothing streams for a page behind the gate
+            if not get_gate().admits(self.session):  # nothing streams for a page behind the gate
+                self.streaming, self.locked = False, True
+                return
             token = self.router.session.client_token
             model = self.model or None
             turns = [{"role": m.role, "content": m.content} for m in self.messages]
@@ -272,9 +274,9 @@ class ChatState(rx.State):
         finally:
             answer.content += "".join(pending)
             async with self:
+                self.streaming = False
                 # The conversation stays open while it streams: switching waits for the end.
                 self._save(answer)
-                self.streaming = False
 
     def _open(self, conversation_id: int) -> None:
         """Show a saved conversation; a new empty chat for 0, or for one deleted meanwhile."""

@@ -86,11 +86,13 @@ def test_another_owner_can_neither_edit_nor_truncate_nor_append(alice, bob):
     assert [m.content for m in alice.messages(alices)] == ["Question?", "Answer."]
 
 
-def test_a_message_is_edited_only_within_the_conversation_named(alice):
+def test_a_message_is_edited_only_within_the_conversation_named(alice, bob):
     """Bob's own conversation id with Alice's message id must not reach Alice's message."""
     alices = conversation_with_a_turn(alice)
     other = conversation_with_a_turn(alice, "Another")
+    bobs = conversation_with_a_turn(bob, "Bob's")
     question = alice.messages(alices)[0]
+    bob.update_message(bobs, question.id, "Crossed by Bob")
     alice.update_message(other, question.id, "Crossed")
     assert alice.messages(alices)[0].content == "Question?"
     alice.update_message(alices, question.id, "Edited")

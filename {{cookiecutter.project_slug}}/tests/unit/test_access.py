@@ -1,0 +1,58 @@
+"""Who may call the API, and how much: the token, the rate limit, open streams per client."""
+
+import pytest
+
+from {{ cookiecutter.package_name }}.access import Access, Caller
+from {{ cookiecutter.package_name }}.errors import ApiError
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+def access(**settings) -> Access:
+    return Access(Settings(redis_url=None, **settings))
+
+
+def test_without_a_token_everyone_is_authorized():
+    access().authorize(Caller("10.0.0.1"))
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong", "Basic s3cret", "s3cret", "Bearer s3cret extra"],
+)
+def test_anything_but_the_bearer_token_is_refused(authorization):
+    with pytest.raises(ApiError) as refused:
+        access(api_token="s3cret").authorize(Caller("10.0.0.1", authorization))
+    assert (refused.value.status, refused.value.type) == (401, "unauthorized")
+
+
+@pytest.mark.parametrize("authorization", ["Bearer s3cret", "bearer s3cret"])
+def test_the_bearer_token_is_authorized(authorization):
+    access(api_token="s3cret").authorize(Caller("10.0.0.1", authorization))
+
+
+async def test_open_streams_are_limited_per_client_and_freed_when_they_end():
+    limited = access(max_streams_per_client=2)
+    first = await limited.admit(Caller("10.0.0.1"))
+    await limited.admit(Caller("10.0.0.1"))
+    with pytest.raises(ApiError) as refused:
+        await limited.admit(Caller("10.0.0.1"))
+    assert (refused.value.status, refused.value.type) == (429, "too_many_streams")
+    assert refused.value.headers() == {"Retry-After": "1"}
+    await limited.admit(Caller("10.0.0.2"))  # another client has its own slots
+    first()
+    await limited.admit(Caller("10.0.0.1"))
+
+
+async def test_the_rate_limit_says_when_to_retry_and_a_refused_request_costs_nothing():
+    limited = access(rate_limit="2/minute", max_streams_per_client=1)
+    (await limited.admit(Caller("10.0.0.1")))()
+    release = await limited.admit(Caller("10.0.0.1"))
+    with pytest.raises(ApiError, match="At most 1"):
+        await limited.admit(Caller("10.0.0.1"))  # refused for streams: no rate budget spent
+    release()
+    with pytest.raises(ApiError) as refused:
+        await limited.admit(Caller("10.0.0.1"))
+    assert (refused.value.status, refused.value.type) == (429, "rate_limited")
+    assert 1 <= refused.value.retry_after <= 60
+    assert "2 per 1 minute" in refused.value.message
+    (await limited.admit(Caller("10.0.0.2")))()

@@ -1,0 +1,136 @@
+"""The wire format: request bodies parsed or refused, chunks framed as the AI SDK reads them."""
+
+import json
+
+import pytest
+
+from {{ cookiecutter.package_name }}.errors import ApiError
+from {{ cookiecutter.package_name }}.protocol import (
+    UIMessageStream,
+    parse_chat_request,
+    read_body,
+    sse,
+)
+
+
+def chunks_of(frames: bytes) -> list[dict]:
+    """The chunks in SSE `data:` frames, in order."""
+    events = frames.decode().split("\n\n")
+    assert events[-1] == "", "every frame ends with a blank line"
+    return [json.loads(event.removeprefix("data: ")) for event in events[:-1]]
+
+
+def test_both_message_shapes_give_the_same_text():
+    body = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "id": "m1",
+                "parts": [
+                    {"type": "text", "text": "Hello "},
+                    {"type": "file", "url": "data:,x"},
+                    {"type": "text", "text": "there"},
+                ],
+            },
+        ],
+        "model": "openai/gpt-4o-mini",
+        "trigger": "submit-message",
+    }
+    request = parse_chat_request(json.dumps(body).encode())
+    assert request.model == "openai/gpt-4o-mini"
+    assert request.llm_messages() == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello there"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "type", "message"),
+    [
+        (b"{not json", 400, "invalid_json", "The body is not valid JSON"),
+        (b"\xff\xfe", 400, "invalid_json", "The body is not valid JSON"),
+        (b'{"messages": []}', 422, "invalid_request", "messages: List should have at least 1"),
+        (b'{"messages": [{"role": "tool"}]}', 422, "invalid_request", "messages.0.role: Input"),
+        (b"[]", 422, "invalid_request", "body: Input should be a valid dictionary"),
+    ],
+)
+def test_a_bad_body_is_refused_naming_where(body, status, type, message):
+    with pytest.raises(ApiError) as refused:
+        parse_chat_request(body)
+    assert (refused.value.status, refused.value.type) == (status, type)
+    assert refused.value.message.startswith(message)
+
+
+async def pieces(*chunks: bytes):
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_a_body_within_the_limit_is_read_whole():
+    assert await read_body(pieces(b"ab", b"cd"), limit=4, content_length="4") == b"abcd"
+
+
+@pytest.mark.parametrize("content_length", ["5", None, "3", "not a number"])
+async def test_a_body_over_the_limit_is_refused_whatever_its_content_length_says(content_length):
+    with pytest.raises(ApiError) as refused:
+        await read_body(pieces(b"abc", b"de"), limit=4, content_length=content_length)
+    assert (refused.value.status, refused.value.type) == (413, "body_too_large")
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading():
+    async def never_read():
+        raise AssertionError("the body was read")
+        yield b""
+
+    with pytest.raises(ApiError):
+        await read_body(never_read(), limit=4, content_length="5")
+
+
+def test_a_chunk_is_one_compact_data_frame():
+    assert sse({"type": "text-delta", "delta": "é\n"}) == (
+        b'data: {"type":"text-delta","delta":"\\u00e9\\n"}\n\n'
+    )
+
+
+def test_parts_open_on_their_first_delta_and_close_before_the_next_kind_and_the_finish():
+    stream = UIMessageStream("msg-1")
+    frames = b"".join(
+        [
+            stream.start(),
+            stream.delta("reasoning", "Think"),
+            stream.delta("text", "Hel"),
+            stream.delta("text", "lo"),
+            stream.finish({"finishReason": "stop"}),
+        ]
+    )
+    assert chunks_of(frames) == [
+        {"type": "start", "messageId": "msg-1"},
+        {"type": "reasoning-start", "id": "reasoning-0"},
+        {"type": "reasoning-delta", "id": "reasoning-0", "delta": "Think"},
+        {"type": "reasoning-end", "id": "reasoning-0"},
+        {"type": "text-start", "id": "text-1"},
+        {"type": "text-delta", "id": "text-1", "delta": "Hel"},
+        {"type": "text-delta", "id": "text-1", "delta": "lo"},
+        {"type": "text-end", "id": "text-1"},
+        {"type": "finish", "messageMetadata": {"finishReason": "stop"}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("end", "last"),
+    [
+        (lambda stream: stream.error("It broke."), {"type": "error", "errorText": "It broke."}),
+        (lambda stream: stream.abort(), {"type": "abort"}),
+    ],
+    ids=["error", "abort"],
+)
+def test_an_error_or_abort_closes_the_open_part_first(end, last):
+    stream = UIMessageStream("msg-1")
+    assert chunks_of(stream.delta("text", "Par") + end(stream)) == [
+        {"type": "text-start", "id": "text-0"},
+        {"type": "text-delta", "id": "text-0", "delta": "Par"},
+        {"type": "text-end", "id": "text-0"},
+        last,
+    ]
+    assert chunks_of(end(stream)) == [last], "nothing is left open to close twice"

@@ -1,0 +1,54 @@
+"""Configuration: lists, the model allow-list, refusals at start-up, and `.env` for LiteLLM."""
+
+import os
+
+import pytest
+from pydantic import ValidationError
+
+from {{ cookiecutter.package_name }}.settings import Settings, load_provider_env
+
+
+def test_lists_are_comma_separated_and_the_default_model_comes_first_once(monkeypatch):
+    monkeypatch.setenv("LLM_MODEL", "openai/b")
+    monkeypatch.setenv("LLM_MODELS", " openai/a, openai/b ,,anthropic/c ")
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example,https://b.example")
+    settings = Settings()
+    assert settings.allowed_models == ["openai/b", "openai/a", "anthropic/c"]
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_an_empty_variable_means_the_default(monkeypatch):
+    monkeypatch.setenv("LLM_MODEL", "")
+    monkeypatch.setenv("API_TOKEN", "")
+    settings = Settings()
+    assert settings.llm_model == Settings.model_fields["llm_model"].default
+    assert settings.api_token is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("RATE_LIMIT", "lots"), ("MAX_TOKENS", "0"), ("LLM_TIMEOUT_S", "-1"), ("UI_FLUSH_MS", "x")],
+)
+def test_a_bad_value_stops_start_up_naming_the_setting(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        Settings()
+
+
+def test_secrets_are_not_shown_when_settings_are_printed(monkeypatch):
+    monkeypatch.setenv("API_TOKEN", "s3cret-token")
+    monkeypatch.setenv("UI_PASSWORD", "s3cret-password")
+    assert "s3cret" not in repr(Settings())
+
+
+def test_provider_keys_come_from_env_file_unless_set_or_blank(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("STREAM_TEST_A=from-file\nSTREAM_TEST_B=from-file\nSTREAM_TEST_C=\n")
+    monkeypatch.setenv("STREAM_TEST_B", "from-process")
+    monkeypatch.delenv("STREAM_TEST_A", raising=False)
+    monkeypatch.delenv("STREAM_TEST_C", raising=False)
+    load_provider_env(env_file)
+    assert os.environ["STREAM_TEST_A"] == "from-file"
+    assert os.environ["STREAM_TEST_B"] == "from-process"
+    assert "STREAM_TEST_C" not in os.environ
+    monkeypatch.delenv("STREAM_TEST_A")  # load_provider_env set it outside monkeypatch
