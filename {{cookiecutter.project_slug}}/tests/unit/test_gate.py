@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 from {{ cookiecutter.package_name }}_ui import gate
 from {{ cookiecutter.package_name }}_ui.gate import Gate, WrongPassword
 
@@ -48,3 +48,19 @@ async def test_a_wrong_password_is_refused_and_tries_are_limited_per_address():
     with pytest.raises(WrongPassword, match="Too many wrong tries"):
         await closed.enter("correct horse", "10.0.0.2")  # even the right one, for a while
     assert closed.admits(await closed.enter("correct horse", "10.0.0.3"))
+
+
+@pytest.mark.parametrize(("api_token", "warned"), [(None, True), ("s3cret", False)])
+def test_a_gated_page_with_an_open_api_is_warned_about(monkeypatch, caplog, api_token, warned):
+    monkeypatch.setenv("UI_PASSWORD", "correct horse")
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    if api_token:
+        monkeypatch.setenv("API_TOKEN", api_token)
+    get_settings.cache_clear()
+    gate.get_gate.cache_clear()
+    try:
+        gate.get_gate()
+    finally:
+        get_settings.cache_clear()
+        gate.get_gate.cache_clear()
+    assert ("without API_TOKEN" in caplog.text) == warned

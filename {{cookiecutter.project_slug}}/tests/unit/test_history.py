@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from {{ cookiecutter.package_name }}_ui import history
 from {{ cookiecutter.package_name }}_ui.history import (
     History,
     StoredMessage,
@@ -151,3 +152,11 @@ def test_history_from_before_owners_is_kept_and_hidden(tmp_path):
         ]
         assert kept.execute("SELECT count(*) FROM message").fetchone() == (3,)
     kept.close()
+
+
+def test_a_process_that_loses_the_upgrade_race_starts_anyway(database, monkeypatch):
+    """Two processes upgrading at once: the second's ALTER fails, and the column is there."""
+    checks = iter([False, True])  # "no column yet", then the other process's column
+    monkeypatch.setattr(history, "_has_owner_column", lambda engine: next(checks))
+    history._add_owner_column(database)
+    assert next(checks, "done") == "done"
