@@ -1,8 +1,8 @@
 """A new user's first minutes, timed: from `uvx cookiecutter … --no-input` to the first token of
 the embedded model's answer on the page, then a second start of the same project.
 
-    uv run python bench/first_run.py               # warm uv and npm caches (the machine's own)
-    uv run python bench/first_run.py --cold        # empty caches: every package downloaded
+    uv run python -m bench.first_run            # warm uv and npm caches (the machine's own)
+    uv run python -m bench.first_run --cold     # empty caches: every package downloaded
 
 Steps, each timed from the start: bake the default project into a temporary folder; run the
 README's `uv run python -m stream_chat dev` (which installs the virtualenv, then Reflex installs
@@ -17,15 +17,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import expect, sync_playwright
+
+from tests.support import free_port, running, serves, wait_until
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 QUESTION = "What is the capital of France?"
@@ -68,34 +68,18 @@ def start_and_ask(project: Path, env: dict, started: float | None = None) -> dic
     port = free_port()
     log = project / f"dev-{port}.log"
     command = ["uv", "run", "python", "-m", "stream_chat", "dev", "--port", str(port)]
-    with log.open("w") as out:
-        app = subprocess.Popen(
-            command,
-            cwd=project,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    # SIGINT to the process group, as a terminal's Ctrl-C sends it.
+    with running(command, project, log, env, stop_signal=signal.SIGINT) as app:
         url = f"http://127.0.0.1:{port}"
-        wait_for_page(url, app)
+        wait_until(lambda: serves(url), "the page is served", 900, app.process)
         page_s = time.monotonic() - started
         answer = first_token_on_the_page(url)
         token_s = time.monotonic() - started
-    finally:
-        os.killpg(app.pid, signal.SIGINT)
-        try:
-            app.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(app.pid, signal.SIGKILL)
-            app.wait()
-    output = log.read_text()
     return {
         "page_served_s": page_s,
         "first_token_s": token_s,
         "answer_start": answer,
-        "traceback_on_ctrl_c": "Traceback" in output,
+        "traceback_on_ctrl_c": "Traceback" in log.read_text(),
     }
 
 
@@ -122,26 +106,6 @@ def first_token_on_the_page(url: str) -> str:
 def live_answer(page) -> str:
     text = page.evaluate("document.querySelector('#live-answer')?.innerText ?? ''")
     return text.removesuffix("Generating…").strip()
-
-
-def wait_for_page(url: str, app: subprocess.Popen, timeout_s: float = 900) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if app.poll() is not None:
-            raise RuntimeError(f"`dev` exited with {app.returncode}")
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the page was not served within {timeout_s} s")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(command: list[str], cwd: Path, env: dict) -> None:

@@ -1,7 +1,7 @@
 """The embedded model through a bake's own API: how often simple questions come back right, and
 how fast one and four concurrent answers stream.
 
-    uv run python bench/local_model.py PROJECT [--tries 10]
+    uv run python -m bench.local_model PROJECT [--tries 10]
 
 PROJECT is a default (`llm_provider=local`) bake with its virtualenv (`uv sync` run in it). The
 script starts its `python -m <package> api` on a loopback port and asks, through `/api/chat`:
@@ -19,16 +19,16 @@ import asyncio
 import json
 import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import time
 import tomllib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from tests.support import free_port, running, serves, wait_until
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 MODEL = "local/smollm2-135m-instruct"
@@ -126,35 +126,20 @@ async def stream(client: httpx.AsyncClient, question: str, tokens: int = 0) -> s
 
 
 @contextmanager
-def running_api(project: Path):
+def running_api(project: Path) -> Iterator[str]:
     """`python -m <package> api` of the bake, on a free loopback port; yields its URL once
     LiteLLM has loaded, stops it at the end."""
     project = project.resolve()
     package = tomllib.loads((project / "pyproject.toml").read_text())["project"]["name"]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     command = [str(project / ".venv" / "bin" / "python"), "-m", package.replace("-", "_")]
     command += ["api", "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "LLM_MODEL": MODEL, "RATE_LIMIT": "100000/minute"}
-    process = subprocess.Popen(command, cwd=project, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not ready(url):
-            assert time.monotonic() < deadline, "the API was not ready within 120 s"
-            time.sleep(0.2)
+    with running(command, project, project / "bench-api.log", env) as api:
+        health, loaded = f"{url}/api/health", lambda r: r.json()["llm"] == "ready"
+        wait_until(lambda: serves(health, loaded), "the API has loaded LiteLLM", 120, api.process)
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/health", timeout=5).json()["llm"] == "ready"
-    except httpx.TransportError:
-        return False
 
 
 if __name__ == "__main__":

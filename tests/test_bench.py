@@ -1,5 +1,5 @@
-"""The benchmark's smoke run: `bench/run.py --smoke` measures the raw relay and a FastAPI bake
-side by side and reports every figure, so the full run (minutes) keeps working."""
+"""The benchmark's smoke run: `python -m bench.run --smoke` measures the raw relay and a FastAPI
+bake side by side and reports every figure, so the full run (minutes) keeps working."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ from .conftest import TEMPLATE_DIR
 
 
 def test_bench_smoke_run_measures_every_figure(tmp_path):
-    command = [sys.executable, "bench/run.py", "--smoke", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path)]
     done = subprocess.run(command, cwd=TEMPLATE_DIR, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     print(done.stdout)  # the table, in the CI log

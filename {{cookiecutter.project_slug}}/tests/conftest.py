@@ -5,15 +5,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 import httpx
 import pytest
 
-from .fake_upstream import SCRIPTS, FakeUpstream, free_port
+from .fake_upstream import SCRIPTS, FakeUpstream
+from .support import free_port, stop_process_group, wait_until
 
 DEFAULT_MODEL = "openai/fake-fast"
 # The model this project was baked with, allowed too.
@@ -54,6 +54,15 @@ class ApiServer(NamedTuple):
         marker = ".access "
         lines = self.log.read_text().splitlines()
         return [json.loads(line.split(marker, 1)[1]) for line in lines if marker in line]
+
+    def wait_for_access_log(self, **fields) -> dict:
+        """The newest access-log entry with these fields, once written (after the stream ends)."""
+
+        def entry() -> dict | None:
+            matching = (e for e in reversed(self.access_log()) if fields.items() <= e.items())
+            return next(matching, None)
+
+        return wait_until(entry, f"an access-log entry with {fields}")
 
 
 @pytest.fixture(scope="session")
@@ -142,33 +151,18 @@ def running_app(
         stop_process_group(process)
 
 
-def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM the process and its children; kill whatever is left when it has exited or after
-    10 s, so that no test leaves a server behind."""
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
 def wait_until_healthy(server: ApiServer, ready: bool = True, timeout_s: float = 90) -> None:
     """Until `/api/health` answers; with `ready`, until LiteLLM has loaded too, so that what
     the tests time never includes its import."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"the API exited with {server.process.returncode} before it was healthy:\n"
-                + server.log.read_text()[-3000:]
-            )
+
+    def healthy() -> bool:
         try:
             health = httpx.get(f"{server.url}/api/health", timeout=30)
-            if health.status_code == 200 and (not ready or health.json()["llm"] == "ready"):
-                return
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the API was not healthy within {timeout_s} s")
+            return False
+        return health.status_code == 200 and (not ready or health.json()["llm"] == "ready")
+
+    try:
+        wait_until(healthy, "the API is healthy", timeout_s, server.process)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{server.log.read_text()[-3000:]}") from None

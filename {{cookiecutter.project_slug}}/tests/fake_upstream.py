@@ -17,7 +17,6 @@ client's disconnect reached the provider.
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +27,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+
+from .support import free_port, wait_until
 
 PROMPT_TOKENS = 7
 
@@ -377,11 +378,7 @@ class FakeUpstream:
 
     def start(self) -> "FakeUpstream":
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake upstream did not start")
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started, "the fake upstream listens")
         return self
 
     def stop(self) -> None:
@@ -443,9 +440,3 @@ async def _break(fault: str, wire: WireFormat) -> AsyncIterator[bytes]:
             raise UpstreamReset  # uvicorn drops the connection without ending the body
         case "malformed":
             yield b"data: {not json\n\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

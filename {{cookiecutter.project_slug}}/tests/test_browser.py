@@ -11,12 +11,12 @@ import os
 import shutil
 import time
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from .conftest import {% if cookiecutter.llm_provider == "local" %}BAKED_MODEL, {% endif %}PROJECT_DIR, running_app
-from .fake_upstream import SCRIPTS, free_port, streamed_text
+from .fake_upstream import SCRIPTS, streamed_text
+from .support import free_port, serves, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -51,9 +51,9 @@ def app(upstream, tmp_path_factory):
         "ui_flush_ms": "50",
         "ui_password": PASSWORD,
     }
-    with running_app(arguments, api_url, upstream, tmp, **settings):
+    with running_app(arguments, api_url, upstream, tmp, **settings) as server:
         url = f"http://127.0.0.1:{port}"
-        wait_for_page(url)
+        wait_until(lambda: serves(url), f"the page at {url} is served", 300, server.process)
         yield url
 
 
@@ -93,18 +93,6 @@ def open_tab(page: Page, url: str) -> Page:
     tab.goto(url)
     expect_chat(tab)
     return tab
-
-
-def wait_for_page(url: str, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=10).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the page at {url} was not served in {timeout_s} s")
 
 
 def ask(page: Page, question: str, model: str) -> None:
@@ -286,9 +274,7 @@ def test_edit_resends_and_regenerate_replaces_the_answer(page, upstream):
 
     requests_before = len(upstream.records)
     page.get_by_role("button", name="Regenerate answer").click()
-    deadline = time.monotonic() + 10
-    while len(upstream.records) == requests_before and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    wait_until(lambda: len(upstream.records) > requests_before, "the answer is asked again")
     assert len(upstream.records) == requests_before + 1
     expect(answers(page)).to_have_count(1)
     expect(page.get_by_role("button", name="Regenerate answer")).to_be_visible()

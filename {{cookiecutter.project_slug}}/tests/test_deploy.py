@@ -5,10 +5,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +16,9 @@ import httpx
 import pytest
 
 from .conftest import PROJECT_DIR, running_api, running_app
-from .fake_upstream import SCRIPTS, free_port
+from .fake_upstream import SCRIPTS
 from .streams import chat_body, read_events, read_stream
+from .support import free_port, listening, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SITE_CONF = PROJECT_DIR / "deploy" / "nginx.conf"
@@ -94,24 +93,11 @@ def serving(command: list[str], port: int, **popen) -> Iterator[None]:
     """`command` from when it listens on `port`; terminated at the end."""
     process = subprocess.Popen(command, **popen)
     try:
-        wait_for_port(port, process)
+        wait_until(lambda: listening(port), f"{command[0]} listens on {port}", process=process)
         yield
     finally:
         process.terminate()
-        process.wait(timeout=10)
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited: {process.communicate()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout_s} s")
+        print(f"{command[0]} said:", process.communicate(timeout=10))  # shown if the test fails
 
 
 def upstream_progress_at_delta(url: str, upstream, n: int = SLOW.tokens // 4) -> tuple[int, bool]:

@@ -15,7 +15,6 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import FAKE_KEY, FAMILIES, running_api
 from .streams import chat_body, read_stream
-from .test_logging import wait_for_entry
 
 SCRIPTS = ["fake-fast", "fake-think", "fake-markdown", "fake-fail-mid", "fake-reset-mid"]
 REFUSALS = ["fake-401", "fake-404", "fake-429", "fake-500", "fake-503"]
@@ -56,8 +55,8 @@ def test_the_fast_path_answers_as_litellm_does(api_server, litellm_path_server, 
     if fast[0] == 200:
         assert any(chunk["type"] in ("text-delta", "error") for chunk in fast[1])
         # Each took the path it was meant to (LiteLLM's own silently takes over with callbacks).
-        wait_for_entry(api_server, model=model, stream_path="provider")
-        wait_for_entry(litellm_path_server, model=model, stream_path="litellm")
+        api_server.wait_for_access_log(model=model, stream_path="provider")
+        litellm_path_server.wait_for_access_log(model=model, stream_path="litellm")
 
 
 async def test_litellm_callbacks_keep_litellm_path_and_still_run(upstream, monkeypatch):

@@ -7,8 +7,9 @@ import httpx
 import pytest
 
 from .conftest import running_api
-from .fake_upstream import SCRIPTS, free_port, streamed_text
+from .fake_upstream import SCRIPTS, streamed_text
 from .streams import assert_parts_well_formed, chat_body, post_chat
+from .support import free_port
 
 # The test server's LLM_TIMEOUT_S is 3 s: a silent provider is given up on after that.
 GIVE_UP_S = 3

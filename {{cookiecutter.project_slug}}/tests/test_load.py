@@ -1,12 +1,12 @@
 """Load with chaos: many concurrent streams, a third of the clients hanging up mid-answer."""
 
 import asyncio
-import os
 
 import httpx
 
 from .fake_upstream import SCRIPTS, streamed_text
 from .streams import chat_body
+from .support import open_files, rss_kib, wait_until_async
 
 STREAMS = 200
 MODEL = "openai/fake-load"
@@ -21,11 +21,12 @@ async def test_hundreds_of_streams_with_clients_leaving_leak_nothing(api_server,
         texts = await asyncio.gather(
             *(answer(client, leave_early=i % 3 == 0) for i in range(STREAMS))
         )
-    await wait_until_upstream_is_idle(upstream)
+    await wait_until_async(
+        lambda: all(record.closed.is_set() for record in upstream.records),
+        "the upstream has no open stream",
+    )
     # The server sees each hang-up a moment later; give its sockets time to close.
-    async with asyncio.timeout(10):
-        while open_files(pid) > before[0] + 25:
-            await asyncio.sleep(0.1)
+    await wait_until_async(lambda: open_files(pid) <= before[0] + 25, "the server's sockets close")
     after = open_files(pid), rss_kib(pid)
 
     completed = [text for text in texts if text is not None]
@@ -46,19 +47,3 @@ async def answer(client: httpx.AsyncClient, leave_early: bool) -> str | None:
                 if leave_early and len(text) == 3:
                     return None
     return "".join(text)
-
-
-async def wait_until_upstream_is_idle(upstream, timeout_s: float = 10) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not all(record.closed.is_set() for record in upstream.records):
-            await asyncio.sleep(0.05)
-
-
-def open_files(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith("VmRSS:"))
-    return int(line.split()[1])

@@ -1,7 +1,6 @@
 """The embedded model for real: SmolLM2 on llama.cpp inside the API process, through LiteLLM."""
 
 import asyncio
-import os
 import re
 import time
 
@@ -10,6 +9,7 @@ import pytest
 
 from .conftest import BAKED_MODEL, running_api
 from .streams import assert_parts_well_formed, chat_body, post_chat, read_events, read_stream
+from .support import cpu_seconds, wait_until_async
 
 LONG_ANSWER = "Write a long story about a river, with at least ten paragraphs."
 FRENCH_WORDS = re.compile(r"\b(le|la|les|des|est|une|du|de la)\b", re.IGNORECASE)
@@ -83,24 +83,21 @@ async def test_four_chats_stream_at_once_and_stopping_one_leaves_the_others(api)
     async with httpx.AsyncClient(timeout=60) as client:
         chats = [asyncio.create_task(chat(client, index)) for index in range(4)]
         try:
-            await until(lambda: min(deltas) >= 5)
+            await wait_until_async(lambda: min(deltas) >= 5, "every chat streams", 60)
             assert not any(task.done() for task in chats), "an answer ended before all had begun"
 
             hang_up[0].set()
             await chats[0]
             before = deltas.copy()
-            await until(lambda: all(deltas[i] >= before[i] + 10 for i in (1, 2, 3)))
+            await wait_until_async(
+                lambda: all(deltas[i] >= before[i] + 10 for i in (1, 2, 3)),
+                "the other three go on",
+                60,
+            )
         finally:
             for event in hang_up:
                 event.set()
             await asyncio.gather(*chats, return_exceptions=True)
-
-
-async def until(condition, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 def test_disconnect_stops_generation(api_server):
@@ -119,11 +116,6 @@ def test_disconnect_stops_generation(api_server):
 
 
 def cpu_seconds_over(pid: int, seconds: float) -> float:
-    def cpu() -> float:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    before = cpu()
+    before = cpu_seconds(pid)
     time.sleep(seconds)
-    return cpu() - before
+    return cpu_seconds(pid) - before

@@ -1,28 +1,16 @@
 """What the server writes about each stream, and what it never writes: keys and contents."""
 
-import time
-
 import httpx
 
 from .conftest import FAKE_KEY
 from .streams import chat_body, post_chat, read_events
 
 
-def wait_for_entry(server, **fields) -> dict:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for entry in reversed(server.access_log()):
-            if fields.items() <= entry.items():
-                return entry
-        time.sleep(0.05)
-    raise AssertionError(f"no access log entry with {fields}")
-
-
 def test_a_completed_stream_is_logged_once_without_its_content(api_server):
     question = "a question nobody else asks 7f3a"
     post_chat(api_server.url, "openai/fake-think", question)
 
-    entry = wait_for_entry(api_server, model="openai/fake-think", outcome="completed")
+    entry = api_server.wait_for_access_log(model="openai/fake-think", outcome="completed")
     assert entry["output_tokens"] == 8
     assert entry["ttft_ms"] <= entry["duration_ms"]
     assert "messages" not in entry
@@ -33,7 +21,7 @@ def test_a_stream_the_client_leaves_is_logged_as_cancelled(api_server):
     body = chat_body("openai/fake-slow")
     with httpx.stream("POST", f"{api_server.url}/api/chat", json=body) as response:
         next(e for e in read_events(response) if e[0] == "chunk" and e[1]["type"] == "text-delta")
-    wait_for_entry(api_server, model="openai/fake-slow", outcome="cancelled")
+    api_server.wait_for_access_log(model="openai/fake-slow", outcome="cancelled")
 
 
 def test_the_api_key_never_leaves_the_server(api_server):

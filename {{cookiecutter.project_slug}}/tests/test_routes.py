@@ -1,7 +1,5 @@
 """The small routes beside the stream: health and the model allow-list."""
 
-import time
-
 import httpx
 
 from .conftest import (
@@ -12,6 +10,7 @@ from .conftest import (
     wait_until_healthy,
 )
 from .streams import chat_body
+from .support import wait_until
 
 
 def test_health_reports_model_provider_and_key(api):
@@ -51,9 +50,7 @@ def test_a_missing_key_shows_at_start_up_in_health_and_in_chat(upstream, tmp_pat
         health = httpx.get(f"{server.url}/api/health", timeout=30).json()
         chat = httpx.post(f"{server.url}/api/chat", json=chat_body(DEFAULT_MODEL), timeout=30)
         log = server.log
-        deadline = time.monotonic() + 10
-        while "OPENAI_API_KEY" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: "OPENAI_API_KEY" in log.read_text(), "the missing key is logged")
 
     assert (health["missing_env"], health["api_key_configured"]) == (["OPENAI_API_KEY"], False)
     assert chat.status_code == 503

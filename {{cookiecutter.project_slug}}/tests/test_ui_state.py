@@ -8,12 +8,12 @@ the page itself.)
 import asyncio
 import json
 import re
-from unittest import mock
 
 import pytest
+import reflex as rx
 from reflex.istate.manager.memory import StateManagerMemory
+from reflex.state import StateUpdate
 from reflex_base.event import Event
-from reflex_base.event.context import EventContext
 from reflex_base.event.processor import BaseStateEventProcessor, EventFuture
 from reflex_base.utils.format import format_event_handler
 from sqlmodel import Session, select
@@ -24,12 +24,14 @@ from {{ cookiecutter.package_name }}_ui.gate import get_gate
 from {{ cookiecutter.package_name }}_ui.state import ChatState
 
 from .fake_upstream import SCRIPTS, streamed_text
+from .support import wait_until_async
 
 TOKEN = "test-client-token"
 
 
 class Browser:
-    """Sends events like a connected page and keeps every delta and event pushed to it."""
+    """Sends events like a connected page and keeps every delta and event pushed to it: Reflex's
+    event processor sends them to this object as it would to the websocket's namespace."""
 
     def __init__(self, processor: BaseStateEventProcessor):
         self.processor = processor
@@ -37,8 +39,19 @@ class Browser:
         self.events: list[Event] = []
         self.errors: list[Exception] = []  # raised by a handler; the page would show a toast
 
-    async def send(self, handler: str, **payload) -> EventFuture:
-        name = format_event_handler(ChatState.event_handlers[handler])
+    async def emit_update(self, update: StateUpdate, token: str) -> None:
+        self.deltas.append(update.delta)
+        self.events.extend(update.events)
+
+    async def connect(self) -> None:
+        """What a page does first on its websocket: ask for the whole state (hydrate). The
+        tests look only at what changes afterwards."""
+        await asyncio.wait([await self.send("hydrate", state=rx.State)])
+        self.deltas.clear()
+        self.events.clear()
+
+    async def send(self, handler: str, state: type[rx.State] = ChatState, **payload) -> EventFuture:
+        name = format_event_handler(state.event_handlers[handler])
         event = Event(name=name, router_data={"query": {}, "path": "/"}, payload=payload)
         return await self.processor.enqueue(TOKEN, event)
 
@@ -52,10 +65,8 @@ class Browser:
         return [
             value
             for delta in self.deltas
-            for state, changes in delta.items()
-            if state.endswith("chat_state")
-            for name, value in changes.items()
-            if name.split("_rx_state_")[0] == var
+            for name, value in delta.get(ChatState.get_full_name(), {}).items()
+            if name == str(getattr(ChatState, var)).rsplit(".", 1)[1]  # as the page names it
         ]
 
     def history(self) -> history.History:
@@ -69,9 +80,10 @@ class Browser:
         return [json.loads(match[1]) for match in appended if match]
 
     async def wait_for(self, var: str, predicate, timeout_s: float = 15) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not any(predicate(value) for value in self.values(var)):
-                await asyncio.sleep(0.01)
+        def seen() -> bool:
+            return any(predicate(value) for value in self.values(var))
+
+        await wait_until_async(seen, f"the page's {var} as expected", timeout_s)
 
 
 @pytest.fixture
@@ -86,24 +98,11 @@ async def browser(api, monkeypatch, tmp_path):
     get_gate.cache_clear()
     browser = Browser(processor := BaseStateEventProcessor(graceful_shutdown_timeout=2))
     processor.backend_exception_handler = browser.errors.append
-
-    async def emit_delta(token: str, delta) -> None:
-        browser.deltas.append(delta)
-
-    async def emit_event(token: str, *events) -> None:
-        browser.events.extend(events)
-
     state_manager = StateManagerMemory()
-    processor._root_context = EventContext(
-        token="",
-        state_manager=state_manager,
-        enqueue_impl=processor.enqueue_many,
-        emit_delta_impl=emit_delta,
-        emit_event_impl=emit_event,
-    )
-    with mock.patch.object(processor, "_rehydrate", new=mock.AsyncMock()):
-        async with processor:
-            yield browser
+    processor.configure(state_manager=state_manager, event_namespace=browser)
+    async with processor:
+        await browser.connect()
+        yield browser
     await state_manager.close()
     get_settings.cache_clear()
     get_gate.cache_clear()

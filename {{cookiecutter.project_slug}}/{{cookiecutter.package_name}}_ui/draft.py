@@ -12,9 +12,9 @@ from reflex.event import EventSpec
 from reflex.experimental.client_state import ClientStateVar
 from reflex.vars import Var
 
+from .reflex_compat import client_state_value, js_call
+
 draft = ClientStateVar.create("draft", default="")
-# Where the page keeps the draft's current value, readable by a script the backend sends.
-_CURRENT = "refs['_client_state_draft']"
 
 
 def clear() -> EventSpec:
@@ -22,7 +22,7 @@ def clear() -> EventSpec:
 
 
 def append(text: str) -> EventSpec:
-    return draft.push(Var(f"({_CURRENT} ?? '') + {json.dumps(text)}"))
+    return draft.push(Var(f"({client_state_value('draft')} ?? '') + {json.dumps(text)}"))
 
 
 # A JS function of the draft: hold back a fence line still being typed, close an open block.
@@ -35,4 +35,4 @@ _SHOWABLE = r"""((text) => {
 def renderable(text: Var) -> Var:
     """The draft as markdown can show it mid-answer without flicker: half a code block never
     shows as prose first and then jumps into a code box."""
-    return Var(_js_expr=f"{_SHOWABLE}({text})", _var_data=text._get_all_var_data()).to(str)
+    return js_call(_SHOWABLE, text).to(str)

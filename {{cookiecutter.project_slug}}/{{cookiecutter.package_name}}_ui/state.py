@@ -13,14 +13,13 @@ import time
 
 import httpx
 import reflex as rx
-from reflex_base.registry import RegistrationContext
-from reflex_base.utils.exceptions import ReflexRuntimeError
 
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 from . import draft, history
 from .client import AnswerError, api_client, stream_answer
 from .gate import SESSION_S, WrongPassword, get_gate
+from .reflex_compat import tab_is_connected
 
 TITLE_CHARS = 48
 # The cookies are the app's own even beside other apps on localhost (cookies ignore the port).
@@ -66,16 +65,6 @@ def describe_finish(metadata: dict) -> str:
     if metadata.get("durationMs") is not None:
         parts.append(f"{metadata['durationMs'] / 1000:.1f} s")
     return " · ".join(part for part in parts if part)
-
-
-def tab_is_open(token: str) -> bool:
-    """Whether the tab that asked still has its websocket. Reflex runs a background task to its
-    end after the tab closes (its updates go nowhere), so the answer checks and stops."""
-    try:
-        namespace = RegistrationContext.ensure_context().app.event_namespace
-    except ReflexRuntimeError:  # no app served by this process
-        return True
-    return namespace is None or token in namespace.token_to_sid
 
 
 def title_of(question: str) -> str:
@@ -256,7 +245,9 @@ class ChatState(rx.State):
                     continue
                 pending.append(item)
                 if time.monotonic() - last_flush >= flush_s:
-                    if not tab_is_open(token):
+                    # Reflex runs a background task to its end after the tab closes (its
+                    # updates go nowhere): the answer stops instead.
+                    if not tab_is_connected(token):
                         answer.status = "stopped"
                         break
                     text = "".join(pending)

@@ -1,0 +1,160 @@
+"""The one client every contender is measured with: it POSTs streams and notes when each token
+arrives; and the figures made of those arrivals."""
+
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import httpx
+
+TOKENS, INTERVAL_MS, STALL_S = 50, 50, 1.0
+
+
+@dataclass
+class Contender:
+    name: str
+    command: list[str]
+    health: str
+    chat: str  # the path streams are POSTed to
+    wire: str  # "ui": AI SDK UI message stream; "openai": chat completion chunks
+    env: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+    port: int = 0
+
+
+def summarize(streams: list[list[float]], wall_s: float, cpu_s: float, errors: list[str]) -> dict:
+    tokens = sum(len(arrivals) for arrivals in streams)
+    gaps = [gap for arrivals in streams for gap in gaps_of(arrivals)]
+    return {
+        "streams": len(streams),
+        "complete": sum(len(arrivals) == TOKENS for arrivals in streams),
+        "tokens": tokens,
+        "wall_s": round(wall_s, 2),
+        "cpu_s": round(cpu_s, 2),
+        "cpu_us_per_token": round(cpu_s / tokens * 1e6) if tokens else None,
+        "tokens_per_s": round(tokens / wall_s),
+        "tokens_per_cpu_s": round(tokens / cpu_s) if cpu_s else None,
+        "gap_p50_ms": round(percentile(gaps, 50) * 1000, 1),
+        "gap_p99_ms": round(percentile(gaps, 99) * 1000, 1),
+        "stalls": sum(any(gap > STALL_S for gap in gaps_of(a)) for a in streams),
+        "errors": len(errors),
+        "error_examples": sorted(set(errors))[:3],
+    }
+
+
+def gaps_of(arrivals: list[float]) -> list[float]:
+    return [b - a for a, b in pairwise(arrivals)]
+
+
+class Client:
+    """One client for every contender: POSTs a stream, notes when each token arrives."""
+
+    def __init__(self, url: str, contender: Contender):
+        self.url = url
+        self.contender = contender
+        self.count = 0
+        self.errors: list[str] = []  # refused requests: status and the start of the body
+
+    def request(self, tokens: int, interval_ms: int) -> tuple[str, dict]:
+        self.count += 1
+        stream_id = f"{self.contender.name.replace(' ', '-')}-{self.count}"
+        body = {"messages": [{"role": "user", "content": f"{stream_id} {tokens} {interval_ms}"}]}
+        if self.contender.wire == "openai":
+            body |= {"model": "bench", "stream": True}
+        return stream_id, body
+
+    async def stream(
+        self, http: httpx.AsyncClient, tokens: int, interval_ms: int, stop_after: int | None = None
+    ) -> tuple[str, float, list[float]]:
+        """Stream one answer; (its id, when it was sent, when each token arrived). With
+        `stop_after`, hang up after that many tokens; the last entry is then the hang-up."""
+        stream_id, body = self.request(tokens, interval_ms)
+        sent = time.monotonic()
+        arrivals: list[float] = []
+        async with http.stream(
+            "POST", self.contender.chat, json=body, headers=self.contender.headers
+        ) as response:
+            if response.status_code != 200:
+                self.errors.append(f"{response.status_code} {(await response.aread())[:200]!r}")
+                return stream_id, sent, arrivals
+            async for line in response.aiter_lines():
+                if is_token(line, self.contender.wire):
+                    arrivals.append(time.monotonic())
+                    if len(arrivals) == stop_after:
+                        break
+        if stop_after:
+            arrivals.append(time.monotonic())
+        return stream_id, sent, arrivals
+
+    def http(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        return httpx.AsyncClient(base_url=self.url, timeout=300, limits=limits)
+
+    async def warm_up(self) -> None:
+        async with self.http() as http:
+            for _ in range(3):
+                await self.stream(http, 3, 1)
+
+    async def ttft_ms(self, requests: int = 20) -> float:
+        async with self.http() as http:
+            ttfts = []
+            for _ in range(requests):
+                _, sent, arrivals = await self.stream(http, 3, 1)
+                ttfts.append(arrivals[0] - sent)
+        return round(statistics.median(ttfts) * 1000, 2)
+
+    async def cancel_ms(self, upstream_url: str, requests: int = 20) -> dict:
+        hung_up = {}
+        async with self.http() as http:
+            for _ in range(requests):
+                stream_id, _, arrivals = await self.stream(http, 1000, 10, stop_after=3)
+                hung_up[stream_id] = arrivals[-1]
+        closed = await wait_for_closes(upstream_url, set(hung_up))
+        delays = [closed[sid]["at"] - hung_up[sid] for sid in hung_up if sid in closed]
+        return {
+            "p50": round(percentile(delays, 50) * 1000, 1) if delays else None,
+            "p99": round(percentile(delays, 99) * 1000, 1) if delays else None,
+            "never_closed": len(hung_up) - len(delays),
+            "finished_anyway": sum(closed[sid]["finished"] for sid in hung_up if sid in closed),
+        }
+
+    async def concurrent(self, level: int) -> tuple[list[list[float]], float]:
+        async with self.http() as http:
+            started = time.monotonic()
+            streams = await asyncio.gather(
+                *(self.stream(http, TOKENS, INTERVAL_MS) for _ in range(level))
+            )
+            return [arrivals for _, _, arrivals in streams], time.monotonic() - started
+
+
+def is_token(line: str, wire: str) -> bool:
+    if wire == "ui":
+        return line.startswith('data: {"type":"text-delta"')
+    if not line.startswith("data: {"):
+        return False
+    choices = json.loads(line[6:]).get("choices") or [{}]
+    return bool(choices[0].get("delta", {}).get("content"))
+
+
+async def direct_ttft_ms(upstream_url: str, requests: int = 20) -> float:
+    """The provider's own time to first token, for the contenders' added latency."""
+    direct = Contender("direct", [], "", "/v1/chat/completions", "openai")
+    return await Client(upstream_url, direct).ttft_ms(requests)
+
+
+async def wait_for_closes(upstream_url: str, ids: set[str], timeout_s: float = 10) -> dict:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as http:
+        while True:
+            closed = (await http.get(f"{upstream_url}/closed")).json()
+            if ids <= closed.keys() or time.monotonic() > deadline:
+                return closed
+            await asyncio.sleep(0.1)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]

@@ -1,0 +1,71 @@
+"""The benchmark's results as JSON, a Markdown table of ratios to the raw relay, and a plot."""
+
+import json
+from pathlib import Path
+
+from bench.client import INTERVAL_MS, TOKENS
+
+
+def report(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(markdown(results))
+    plot(results, out / "tokens.png")
+    print((out / "results.md").read_text())
+
+
+def markdown(results: dict) -> str:
+    contenders = results["contenders"]
+    raw = contenders["raw relay"]
+    top = str(max(results["levels"]))
+    busy = str(max((level for level in results["levels"] if level <= 100), default=top))
+
+    def ratio(value, base) -> str:
+        return f"{value} ({value / base:.1f}x)" if value and base else str(value)
+
+    lines = [
+        f"Streams of {results['tokens_per_stream']} tokens, {results['interval_ms']} ms apart; "
+        f"the provider's own time to first token: {results['direct_ttft_ms']} ms.",
+        "",
+        f"| contender | CPU µs/token @{busy} (vs raw) | tokens/s per core @{busy} | "
+        f"inter-token p50 / p99 ms @{top} | stalls, errors @{top} | added TTFT ms | "
+        "cancel p50 / p99 ms | cold start s | SIGTERM to exit s | peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, result in contenders.items():
+        at_busy, at_top = result["levels"][busy], result["levels"][top]
+        cancel = result["cancel_ms"]
+        lines.append(
+            f"| {name} "
+            f"| {ratio(at_busy['cpu_us_per_token'], raw['levels'][busy]['cpu_us_per_token'])} "
+            f"| {at_busy['tokens_per_cpu_s']} "
+            f"| {at_top['gap_p50_ms']} / {at_top['gap_p99_ms']} "
+            f"| {at_top['stalls']}, {at_top['errors']} of {at_top['streams']} "
+            f"| {round(result['ttft_ms'] - results['direct_ttft_ms'], 2)} "
+            f"| {cancel['p50']} / {cancel['p99']} "
+            f"| {result['cold_start_s']} "
+            f"| {result['stop_s'] if result['stop_s'] is not None else 'killed after 30'} "
+            f"| {result['peak_rss_mib']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4.5))
+    for name, result in results["contenders"].items():
+        levels = [int(level) for level in result["levels"]]
+        rates = [level["tokens_per_s"] for level in result["levels"].values()]
+        axes.plot(levels, rates, marker="o", label=name)
+    axes.set_xscale("log")
+    axes.set_xlabel("concurrent streams")
+    axes.set_ylabel("tokens/s delivered (all streams)")
+    axes.set_title(f"{TOKENS}-token streams, one token every {INTERVAL_MS} ms per stream")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)

@@ -1,0 +1,35 @@
+"""The internals of Reflex the page relies on (`reflex_compat`) still work as it expects. After a
+Reflex upgrade, a failure here names what changed, before the page breaks in a browser."""
+
+import inspect
+from importlib.metadata import version
+
+from reflex.app import EventNamespace
+from reflex.experimental.client_state import ClientStateVar
+
+from {{ cookiecutter.package_name }}_ui import reflex_compat
+
+REFLEX = f"Reflex {version('reflex')}"
+
+
+def test_a_tab_counts_as_connected_where_no_app_is_served():
+    assert reflex_compat.tab_is_connected("any-token"), f"{REFLEX}: RegistrationContext changed"
+
+
+def test_the_event_namespace_still_maps_tokens_to_websockets():
+    token_to_sid = inspect.getattr_static(EventNamespace, "token_to_sid", None)
+    assert isinstance(token_to_sid, property), f"{REFLEX}: EventNamespace.token_to_sid is gone"
+
+
+def test_a_client_state_var_is_read_where_reflex_keeps_it():
+    """Where Reflex's own `retrieve()` (a round trip through the backend) reads the value."""
+    arguments = [str(value) for _, value in ClientStateVar.create("probe").retrieve().args]
+    read = f"(() => {reflex_compat.client_state_value('probe')})"
+    assert read in arguments, f"{REFLEX} reads it with {arguments}"
+
+
+def test_a_js_call_renders_as_a_call_of_its_argument():
+    # That it keeps the argument's hooks shows in the browser suite: the live answer renders.
+    argument = ClientStateVar.create("probe", default="").value
+    expected = "shown(" + str(argument) + ")"  # not an f-string: Vars format with markers
+    assert str(reflex_compat.js_call("shown", argument)) == expected, REFLEX

@@ -1,0 +1,30 @@
+"""Every use of Reflex's internals, in one module: what the page needs and Reflex 0.10 has no
+public API for. `tests/unit/test_reflex_compat.py` fails, naming the installed Reflex, when an
+upgrade changes one of them.
+"""
+
+from reflex.vars import Var
+from reflex_base.registry import RegistrationContext
+from reflex_base.utils.exceptions import ReflexRuntimeError
+
+
+def tab_is_connected(token: str) -> bool:
+    """Whether the tab with this client token still has its websocket to this process. True
+    when this process serves no app (event handlers run directly, as in tests): nobody to ask."""
+    try:
+        namespace = RegistrationContext.ensure_context().app.event_namespace
+    except ReflexRuntimeError:
+        return True
+    return namespace is None or token in namespace.token_to_sid
+
+
+def client_state_value(name: str) -> str:
+    """JavaScript that reads the current value of the `ClientStateVar` called `name`; Reflex
+    offers only a setter, and a script the backend sends needs the value it appends to."""
+    return f"refs['_client_state_{name}']"
+
+
+def js_call(function: str, argument: Var) -> Var:
+    """`function(argument)` evaluated in the page, keeping what `argument` needs to render (its
+    hooks and imports), which a Var made from a plain string would drop."""
+    return Var(_js_expr=f"{function}({argument})", _var_data=argument._get_all_var_data())
