@@ -71,7 +71,7 @@ def start_and_ask(project: Path, env: dict, started: float | None = None) -> dic
     # SIGINT to the process group, as a terminal's Ctrl-C sends it.
     with running(command, project, log, env, stop_signal=signal.SIGINT) as app:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: serves(url), "the page is served", 900, app.process)
+        wait_until(lambda: serves(url), "the page is served", 900, app.process, 0.2)
         page_s = time.monotonic() - started
         answer = first_token_on_the_page(url)
         token_s = time.monotonic() - started

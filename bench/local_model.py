@@ -136,7 +136,9 @@ def running_api(project: Path) -> Iterator[str]:
     command += ["api", "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "LLM_MODEL": MODEL, "RATE_LIMIT": "100000/minute"}
     url = f"http://127.0.0.1:{port}"
-    with running(command, project, project / "bench-api.log", env) as api:
+    work = TEMPLATE_DIR / "bench" / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    with running(command, project, work / "local-model-api.log", env) as api:
         health, loaded = f"{url}/api/health", lambda r: r.json()["llm"] == "ready"
         wait_until(lambda: serves(health, loaded), "the API has loaded LiteLLM", 120, api.process)
         yield url

@@ -220,7 +220,8 @@ def serving(
     """`command` (in `work`, away from any project's .env) from when `health_url` answers 200."""
     log = work / f"{name.replace(' ', '-')}.log"
     with running(command, work, log, env) as server:
-        wait_until(lambda: serves(health_url), f"{name} is up; see {log}", 120, server.process)
+        up = f"{name} is up; see {log}"
+        wait_until(lambda: serves(health_url), up, 120, server.process, 0.02)  # cold start
         yield server
 
 

@@ -29,6 +29,7 @@ def wait_until(
     what: str,
     timeout_s: float = 10,
     process: subprocess.Popen | None = None,
+    interval_s: float = 0.05,
 ) -> T:
     """Poll `condition` until it returns something truthy, and return that. Fail naming `what`
     after `timeout_s`, or at once when `process` has exited (no point waiting for the dead)."""
@@ -40,7 +41,7 @@ def wait_until(
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(0.05)
+        time.sleep(interval_s)
 
 
 def serves(
@@ -57,7 +58,6 @@ def serves(
 @dataclass
 class Server:
     process: subprocess.Popen
-    log: Path
     stop_s: float | None = None  # from the stop signal until it exited; None if it was killed
 
 
@@ -76,7 +76,7 @@ def running(
         process = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = Server(process, log)
+    server = Server(process)
     try:
         yield server
     except BaseException:

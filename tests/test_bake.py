@@ -151,7 +151,7 @@ def test_replay_bakes_the_same_project_again(tmp_path):
     assert (tmp_path / "again" / "replay-me" / "replay_me" / "api" / "flask_app.py").exists()
 
 
-def test_cruft_update_brings_a_template_change_into_a_baked_project(tmp_path):
+def test_cruft_update_brings_a_template_change_into_the_project(tmp_path):
     """The documented update path: bake with cruft, change the template, `cruft update`."""
     template, project = tmp_path / "template", tmp_path / "stream-chat"
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
@@ -315,11 +315,13 @@ def test_baked_app_serves_page_and_api_on_one_port(baked, framework, provider):
     with running_app(bake, "prod", "--port", str(port)) as app:
         base = f"http://127.0.0.1:{port}"
         assert_serves_page_and_api(app, base, base, bake.context)
+    assert app.stop_s is not None, "the app did not exit within 30 s of SIGTERM"
 
 
 def assert_serves_page_and_api(server: Server, page_url: str, api_url: str, context: dict) -> None:
     def ready(url: str, until=lambda response: True) -> httpx.Response:
-        return wait_until(lambda: serves(url, until), f"{url} answers", 600, server.process)
+        # Every half second: the build it waits for has both cores.
+        return wait_until(lambda: serves(url, until), f"{url} answers", 600, server.process, 0.5)
 
     assert "<html" in ready(f"{page_url}/").text.lower()
     health = ready(f"{api_url}/api/health", until=lambda r: r.json()["llm"] == "ready").json()

@@ -9,11 +9,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TypeVar
+from typing import Any
 
 import httpx
-
-T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -23,11 +21,12 @@ def free_port() -> int:
 
 
 def wait_until(
-    condition: Callable[[], T],
+    condition: Callable[[], Any],
     what: str,
     timeout_s: float = 10,
     process: subprocess.Popen | None = None,
-) -> T:
+    interval_s: float = 0.05,
+) -> Any:
     """Poll `condition` until it returns something truthy, and return that. Fail naming `what`
     after `timeout_s`, or at once when `process` has exited (no point waiting for the dead)."""
     deadline = time.monotonic() + timeout_s
@@ -38,10 +37,10 @@ def wait_until(
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(0.05)
+        time.sleep(interval_s)
 
 
-async def wait_until_async(condition: Callable[[], T], what: str, timeout_s: float = 10) -> T:
+async def wait_until_async(condition: Callable[[], Any], what: str, timeout_s: float = 10) -> Any:
     """`wait_until` for a test on the event loop: it lets the loop run between tries."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -58,6 +57,12 @@ def serves(url: str) -> bool:
         return httpx.get(url, timeout=10).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def fuzz_examples(everyday: int) -> int:
+    """Cases per fuzz test: a few in the everyday suite, `FUZZ_EXAMPLES` in a long run
+    (`make fuzz`: 10,000)."""
+    return int(os.environ.get("FUZZ_EXAMPLES", everyday))
 
 
 def listening(port: int) -> bool:

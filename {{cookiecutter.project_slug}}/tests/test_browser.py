@@ -53,7 +53,7 @@ def app(upstream, tmp_path_factory):
     }
     with running_app(arguments, api_url, upstream, tmp, **settings) as server:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: serves(url), f"the page at {url} is served", 300, server.process)
+        wait_until(lambda: serves(url), f"the page at {url} is served", 300, server.process, 0.5)
         yield url
 
 
@@ -340,12 +340,14 @@ def test_auto_scroll_follows_the_answer_until_the_user_scrolls_up(page):
 
 
 def scroll_up_until_it_stays(log) -> None:
-    """Scroll to the top as a user would, until the page has seen it: a scroll event is
-    dispatched at the next frame, and an answer growing before then scrolls back down."""
+    """Scroll to the top as a user would, until the page has seen it. A scroll event is
+    dispatched at a later frame, and a render before then still takes the reader for one at the
+    bottom and scrolls back down; staying at the top through several renders (one per 50 ms of
+    answer) means the page knows."""
     log.page.wait_for_function(
         """async (log) => {
             log.scrollTo(0, 0);
-            for (let i = 0; i < 2; i++) await new Promise(requestAnimationFrame);
+            await new Promise((resolve) => setTimeout(resolve, 300));
             return log.scrollTop === 0;
         }""",
         arg=log.element_handle(),

@@ -97,7 +97,8 @@ def serving(command: list[str], port: int, **popen) -> Iterator[None]:
         yield
     finally:
         process.terminate()
-        print(f"{command[0]} said:", process.communicate(timeout=10))  # shown if the test fails
+        if said := [out for out in process.communicate(timeout=10) if out]:
+            print(f"{command[0]} said:", *said)  # shown if the test fails
 
 
 def upstream_progress_at_delta(url: str, upstream, n: int = SLOW.tokens // 4) -> tuple[int, bool]:

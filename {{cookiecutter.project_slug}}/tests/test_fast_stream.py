@@ -5,8 +5,6 @@ for every provider family the fake upstream speaks and every way a stream can go
 reasoning, markdown, a failure mid-answer, refusals, a stall. Only ids and timings may differ.
 """
 
-import asyncio
-
 import httpx
 import pytest
 
@@ -15,6 +13,7 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import FAKE_KEY, FAMILIES, running_api
 from .streams import chat_body, read_stream
+from .support import wait_until_async
 
 SCRIPTS = ["fake-fast", "fake-think", "fake-markdown", "fake-fail-mid", "fake-reset-mid"]
 REFUSALS = ["fake-401", "fake-404", "fake-429", "fake-500", "fake-503"]
@@ -88,6 +87,5 @@ async def test_litellm_callbacks_keep_litellm_path_and_still_run(upstream, monke
         monkeypatch.setattr(module, name, list(getattr(module, name)))
     monkeypatch.setattr(module, "callbacks", [Recorder()])
     assert await stream_once() == "litellm"
-    async with asyncio.timeout(10):  # LiteLLM calls it from a task of its own
-        while not logged:
-            await asyncio.sleep(0.05)
+    # LiteLLM calls it from a task of its own.
+    await wait_until_async(lambda: logged, "LiteLLM's success callback ran")

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .streams import read_stream
+from .support import fuzz_examples
 
 scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=30)
 json_values = st.recursive(
@@ -36,7 +37,9 @@ bodies = json_values | st.fixed_dictionaries(
         "trigger": json_values,
     },
 )
-fuzz = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fuzz = settings(
+    max_examples=fuzz_examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @fuzz

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from .conftest import running_api
+from .support import fuzz_examples
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,9 @@ def test_every_answer_is_what_the_document_says(openapi, path):
     (method,) = openapi[path].keys()
 
     @given(case=openapi[path][method].as_strategy())
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=fuzz_examples(40), deadline=None, suppress_health_check=list(HealthCheck)
+    )
     def answer_matches_the_document(case):
         # A well-formed conversation may still be one the provider refuses (only an empty
         # system message, say): a documented 400, not a flaw in the document.

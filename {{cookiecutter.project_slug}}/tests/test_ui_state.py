@@ -46,7 +46,7 @@ class Browser:
     async def connect(self) -> None:
         """What a page does first on its websocket: ask for the whole state (hydrate). The
         tests look only at what changes afterwards."""
-        await asyncio.wait([await self.send("hydrate", state=rx.State)])
+        await self.handle("hydrate", state=rx.State)
         self.deltas.clear()
         self.events.clear()
 
@@ -137,9 +137,7 @@ async def test_answer_is_pushed_as_new_text_only_then_lands_in_the_history(brows
 async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, upstream):
     await browser.send("set_model", model="openai/fake-slow")
     await browser.send("send", form_data={"question": "Count for me"})
-    async with asyncio.timeout(15):
-        while not browser.draft_pushes():
-            await asyncio.sleep(0.01)
+    await wait_until_async(browser.draft_pushes, "the first text is pushed to the page", 15)
     await browser.send("stop")
     await browser.wait_for("streaming", lambda streaming: streaming is False)
 
