@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from .fake_upstream import SCRIPTS, FakeUpstream
-from .support import free_port, stop_process_group, wait_until
+from .support import free_port, serves, stop_process_group, wait_until
 
 DEFAULT_MODEL = "openai/fake-fast"
 # The model this project was baked with, allowed too.
@@ -155,14 +155,11 @@ def wait_until_healthy(server: ApiServer, ready: bool = True, timeout_s: float =
     """Until `/api/health` answers; with `ready`, until LiteLLM has loaded too, so that what
     the tests time never includes its import."""
 
-    def healthy() -> bool:
-        try:
-            health = httpx.get(f"{server.url}/api/health", timeout=30)
-        except httpx.TransportError:
-            return False
-        return health.status_code == 200 and (not ready or health.json()["llm"] == "ready")
+    def loaded(health: httpx.Response) -> bool:
+        return not ready or health.json()["llm"] == "ready"
 
+    health = f"{server.url}/api/health"
     try:
-        wait_until(healthy, "the API is healthy", timeout_s, server.process)
+        wait_until(lambda: serves(health, loaded), "the API is healthy", timeout_s, server.process)
     except AssertionError as failure:
         raise AssertionError(f"{failure}\n{server.log.read_text()[-3000:]}") from None

@@ -51,12 +51,15 @@ async def wait_until_async(condition: Callable[[], Any], what: str, timeout_s: f
         await asyncio.sleep(0.01)
 
 
-def serves(url: str) -> bool:
-    """Whether GET `url` answers 200 now."""
+def serves(
+    url: str, until: Callable[[httpx.Response], bool] = lambda response: True
+) -> httpx.Response | None:
+    """GET `url`: the response if it is a 200 that satisfies `until`, else None."""
     try:
-        return httpx.get(url, timeout=10).status_code == 200
+        response = httpx.get(url, timeout=10)
     except httpx.TransportError:
-        return False
+        return None
+    return response if response.status_code == 200 and until(response) else None
 
 
 def fuzz_examples(everyday: int) -> int:
