@@ -91,14 +91,16 @@ def _package_name_problems(name: str) -> list[str]:
 
 
 def prune_unselected_adapters(project_dir: Path, package_name: str, framework: str) -> None:
-    """Keep only the chosen framework's adapter (`api/<framework>_app.py`) and its server
-    module: `wsgi.py` for Flask, `asgi.py` for every other framework."""
+    """Keep only the chosen framework's adapter (`api/<framework>_app.py`), its server module
+    and how `dev`/`prod` run beside the UI: `wsgi.py` and `ui_beside.py` for Flask, `asgi.py` and
+    `ui_mounted.py` for every other framework."""
     api = project_dir / package_name / "api"
     for adapter in api.glob("*_app.py"):
         if adapter.name != f"{framework}_app.py":
             adapter.unlink()
-    unused_server = "asgi.py" if framework == "flask" else "wsgi.py"
-    (api / unused_server).unlink()
+    unused_server, unused_ui = ("asgi", "mounted") if framework == "flask" else ("wsgi", "beside")
+    (api / f"{unused_server}.py").unlink()
+    (project_dir / package_name / f"ui_{unused_ui}.py").unlink()
     if framework != "fastapi":  # the only adapter that publishes an OpenAPI document
         (project_dir / "tests" / "test_openapi.py").unlink()
 

@@ -71,6 +71,8 @@ def test_variant_bakes_clean(bake, overrides):
     server = "wsgi.py" if framework == "flask" else "asgi.py"
     api_modules = {p.name for p in (project / context["package_name"] / "api").glob("*.py")}
     assert api_modules == {"__init__.py", f"{framework}_app.py", server}
+    ui_runners = {p.name for p in (project / context["package_name"]).glob("ui_*.py")}
+    assert ui_runners == {"ui_beside.py" if framework == "flask" else "ui_mounted.py"}
     assert (project / "tests" / "test_openapi.py").exists() == (framework == "fastapi")
     local = context["llm_provider"] == "local"
     assert (project / context["package_name"] / "local_model.py").exists() == local

@@ -1,13 +1,13 @@
 """Command line: `python -m {{ cookiecutter.package_name }} api|dev|prod`.
 
-`api` serves the HTTP API alone. `dev` and `prod` run the Reflex UI with the API, as the API's
-server module says (`api.run_ui`): mounted into Reflex's backend on one port (ASGI), or on its
-own server beside it (WSGI, which cannot be mounted without losing client disconnects).
+`api` serves the HTTP API alone. `dev` and `prod` run the Reflex UI with the API, as
+`{{ "ui_beside" if cookiecutter.framework == "flask" else "ui_mounted" }}.py` says.
 """
 
 import argparse
 
-from .api import UI_COMMANDS, UI_OPTIONS, run_ui, serve
+# Not the API itself: the framework loads only where it serves (`api`, or Reflex's backend).
+from .{{ "ui_beside" if cookiecutter.framework == "flask" else "ui_mounted" }} import UI_COMMANDS, UI_OPTIONS, run_ui
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "api":
+        from .api import serve
+
         serve(args.host, args.port, args.reload)
     else:
         run_ui(args)

@@ -1,26 +1,16 @@
 """Running an ASGI adapter: alone on uvicorn, or mounted into the Reflex backend."""
 
-import argparse
-import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import ChangeReload
 
-from ..reflex_run import reflex_command
 from ..settings import get_settings
 from ..shutdown import shutdown
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
-
-# `dev` and `prod`: the API is mounted into Reflex's backend, so page and API share one port.
-UI_COMMANDS = {
-    "dev": ("UI + API on one port, reloading on code changes", 3000),
-    "prod": ("UI + API on one port, production build", 3000),
-}
-UI_OPTIONS: dict[str, dict] = {}
 
 
 class _Server(uvicorn.Server):
@@ -64,8 +54,3 @@ def mount_into_reflex(api: ASGIApp) -> Callable[[ASGIApp], ASGIApp]:
         return app
 
     return transform
-
-
-def run_ui(args: argparse.Namespace) -> None:
-    """Become `reflex run`: rxconfig.py mounts the API into its backend."""
-    os.execvpe(*reflex_command(args))

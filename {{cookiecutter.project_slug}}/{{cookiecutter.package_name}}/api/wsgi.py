@@ -1,31 +1,19 @@
 """Running the Flask adapter on waitress (threads); hupper restarts it on code changes."""
 
 import _thread
-import argparse
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import waitress
 
-from ..reflex_run import reflex_command
 from ..shutdown import shutdown
 from .flask_app import create_app
 
 # Each open stream holds one server thread for its whole duration.
 THREADS = 64
 GRACE_S = 5.0
-
-# `dev` and `prod`: a WSGI API cannot be mounted into Reflex's ASGI backend without losing client
-# disconnects (which Stop relies on), so it runs on its own server beside the UI.
-UI_COMMANDS = {
-    "dev": ("UI (reloading on code changes) with the API beside it", 3000),
-    "prod": ("UI (production build) with the API beside it", 3000),
-}
-UI_OPTIONS = {"--api-port": {"type": int, "default": 8000, "help": "the API's own port"}}
 
 
 def serve(host: str, port: int, reload: bool) -> None:
@@ -70,30 +58,3 @@ def _shut_down_gracefully() -> None:
         _thread.interrupt_main()  # waitress closes on KeyboardInterrupt
 
     threading.Thread(target=stop_when_streams_end, daemon=True).start()
-
-
-def run_ui(args: argparse.Namespace) -> None:
-    """Start the API server, point the UI at it, run the UI; stop both when either ends."""
-    api_command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
-    api_command += ["--host", args.host, "--port", str(args.api_port)]
-    if args.command == "dev":
-        api_command.append("--reload")
-    _, ui_command, env = reflex_command(args)
-    env.setdefault("API_URL", f"http://127.0.0.1:{args.api_port}")
-    with subprocess.Popen(api_command) as api, subprocess.Popen(ui_command, env=env) as ui:
-        try:
-            ui.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached the whole process group, so both servers are stopping on their own.
-            # Ignore further SIGINTs (a second Ctrl-C, or the copy `uv run` forwards) meanwhile.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            for process in (ui, api):
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    break
-            raise SystemExit(130) from None
-        finally:
-            for process in (ui, api):
-                if process.poll() is None:
-                    process.terminate()
