@@ -340,18 +340,17 @@ def test_auto_scroll_follows_the_answer_until_the_user_scrolls_up(page):
 
 
 def scroll_up_until_it_stays(log) -> None:
-    """Scroll to the top as a user would, until the page has seen it. A scroll event is
-    dispatched at a later frame, and a render before then still takes the reader for one at the
-    bottom and scrolls back down; staying at the top through several renders (one per 50 ms of
-    answer) means the page knows."""
-    log.page.wait_for_function(
-        """async (log) => {
-            log.scrollTo(0, 0);
-            await new Promise((resolve) => setTimeout(resolve, 300));
-            return log.scrollTop === 0;
-        }""",
-        arg=log.element_handle(),
-    )
+    """Scroll to the top as a user would, until the page has seen it there. The page learns
+    where the reader is from the scroll event, dispatched at a later frame (over 300 ms later on
+    a busy machine); a render before then still takes the reader for one at the bottom and
+    scrolls back down, so the event reports the bottom. A reader would scroll again; so does
+    this, until the event is dispatched with the log at the top. (`evaluate`, not
+    `wait_for_function`: that one takes the promise itself for a truthy answer.)"""
+    scroll_to_top = """(log) => new Promise((resolve) => {
+        log.addEventListener("scroll", () => resolve(log.scrollTop === 0), {once: true});
+        log.scrollTo(0, 0);
+    })"""
+    wait_until(lambda: log.evaluate(scroll_to_top), "the page saw the reader at the top", 30)
 
 
 def test_accessibility_basics(page):
