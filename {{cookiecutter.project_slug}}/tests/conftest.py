@@ -13,7 +13,15 @@ import httpx
 import pytest
 
 from .fake_upstream import SCRIPTS, FakeUpstream
-from .support import free_port, serves, stop_process_group, wait_until
+from .support import (
+    free_port,
+    new_postgres_schema,
+    postgres_bin_dir,
+    running_postgres,
+    serves,
+    stop_process_group,
+    wait_until,
+)
 
 DEFAULT_MODEL = "openai/fake-fast"
 # The model this project was baked with, allowed too.
@@ -35,6 +43,24 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped, which CI does not allow: {reason}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A PostgreSQL server for the session (Debian's `postgresql` package); its URL."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("needs PostgreSQL's server programs (apt install postgresql)")
+    with running_postgres(bin_dir) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path) -> str:
+    """A new, empty database: a SQLite file, or a schema on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'chat.db'}"
+    return new_postgres_schema(request.getfixturevalue("postgres_server"))
 
 
 @pytest.fixture(scope="session")

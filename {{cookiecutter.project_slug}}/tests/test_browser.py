@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from .conftest import {% if cookiecutter.llm_provider == "local" %}BAKED_MODEL, {% endif %}PROJECT_DIR, running_app
 from .fake_upstream import SCRIPTS, streamed_text
-from .support import free_port, serves, wait_until
+from .support import free_port, new_postgres_schema, postgres_bin_dir, serves, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def app(upstream, tmp_path_factory):
+def app(upstream, tmp_path_factory, request):
     """`python -m {{ cookiecutter.package_name }} prod` with its own database; yields the page URL."""
     tmp = tmp_path_factory.mktemp("browser")
     port = free_port()
@@ -47,7 +47,7 @@ def app(upstream, tmp_path_factory):
     api_url = f"http://127.0.0.1:{port}"
 {%- endif %}
     settings = {
-        "database_url": f"sqlite:///{tmp / 'chat.db'}",
+        "database_url": page_database(request, tmp),
         "ui_flush_ms": "50",
         "ui_password": PASSWORD,
     }
@@ -55,6 +55,13 @@ def app(upstream, tmp_path_factory):
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: serves(url), f"the page at {url} is served", 300, server.process, 0.5)
         yield url
+
+
+def page_database(request, tmp) -> str:
+    """PostgreSQL where its server is installed (always in CI), SQLite elsewhere."""
+    if postgres_bin_dir() or os.environ.get("CI") == "true":
+        return new_postgres_schema(request.getfixturevalue("postgres_server"))
+    return f"sqlite:///{tmp / 'chat.db'}"
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ Every conversation belongs to an owner: a random id the visitor's browser keeps 
 conversation id named by another visitor reads as "not found" and changes nothing.
 
 SQLite by default; any SQLAlchemy URL works (Postgres: `postgresql+psycopg://…`). The tables
-are created on first use; once the schema must change under live data, put Alembic in front.
+are Alembic's (`migrations/`), brought up to date when the app opens the database.
 """
 
 import re
@@ -14,11 +14,11 @@ import secrets
 from datetime import UTC, datetime
 from functools import cache
 
-from sqlalchemy import Engine, inspect, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
 
 from {{ cookiecutter.package_name }}.settings import get_settings
+from {{ cookiecutter.package_name }}_ui import migrate
 
 NEW_TITLE = "New chat"
 # `secrets.token_urlsafe(32)`: 256 random bits, which nobody guesses.
@@ -62,35 +62,12 @@ class StoredMessage(SQLModel, table=True):
 
 
 def open_database(url: str) -> Engine:
-    """An engine on `url`, with the tables created, or brought up to date."""
+    """An engine on `url`, with the tables migrated to the newest schema."""
     # Reflex runs handlers on several threads; SQLite's default forbids sharing a connection.
     connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
     engine = create_engine(url, connect_args=connect_args)
-    SQLModel.metadata.create_all(engine)
-    _add_owner_column(engine)
+    migrate.upgrade(engine)
     return engine
-
-
-def _add_owner_column(engine: Engine) -> None:
-    """A database from before owners existed gets the column, its conversations owned by
-    nobody (hidden): history saved on a shared page cannot be told apart by visitor."""
-    if _has_owner_column(engine):
-        return
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text("ALTER TABLE conversation ADD COLUMN owner VARCHAR NOT NULL DEFAULT ''")
-            )
-            connection.execute(
-                text("CREATE INDEX IF NOT EXISTS ix_conversation_owner ON conversation (owner)")
-            )
-    except DBAPIError:
-        if not _has_owner_column(engine):  # not another process upgrading at the same time
-            raise
-
-
-def _has_owner_column(engine: Engine) -> bool:
-    return "owner" in {column["name"] for column in inspect(engine).get_columns("conversation")}
 
 
 @cache

@@ -1,11 +1,8 @@
 """Every query of the history is the owner's: another owner's ids read as not found and
 change nothing."""
 
-import sqlite3
-
 import pytest
 
-from {{ cookiecutter.package_name }}_ui import history
 from {{ cookiecutter.package_name }}_ui.history import (
     History,
     StoredMessage,
@@ -16,8 +13,10 @@ from {{ cookiecutter.package_name }}_ui.history import (
 
 
 @pytest.fixture
-def database(tmp_path):
-    return open_database(f"sqlite:///{tmp_path / 'chat.db'}")
+def database(database_url):
+    engine = open_database(database_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
@@ -119,44 +118,3 @@ def test_a_new_message_moves_its_conversation_to_the_top(alice):
     assert [c.id for c in alice.conversations()] == [newer, older]
     alice.add_message(StoredMessage(conversation_id=older, role="user", content="Again?"))
     assert [c.id for c in alice.conversations()] == [older, newer]
-
-
-def test_history_from_before_owners_is_kept_and_hidden(tmp_path):
-    path = tmp_path / "chat.db"
-    with sqlite3.connect(path) as old:  # the schema as bakes made it before owners
-        old.executescript(
-            """
-            CREATE TABLE conversation (
-                id INTEGER PRIMARY KEY, title VARCHAR NOT NULL, system_prompt VARCHAR NOT NULL,
-                model VARCHAR NOT NULL, updated_at DATETIME NOT NULL);
-            CREATE TABLE message (
-                id INTEGER PRIMARY KEY,
-                conversation_id INTEGER NOT NULL REFERENCES conversation(id),
-                role VARCHAR NOT NULL, content VARCHAR NOT NULL, status VARCHAR NOT NULL,
-                error VARCHAR NOT NULL, details VARCHAR NOT NULL);
-            INSERT INTO conversation VALUES (1, 'Old chat', '', '', '2026-01-01 00:00:00');
-            INSERT INTO message VALUES (1, 1, 'user', 'Old question', 'done', '', '');
-            """
-        )
-    old.close()
-
-    visitor = History(new_owner_id(), open_database(f"sqlite:///{path}"))
-    assert visitor.conversations() == [] and visitor.get(1) is None
-    conversation_with_a_turn(visitor, "Mine")
-    assert [c.title for c in visitor.conversations()] == ["Mine"]
-    open_database(f"sqlite:///{path}")  # a second start finds the column in place
-    with sqlite3.connect(path) as kept:
-        assert kept.execute("SELECT owner, title FROM conversation ORDER BY id").fetchall() == [
-            ("", "Old chat"),
-            (visitor.owner, "Mine"),
-        ]
-        assert kept.execute("SELECT count(*) FROM message").fetchone() == (3,)
-    kept.close()
-
-
-def test_a_process_that_loses_the_upgrade_race_starts_anyway(database, monkeypatch):
-    """Two processes upgrading at once: the second's ALTER fails, and the column is there."""
-    checks = iter([False, True])  # "no column yet", then the other process's column
-    monkeypatch.setattr(history, "_has_owner_column", lambda engine: next(checks))
-    history._add_owner_column(database)
-    assert next(checks, "done") == "done"
