@@ -3,6 +3,9 @@ public API for. `tests/unit/test_reflex_compat.py` fails, naming the installed R
 upgrade changes one of them.
 """
 
+import inspect
+
+from reflex.app import EventNamespace
 from reflex.vars import Var
 from reflex_base.registry import RegistrationContext
 from reflex_base.utils.exceptions import ReflexRuntimeError
@@ -16,6 +19,13 @@ def tab_is_connected(token: str) -> bool:
     except ReflexRuntimeError:
         return True
     return namespace is None or token in namespace.token_to_sid
+
+
+def missing_internals() -> list[str]:
+    """What `tab_is_connected` reads that the installed Reflex no longer has (the other uses
+    are checked by what they produce)."""
+    token_to_sid = inspect.getattr_static(EventNamespace, "token_to_sid", None)
+    return [] if isinstance(token_to_sid, property) else ["EventNamespace.token_to_sid"]
 
 
 def client_state_value(name: str) -> str:

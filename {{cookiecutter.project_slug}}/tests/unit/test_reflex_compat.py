@@ -1,10 +1,8 @@
 """The internals of Reflex the page relies on (`reflex_compat`) still work as it expects. After a
 Reflex upgrade, a failure here names what changed, before the page breaks in a browser."""
 
-import inspect
 from importlib.metadata import version
 
-from reflex.app import EventNamespace
 from reflex.experimental.client_state import ClientStateVar
 
 from {{ cookiecutter.package_name }}_ui import reflex_compat
@@ -17,8 +15,7 @@ def test_a_tab_counts_as_connected_where_no_app_is_served():
 
 
 def test_the_event_namespace_still_maps_tokens_to_websockets():
-    token_to_sid = inspect.getattr_static(EventNamespace, "token_to_sid", None)
-    assert isinstance(token_to_sid, property), f"{REFLEX}: EventNamespace.token_to_sid is gone"
+    assert reflex_compat.missing_internals() == [], REFLEX
 
 
 def test_a_client_state_var_is_read_where_reflex_keeps_it():
