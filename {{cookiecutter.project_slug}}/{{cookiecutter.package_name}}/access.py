@@ -18,13 +18,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from .errors import ApiError
-from .settings import Settings, get_settings
-
-
-@functools.cache
-def get_access() -> "Access":
-    """The process's one `Access`: its counters must be shared by every request."""
-    return Access(get_settings())
+from .settings import Settings
 
 
 def rate_limiter(settings: Settings) -> MovingWindowRateLimiter:

@@ -1,10 +1,10 @@
 """The routes, framework-agnostic. `POST /api/chat`: a request body in, UI message stream out.
 
-Adapters call `open_chat` (which raises `ApiError` while a plain HTTP error is still possible),
-send `protocol.HEADERS`, and write each yielded chunk as soon as it exists. When the client goes
-away the adapter's framework cancels or closes the iterator, and its `finally` closes the
-provider connection, so no more tokens are generated or paid for. When the server shuts down
-(`shutdown.begin()`), open streams end at once with an `abort` chunk.
+Adapters build one `Chat` per app, call `Chat.open` (which raises `ApiError` while a plain HTTP
+error is still possible), send `protocol.HEADERS`, and write each yielded chunk as soon as it
+exists. When the client goes away the adapter's framework cancels or closes the iterator, and
+its `finally` closes the provider connection, so no more tokens are generated or paid for.
+When the server shuts down (`shutdown.begin()`), open streams end at once with an `abort` chunk.
 """
 
 import asyncio
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 
 from . import llm
-from .access import Caller, get_access
+from .access import Access, Caller
 from .errors import ApiError
 from .protocol import DONE, PING, ChatRequest, UIMessageStream, parse_chat_request
 from .settings import Settings
@@ -27,46 +27,54 @@ from .shutdown import shutdown
 access_log = logging.getLogger(__package__ + ".access")
 
 
-async def open_chat(body: bytes, settings: Settings, caller: Caller) -> AsyncIterator[bytes]:
-    access = get_access()
-    access.authorize(caller)
-    request = parse_chat_request(body)
-    model = request.model or settings.llm_model
-    _check_request(request, model, settings)
-    record = AccessRecord(client=caller.address, model=model)
-    if settings.log_content:
-        record.messages = request.llm_messages()
-    try:
-        release = await access.admit(caller)
-    except ApiError:
-        record.outcome = "limited"
-        record.log()
-        raise
-    started = time.perf_counter()
-    try:
-        stream = await llm.open_stream(request.llm_messages(), model, settings)
-    except BaseException as exc:
-        release()
-        record.outcome = "error" if isinstance(exc, ApiError) else "cancelled"
-        record.log()
-        raise
-    chunks = _ui_message_stream(stream, record, started, settings, release)
-    # Some providers (Gemini) only answer the request once the stream is read: wait for the
-    # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
-    first = await anext(chunks)
-    return _prepend(first, chunks)
+class Chat:
+    """The routes' work with what it depends on, built once per app by the adapter's
+    `create_app`: every request of the app shares its settings and its `Access` counters."""
 
+    def __init__(self, settings: Settings, access: Access | None = None) -> None:
+        self.settings = settings
+        self.access = access or Access(settings)
 
-def health(settings: Settings) -> dict:
-    """`GET /api/health`: alive, at once; which provider serves the default model and whether
-    its key is configured, once LiteLLM has loaded (`"llm": "ready"`, seconds after start)."""
-    return {"status": "ok", **llm.describe(settings.llm_model, settings)}
+    async def open(self, body: bytes, caller: Caller) -> AsyncIterator[bytes]:
+        """`POST /api/chat`: checks the caller and the request, opens the provider stream and
+        waits for its first chunk; raises `ApiError` for every refusal."""
+        settings = self.settings
+        self.access.authorize(caller)
+        request = parse_chat_request(body)
+        model = request.model or settings.llm_model
+        _check_request(request, model, settings)
+        record = AccessRecord(client=caller.address, model=model)
+        if settings.log_content:
+            record.messages = request.llm_messages()
+        try:
+            release = await self.access.admit(caller)
+        except ApiError:
+            record.outcome = "limited"
+            record.log()
+            raise
+        started = time.perf_counter()
+        try:
+            stream = await llm.open_stream(request.llm_messages(), model, settings)
+        except BaseException as exc:
+            release()
+            record.outcome = "error" if isinstance(exc, ApiError) else "cancelled"
+            record.log()
+            raise
+        chunks = _ui_message_stream(stream, record, started, settings, release)
+        # Some providers (Gemini) only answer the request once the stream is read: wait for the
+        # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
+        first = await anext(chunks)
+        return _prepend(first, chunks)
 
+    def health(self) -> dict:
+        """`GET /api/health`: alive, at once; which provider serves the default model and
+        whether its key is configured, once LiteLLM has loaded (`"llm": "ready"`)."""
+        return {"status": "ok", **llm.describe(self.settings.llm_model, self.settings)}
 
-def models(settings: Settings, caller: Caller) -> dict:
-    """`GET /api/models`: the allow-list, default first."""
-    get_access().authorize(caller)
-    return {"default": settings.llm_model, "models": settings.allowed_models}
+    def models(self, caller: Caller) -> dict:
+        """`GET /api/models`: the allow-list, default first."""
+        self.access.authorize(caller)
+        return {"default": self.settings.llm_model, "models": self.settings.allowed_models}
 
 
 def _check_request(request: ChatRequest, model: str, settings: Settings) -> None:

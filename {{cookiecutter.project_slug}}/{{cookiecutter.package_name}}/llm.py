@@ -16,7 +16,7 @@ from typing import ClassVar
 import httpx
 
 from .errors import ApiError
-from .settings import Settings, get_settings
+from .settings import Settings
 
 # Without this LiteLLM tries to download its model cost map at import, for seconds, offline.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -62,15 +62,20 @@ def litellm():
     return module
 
 
-@functools.cache
-def preload_in_background() -> None:
-    """Start importing LiteLLM now (once), so the first chat request does not pay for it; then
-    say what the default model still needs, so a missing key shows at start-up."""
-    threading.Thread(target=_preload, name="litellm-import", daemon=True).start()
+_preload_started = threading.Event()
 
 
-def _preload() -> None:
-    settings = get_settings()
+def preload_in_background(settings: Settings) -> None:
+    """Start importing LiteLLM now (once a process), so the first chat request does not pay for
+    it; then say what the default model still needs, so a missing key shows at start-up."""
+    if not _preload_started.is_set():
+        _preload_started.set()
+        threading.Thread(
+            target=_preload, args=(settings,), name="litellm-import", daemon=True
+        ).start()
+
+
+def _preload(settings: Settings) -> None:
     if missing := _missing_env(litellm(), settings.llm_model, settings):
         logger.warning(_needs(settings.llm_model, missing))
 {%- if cookiecutter.llm_provider == "local" %}
@@ -89,7 +94,7 @@ def describe(model: str, settings: Settings) -> dict:
     """Which provider serves `model` and which of its variables are missing; while LiteLLM is
     still loading, only the model, so that health checks never wait seconds for the import."""
     if not litellm.cache_info().currsize:
-        preload_in_background()
+        preload_in_background(settings)
         return {"model": model, "llm": "loading"}
     llm = litellm()
     _, provider, _, _ = llm.get_llm_provider(model)

@@ -33,31 +33,35 @@ def _error(exc: ApiError) -> JsonResponse:
     return JsonResponse(exc.body(), status=exc.status, headers=exc.headers())
 
 
-@require_POST
-async def chat_stream(request: HttpRequest):
-    settings = get_settings()
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        return _error(body_too_large(settings.max_request_bytes))
-    try:
-        stream = await chat.open_chat(body, settings, _caller(request))
-    except ApiError as exc:
-        return _error(exc)
-    return StreamingHttpResponse(stream, headers=HEADERS)
+def _urlpatterns(core: chat.Chat) -> list:
+    @require_POST
+    async def chat_stream(request: HttpRequest):
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return _error(body_too_large(core.settings.max_request_bytes))
+        try:
+            stream = await core.open(body, _caller(request))
+        except ApiError as exc:
+            return _error(exc)
+        return StreamingHttpResponse(stream, headers=HEADERS)
 
+    @require_GET
+    async def health(_: HttpRequest) -> JsonResponse:
+        return JsonResponse(core.health())
 
-@require_GET
-async def health(_: HttpRequest) -> JsonResponse:
-    return JsonResponse(chat.health(get_settings()))
+    @require_GET
+    async def models(request: HttpRequest) -> JsonResponse:
+        try:
+            return JsonResponse(core.models(_caller(request)))
+        except ApiError as exc:
+            return _error(exc)
 
-
-@require_GET
-async def models(request: HttpRequest) -> JsonResponse:
-    try:
-        return JsonResponse(chat.models(get_settings(), _caller(request)))
-    except ApiError as exc:
-        return _error(exc)
+    return [
+        path("api/chat", chat_stream),
+        path("api/health", health),
+        path("api/models", models),
+    ]
 
 
 def _caller(request: HttpRequest) -> Caller:
@@ -65,15 +69,13 @@ def _caller(request: HttpRequest) -> Caller:
     return Caller(address, request.headers.get("authorization"))
 
 
-urlpatterns = [
-    path("api/chat", chat_stream),
-    path("api/health", health),
-    path("api/models", models),
-]
+# The URLconf (ROOT_URLCONF is this module); its views are made by `create_app`.
+urlpatterns: list = []
 
 
 def create_app():
     settings = get_settings()
+    urlpatterns[:] = _urlpatterns(chat.Chat(settings))
     if not django_settings.configured:
         django_settings.configure(
             DEBUG=False,
@@ -88,7 +90,7 @@ def create_app():
         )
         django.setup()
     # Django speaks no ASGI lifespan: start importing LiteLLM here instead.
-    llm.preload_in_background()
+    llm.preload_in_background(settings)
     app = get_asgi_application()
     if not settings.cors_origins:
         return app

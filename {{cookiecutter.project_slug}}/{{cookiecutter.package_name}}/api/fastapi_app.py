@@ -63,10 +63,11 @@ EVENT_SCHEMA = {
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    core = chat.Chat(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        llm.preload_in_background()
+        llm.preload_in_background(settings)
         yield
 
     app = FastAPI(title="{{ cookiecutter.project_name }} API", lifespan=lifespan)
@@ -89,16 +90,16 @@ def create_app() -> FastAPI:
         stream over SSE."""
         length = request.headers.get("content-length")
         body = await read_body(request.stream(), settings.max_request_bytes, length)
-        stream = await chat.open_chat(body, settings, _caller(request))
+        stream = await core.open(body, _caller(request))
         return StreamingResponse(stream, headers=HEADERS)
 
     @app.get("/api/health")
     async def health() -> dict:
-        return chat.health(settings)
+        return core.health()
 
     @app.get("/api/models")
     async def models(request: Request) -> dict:
-        return chat.models(settings, _caller(request))
+        return core.models(_caller(request))
 
     app.openapi = _documenting_chat(app, settings)
     return app

@@ -51,8 +51,9 @@ class EventLoopThread:
 
 def create_app() -> Flask:
     settings = get_settings()
+    core = chat.Chat(settings)
     loop = EventLoopThread()
-    llm.preload_in_background()
+    llm.preload_in_background(settings)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -75,16 +76,16 @@ def create_app() -> Flask:
 
     @app.post("/api/chat")
     def chat_stream() -> Response:
-        stream = loop.call(chat.open_chat, request.get_data(), settings, _caller())
+        stream = loop.call(core.open, request.get_data(), _caller())
         return Response(_pull(loop, stream), headers=HEADERS)
 
     @app.get("/api/health")
     def health():
-        return chat.health(settings)
+        return core.health()
 
     @app.get("/api/models")
     def models():
-        return chat.models(settings, _caller())
+        return core.models(_caller())
 
     return app
 

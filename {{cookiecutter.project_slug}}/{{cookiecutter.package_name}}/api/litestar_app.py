@@ -26,19 +26,20 @@ from ..settings import get_settings
 
 def create_app() -> Litestar:
     settings = get_settings()
+    core = chat.Chat(settings)
 
     @post("/api/chat", status_code=200)
     async def chat_stream(request: Request) -> Stream:
         body = await request.body()
-        return Stream(await chat.open_chat(body, settings, _caller(request)), headers=HEADERS)
+        return Stream(await core.open(body, _caller(request)), headers=HEADERS)
 
     @get("/api/health")
     async def health() -> dict:
-        return chat.health(settings)
+        return core.health()
 
     @get("/api/models")
     async def models(request: Request) -> dict:
-        return chat.models(settings, _caller(request))
+        return core.models(_caller(request))
 
     def api_error(_: Request, exc: ApiError) -> Response:
         return Response(exc.body(), status_code=exc.status, headers=exc.headers())
@@ -57,7 +58,7 @@ def create_app() -> Litestar:
         cors_config=cors if settings.cors_origins else None,
         exception_handlers={ApiError: api_error, HTTP_413_REQUEST_ENTITY_TOO_LARGE: too_large},
         request_max_body_size=settings.max_request_bytes,
-        on_startup=[llm.preload_in_background],
+        on_startup=[lambda: llm.preload_in_background(settings)],
     )
 
 

@@ -28,18 +28,19 @@ from ..settings import get_settings
 
 def create_app() -> Starlette:
     settings = get_settings()
+    core = chat.Chat(settings)
 
     async def chat_stream(request: Request) -> StreamingResponse:
         length = request.headers.get("content-length")
         body = await read_body(request.stream(), settings.max_request_bytes, length)
-        stream = await chat.open_chat(body, settings, _caller(request))
+        stream = await core.open(body, _caller(request))
         return StreamingResponse(stream, headers=HEADERS)
 
     async def health(_: Request) -> JSONResponse:
-        return JSONResponse(chat.health(settings))
+        return JSONResponse(core.health())
 
     async def models(request: Request) -> JSONResponse:
-        return JSONResponse(chat.models(settings, _caller(request)))
+        return JSONResponse(core.models(_caller(request)))
 
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -47,7 +48,7 @@ def create_app() -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette):
-        llm.preload_in_background()
+        llm.preload_in_background(settings)
         yield
 
     cors = Middleware(
