@@ -8,6 +8,8 @@ the page itself.)
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import reflex as rx
@@ -18,9 +20,9 @@ from reflex_base.event.processor import BaseStateEventProcessor, EventFuture
 from reflex_base.utils.format import format_event_handler
 from sqlmodel import Session, select
 
-from {{ cookiecutter.package_name }}.settings import get_settings
+from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}_ui import history
-from {{ cookiecutter.package_name }}_ui.gate import get_gate
+from {{ cookiecutter.package_name }}_ui.services import Services, services, use
 from {{ cookiecutter.package_name }}_ui.state import ChatState
 
 from .fake_upstream import SCRIPTS, streamed_text
@@ -71,7 +73,7 @@ class Browser:
 
     def history(self) -> history.History:
         """The history of this browser's owner id (its cookie)."""
-        return history.History(self.values("owner")[-1])
+        return history.History(self.values("owner")[-1], services().database)
 
     def draft_pushes(self) -> list[str]:
         """The text of each append to the page's draft, in order."""
@@ -86,16 +88,23 @@ class Browser:
         await wait_until_async(seen, f"the page's {var} as expected", timeout_s)
 
 
-@pytest.fixture
-async def browser(api, monkeypatch, tmp_path):
-    monkeypatch.setenv("API_URL", api)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'chat.db'}")
-    history.engine.cache_clear()
+def page_settings(api: str, tmp_path, **settings) -> Settings:
+    """The page's settings (no password unless given) against the session's API."""
+    database_url = f"sqlite:///{tmp_path / 'chat.db'}"
     # 4 tokens of the fake-slow script (one per 50 ms) per push to the page.
-    monkeypatch.setenv("UI_FLUSH_MS", "200")
-    monkeypatch.delenv("UI_PASSWORD", raising=False)
-    get_settings.cache_clear()
-    get_gate.cache_clear()
+    page = {"api_url": api, "database_url": database_url, "ui_flush_ms": 200, "ui_password": None}
+    return Settings(**(page | settings))
+
+
+@pytest.fixture
+async def browser(api, tmp_path):
+    with use(Services(page_settings(api, tmp_path))):
+        async with a_browser() as browser:
+            yield browser
+
+
+@asynccontextmanager
+async def a_browser() -> AsyncIterator["Browser"]:
     browser = Browser(processor := BaseStateEventProcessor(graceful_shutdown_timeout=2))
     processor.backend_exception_handler = browser.errors.append
     state_manager = StateManagerMemory()
@@ -104,9 +113,6 @@ async def browser(api, monkeypatch, tmp_path):
         await browser.connect()
         yield browser
     await state_manager.close()
-    get_settings.cache_clear()
-    get_gate.cache_clear()
-    history.engine.cache_clear()
 
 
 def saved_messages(browser: Browser) -> list[history.StoredMessage]:
@@ -182,7 +188,7 @@ async def test_the_system_prompt_goes_first_to_the_model(browser, upstream):
 
 async def test_another_visitors_conversation_opens_nothing_and_changes_nothing(browser):
     """Ids are sequential, so any page can name one: the events a page sends with it."""
-    someone = history.History(history.new_owner_id())
+    someone = history.History(history.new_owner_id(), services().database)
     theirs = someone.create("Someone's chat").id
     someone.add_message(history.StoredMessage(conversation_id=theirs, role="user", content="Hi"))
     await browser.handle("load")
@@ -199,21 +205,20 @@ async def test_another_visitors_conversation_opens_nothing_and_changes_nothing(b
     assert browser.errors == []
 
 
-async def test_behind_the_gate_nothing_is_read_or_saved_until_the_password(browser, monkeypatch):
-    monkeypatch.setenv("UI_PASSWORD", "correct horse")
-    get_settings.cache_clear()
-    get_gate.cache_clear()
-    await browser.handle("load")
-    assert browser.values("locked")[-1] is True
-    await browser.handle("send", form_data={"question": "Sneaking past the gate"})
-    assert [type(error).__name__ for error in browser.errors] == ["Locked"]
-    with Session(history.engine()) as session:
-        assert session.exec(select(history.Conversation)).all() == []
+async def test_behind_the_gate_nothing_is_read_or_saved_until_the_password(browser, api, tmp_path):
+    gated = page_settings(api, tmp_path, ui_password="correct horse", api_token="s3cret")
+    with use(Services(gated)):
+        await browser.handle("load")
+        assert browser.values("locked")[-1] is True
+        await browser.handle("send", form_data={"question": "Sneaking past the gate"})
+        assert [type(error).__name__ for error in browser.errors] == ["Locked"]
+        with Session(services().database) as session:
+            assert session.exec(select(history.Conversation)).all() == []
 
-    await browser.handle("unlock", form_data={"password": "wrong"})
-    assert browser.values("gate_error")[-1] == "That is not the password."
-    assert browser.values("session") == []
-    await browser.handle("unlock", form_data={"password": "correct horse"})
-    assert get_gate().admits(browser.values("session")[-1])
-    await browser.wait_for("locked", lambda locked: locked is False)  # then it loads
-    assert browser.values("gate_error")[-1] == ""
+        await browser.handle("unlock", form_data={"password": "wrong"})
+        assert browser.values("gate_error")[-1] == "That is not the password."
+        assert browser.values("session") == []
+        await browser.handle("unlock", form_data={"password": "correct horse"})
+        assert services().gate.admits(browser.values("session")[-1])
+        await browser.wait_for("locked", lambda locked: locked is False)  # then it loads
+        assert browser.values("gate_error")[-1] == ""

@@ -7,16 +7,15 @@ import httpx
 import reflex as rx
 from httpx_sse import aconnect_sse
 
-from {{ cookiecutter.package_name }}.settings import get_settings
+from {{ cookiecutter.package_name }}.settings import Settings
 
 
 class AnswerError(Exception):
     """The API refused the question or the model failed mid-answer; the text is user-facing."""
 
 
-def api_client(timeout: httpx.Timeout | float) -> httpx.AsyncClient:
+def api_client(settings: Settings, timeout: httpx.Timeout | float) -> httpx.AsyncClient:
     """A client of the API: at `API_URL` (else this backend's own port), with `API_TOKEN`."""
-    settings = get_settings()
     base_url = settings.api_url or f"http://127.0.0.1:{rx.config.get_config().backend_port}"
     token = settings.api_token
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
@@ -24,7 +23,7 @@ def api_client(timeout: httpx.Timeout | float) -> httpx.AsyncClient:
 
 
 async def stream_answer(
-    messages: list[dict], model: str | None = None, timeout_s: float = 60.0
+    settings: Settings, messages: list[dict], model: str | None = None, timeout_s: float = 60.0
 ) -> AsyncIterator[str | dict]:
     """Yield each text delta as it arrives, then the `finish` metadata dict.
 
@@ -33,7 +32,7 @@ async def stream_answer(
     """
     body = {"messages": messages, **({"model": model} if model else {})}
     async with (
-        api_client(httpx.Timeout(timeout_s, connect=5.0)) as client,
+        api_client(settings, httpx.Timeout(timeout_s, connect=5.0)) as client,
         aconnect_sse(client, "POST", "/api/chat", json=body) as source,
     ):
         if source.response.status_code != 200:

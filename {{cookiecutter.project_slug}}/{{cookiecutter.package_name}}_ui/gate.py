@@ -5,7 +5,6 @@ changing the password ends every session, and a stolen cookie costs scrypt per g
 attack offline. Wrong tries count per client address (in Redis when `REDIS_URL` is set).
 """
 
-import functools
 import hashlib
 import hmac
 import logging
@@ -15,7 +14,7 @@ import time
 from limits import parse
 
 from {{ cookiecutter.package_name }}.access import rate_limiter
-from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+from {{ cookiecutter.package_name }}.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +25,10 @@ WRONG_TRIES = parse("5/minute")
 class Gate:
     def __init__(self, settings: Settings) -> None:
         password = settings.ui_password.get_secret_value() if settings.ui_password else ""
+        if password and not settings.api_token:
+            logger.warning(
+                "UI_PASSWORD guards the page, but without API_TOKEN anyone can call /api/chat."
+            )
         self._password = password.encode()
         self._key = (
             hashlib.scrypt(self._password, salt=b"ui-session", n=2**14, r=8, p=1)
@@ -69,14 +72,3 @@ class Gate:
 
 class WrongPassword(Exception):
     """The text is user-facing."""
-
-
-@functools.cache
-def get_gate() -> Gate:
-    """The process's one `Gate`: its count of wrong tries must be shared by every visitor."""
-    settings = get_settings()
-    if settings.ui_password and not settings.api_token:
-        logger.warning(
-            "UI_PASSWORD guards the page, but without API_TOKEN anyone can call /api/chat."
-        )
-    return Gate(settings)

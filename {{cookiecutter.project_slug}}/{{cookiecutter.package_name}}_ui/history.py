@@ -12,12 +12,10 @@ are Alembic's (`migrations/`), brought up to date when the app opens the databas
 import re
 import secrets
 from datetime import UTC, datetime
-from functools import cache
 
 from sqlalchemy import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
 
-from {{ cookiecutter.package_name }}.settings import get_settings
 from {{ cookiecutter.package_name }}_ui import migrate
 
 NEW_TITLE = "New chat"
@@ -70,19 +68,14 @@ def open_database(url: str) -> Engine:
     return engine
 
 
-@cache
-def engine() -> Engine:
-    return open_database(get_settings().database_url)
-
-
 class History:
     """One owner's conversations and messages; nothing of anyone else's is reachable."""
 
-    def __init__(self, owner: str, database: Engine | None = None) -> None:
+    def __init__(self, owner: str, database: Engine) -> None:
         if not is_owner_id(owner):
             raise ValueError("an owner id is 43 URL-safe characters (new_owner_id())")
         self.owner = owner
-        self._engine = database or engine()
+        self._engine = database
 
     def conversations(self) -> list[Conversation]:
         """The owner's conversations, the most recently active first."""

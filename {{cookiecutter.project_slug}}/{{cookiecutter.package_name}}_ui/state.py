@@ -14,12 +14,11 @@ import time
 import httpx
 import reflex as rx
 
-from {{ cookiecutter.package_name }}.settings import get_settings
-
 from . import draft, history
 from .client import AnswerError, api_client, stream_answer
-from .gate import SESSION_S, WrongPassword, get_gate
+from .gate import SESSION_S, WrongPassword
 from .reflex_compat import tab_is_connected
+from .services import services
 
 TITLE_CHARS = 48
 # The cookies are the app's own even beside other apps on localhost (cookies ignore the port).
@@ -80,7 +79,7 @@ class ChatState(rx.State):
     # A year, renewed by every visit; Reflex writes cookies from the page, so not httponly.
     owner: str = rx.Cookie("", name=OWNER_COOKIE, max_age=365 * 24 * 3600, same_site="strict")
     session: str = rx.Cookie("", name=SESSION_COOKIE, max_age=SESSION_S, same_site="strict")
-    locked: bool = not get_gate().is_open  # the gate instead of the chat, from the first paint
+    locked: bool = not services().gate.is_open  # the gate instead of the chat, from the first paint
     gate_error: str = ""
     conversations: list[ConversationItem] = []
     conversation_id: int = 0  # 0: a new chat, saved with its first question
@@ -96,11 +95,11 @@ class ChatState(rx.State):
     async def load(self):
         """On page load: the allow-list, the saved conversations, the open one's messages;
         only the gate while the page has no session."""
-        self.locked = not get_gate().admits(self.session)
+        self.locked = not services().gate.admits(self.session)
         if self.locked:
             self.conversations, self.messages, self.conversation_id = [], [], 0
             return
-        async with api_client(timeout=10) as client:
+        async with api_client(services().settings, timeout=10) as client:
             response = await client.get("/api/models")
         if response.status_code == 200:
             self.models = response.json()["models"]
@@ -112,7 +111,7 @@ class ChatState(rx.State):
     @rx.event
     async def unlock(self, form_data: dict):
         try:
-            self.session = await get_gate().enter(
+            self.session = await services().gate.enter(
                 form_data.get("password") or "", self.router.session.client_ip
             )
         except WrongPassword as exc:
@@ -226,7 +225,8 @@ class ChatState(rx.State):
         if stop:
             return
         async with self:
-            if not get_gate().admits(self.session):  # nothing streams for a page behind the gate
+            # Nothing streams for a page behind the gate.
+            if not services().gate.admits(self.session):
                 self.streaming, self.locked = False, True
                 return
             token = self.router.session.client_token
@@ -236,10 +236,10 @@ class ChatState(rx.State):
                 turns.insert(0, {"role": "system", "content": self.system_prompt})
         answer = history.StoredMessage(role="assistant", content="")
         pending: list[str] = []
-        flush_s = get_settings().ui_flush_ms / 1000
+        flush_s = services().settings.ui_flush_ms / 1000
         last_flush = time.monotonic()
         try:
-            async for item in stream_answer(turns, model):
+            async for item in stream_answer(services().settings, turns, model):
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
                     continue
@@ -298,8 +298,8 @@ class ChatState(rx.State):
     def _history(self) -> history.History:
         """This browser's history, the only way to the database: a page behind the gate gets
         none, and a browser without a (well-formed) owner id gets a new, empty one."""
-        if not get_gate().admits(self.session):
+        if not services().gate.admits(self.session):
             raise Locked
         if not history.is_owner_id(self.owner):
             self.owner = history.new_owner_id()
-        return history.History(self.owner)
+        return history.History(self.owner, services().database)

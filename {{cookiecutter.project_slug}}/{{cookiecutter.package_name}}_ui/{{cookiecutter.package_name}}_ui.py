@@ -9,6 +9,7 @@ import reflex as rx
 
 from {{ cookiecutter.package_name }} import llm
 from {{ cookiecutter.package_name }}.api import create_app, mount_into_reflex
+from {{ cookiecutter.package_name }}.settings import get_settings
 {%- endif %}
 
 from . import draft
@@ -399,6 +400,6 @@ def index() -> rx.Component:
 app = rx.App()
 {%- else -%}
 app = rx.App(api_transformer=mount_into_reflex(create_app()))
-app.register_lifespan_task(llm.preload_in_background)
+app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
 {%- endif %}
 app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load)

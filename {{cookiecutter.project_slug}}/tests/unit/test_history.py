@@ -2,6 +2,7 @@
 change nothing."""
 
 import pytest
+from sqlalchemy import create_engine
 
 from {{ cookiecutter.package_name }}_ui.history import (
     History,
@@ -44,7 +45,7 @@ def test_owner_ids_are_random_and_well_formed():
     for forged in ["", "nobody", first[:-1], first + "x", first[:-1] + "/"]:
         assert not is_owner_id(forged)
         with pytest.raises(ValueError):
-            History(forged)
+            History(forged, create_engine("sqlite://"))
 
 
 def test_each_owner_lists_only_their_own_conversations(alice, bob):
