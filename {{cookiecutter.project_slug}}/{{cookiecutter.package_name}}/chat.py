@@ -13,7 +13,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from enum import Enum
 
@@ -247,7 +246,14 @@ async def _paced(
             idle_at = now + settings.llm_timeout_s
             yield event
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with suppress(asyncio.CancelledError):
-                await pending
+        if pending is not None:
+            await _discard(pending)
+
+
+async def _discard(read: asyncio.Future) -> None:
+    """Cancel a read still running and take the outcome of one that has ended: the provider's
+    stream may end just as the client leaves, and asyncio logs an outcome nobody took."""
+    read.cancel()
+    await asyncio.wait({read})
+    if not read.cancelled():
+        read.exception()

@@ -1,6 +1,7 @@
 """The chat core: a model's events in, UI message chunks out, and every way an answer ends."""
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -191,6 +192,27 @@ async def test_a_client_going_away_closes_the_provider_connection():
     await answer.read(2)
     await answer.chunks.aclose()
     answer.assert_closed("cancelled")
+
+
+async def test_a_client_leaving_as_the_provider_ends_leaves_no_outcome_unread():
+    """The client leaves during a heartbeat just as the provider's stream ends: the finished
+    read's outcome is taken, not left for asyncio to log as "never retrieved"."""
+    loop = asyncio.get_running_loop()
+    unread = []
+    handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: unread.append(context["message"]))
+    try:
+        answer = Answer(FakeStream(), sse_heartbeat_s=0.01)
+        assert types(await answer.read(2)) == ["start", "ping"]
+        answer.stream.put(END)
+        for _ in range(5):  # the pending read takes END and ends
+            await asyncio.sleep(0)
+        await answer.chunks.aclose()
+        del answer
+        gc.collect()
+    finally:
+        loop.set_exception_handler(handler)
+    assert unread == []
 
 
 def request(*texts: str) -> ChatRequest:
