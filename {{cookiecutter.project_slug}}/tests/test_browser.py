@@ -211,6 +211,44 @@ def test_code_renders_while_streaming_without_raw_fences(page):
     screenshot(page, "markdown")
 
 
+PHONE = {"width": 390, "height": 844}
+
+
+def test_on_a_phone_everything_fits_and_the_conversations_are_a_drawer(page):
+    page.set_viewport_size(PHONE)
+    expect(page.get_by_role("navigation", name="Conversations")).to_have_count(0)
+    screenshot(page, "phone-empty")
+    long_word = "https://example.com/" + "a" * 150  # wraps inside its bubble, no sideways scroll
+    ask(page, f"Show me code for {long_word}", "openai/fake-markdown")
+    expect(answers(page)).to_have_count(1)
+    expect(answers(page).last).to_contain_text("It returns a greeting.")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for control in (
+        page.get_by_role("textbox", name="Your question"),
+        page.get_by_role("button", name="Send"),
+        answers(page).last,
+        chat_log(page).get_by_text(long_word),
+    ):
+        box = control.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+        assert box["y"] + box["height"] <= PHONE["height"], box
+    screenshot(page, "phone-answer")
+
+    page.get_by_role("button", name="Conversations").click()
+    drawer = page.get_by_role("navigation", name="Conversations")
+    expect(drawer).to_be_visible()
+    slid_in = "document.querySelector('[role=dialog]').getBoundingClientRect().left === 0"
+    page.wait_for_function(slid_in)
+    screenshot(page, "phone-drawer")
+    page.keyboard.press("Escape")
+    expect(drawer).to_have_count(0)
+
+    page.get_by_role("button", name="Conversations").click()
+    drawer.get_by_role("button", name="New chat").click()
+    expect(drawer).to_have_count(0)  # choosing closes it
+    expect(answers(page)).to_have_count(0)
+
+
 def test_history_survives_a_reload_and_a_new_tab(page, app):
     ask(page, "Remember this question", "openai/fake-fast")
     expect(answers(page)).to_have_count(1)

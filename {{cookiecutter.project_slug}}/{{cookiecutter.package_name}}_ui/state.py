@@ -90,6 +90,7 @@ class ChatState(rx.State):
     model: str = ""
     editing_id: int = 0  # the question being edited
     renaming_id: int = 0  # the conversation being renamed
+    menu_open: bool = False  # the conversations' drawer, on a narrow screen
 
     @rx.event
     async def load(self):
@@ -122,13 +123,19 @@ class ChatState(rx.State):
 
     @rx.event
     def new_chat(self):
+        self.menu_open = False
         if not self.streaming:
             self._open(0)
 
     @rx.event
     def open_conversation(self, conversation_id: int):
+        self.menu_open = False
         if not self.streaming:
             self._open(conversation_id)
+
+    @rx.event
+    def set_menu_open(self, is_open: bool):
+        self.menu_open = is_open
 
     @rx.event
     def start_rename(self, conversation_id: int):

@@ -40,6 +40,18 @@ MARKDOWN = {
         )
     },
 }
+# Named for screen readers, not shown (the drawer's title).
+VISUALLY_HIDDEN = {
+    "position": "absolute",
+    "width": "1px",
+    "height": "1px",
+    "overflow": "hidden",
+    "clip": "rect(0 0 0 0)",
+    "white_space": "nowrap",
+}
+# Radix breakpoints: below 30em, 30-48em, from 48em (768 px) on.
+NARROW_ONLY = ["flex", "flex", "none"]
+WIDE_ONLY = ["none", "none", "flex"]
 # Esc stops the answer from anywhere on the page, handled in the page: no round trip per key.
 ESC_STOPS = """
 document.addEventListener("keydown", (event) => {
@@ -59,8 +71,15 @@ def conversation_row(conversation: ConversationItem) -> rx.Component:
     is_open = conversation.id == ChatState.conversation_id
     return rx.hstack(
         rx.button(
+            # min_width: a flex item otherwise keeps its text's width and never shows the ellipsis.
             rx.text(
-                conversation.title, truncate=True, white_space="nowrap", width="100%", align="left"
+                conversation.title,
+                white_space="nowrap",
+                overflow="hidden",
+                text_overflow="ellipsis",
+                width="100%",
+                min_width="0",
+                align="left",
             ),
             on_click=ChatState.open_conversation(conversation.id),
             variant=rx.cond(is_open, "soft", "ghost"),
@@ -115,7 +134,8 @@ def rename_dialog() -> rx.Component:
     )
 
 
-def sidebar() -> rx.Component:
+def sidebar(**props) -> rx.Component:
+    """The conversations: a column on a wide screen, the drawer's content on a narrow one."""
     return rx.vstack(
         rx.button(
             rx.icon("plus", size=15),
@@ -124,19 +144,57 @@ def sidebar() -> rx.Component:
             variant="outline",
             width="100%",
         ),
-        rx.scroll_area(
+        # A plain scrolling box: Radix's scroll area lays its content out as a table that
+        # grows with the longest title, which then never truncates.
+        rx.box(
             rx.vstack(rx.foreach(ChatState.conversations, conversation_row), spacing="1"),
             flex="1",
+            width="100%",
+            overflow_y="auto",
         ),
-        rename_dialog(),
         rx.hstack(rx.color_mode.button(aria_label="Toggle dark mode"), justify="end", width="100%"),
         role="navigation",
         aria_label="Conversations",
         width="16em",
-        height="100vh",
+        max_width="85vw",
         padding="1em",
-        border_right=f"1px solid {rx.color('gray', 5)}",
         flex_shrink="0",
+        **props,
+    )
+
+
+def conversations_drawer() -> rx.Component:
+    """Below 48em (768 px) the sidebar would leave the chat too little room: it slides in
+    from the left behind the menu button instead."""
+    return rx.drawer.root(
+        rx.drawer.overlay(z_index="5"),
+        rx.drawer.portal(
+            rx.drawer.content(
+                rx.drawer.title("Conversations", style=VISUALLY_HIDDEN),
+                sidebar(height="100%"),
+                width="fit-content",
+                height="100%",
+                position="fixed",
+                top="0",
+                left="0",
+                z_index="10",
+                background_color=rx.color("gray", 1),
+            ),
+        ),
+        open=ChatState.menu_open,
+        on_open_change=ChatState.set_menu_open,
+        direction="left",
+    )
+
+
+def menu_button() -> rx.Component:
+    return rx.icon_button(
+        rx.icon("menu", size=18),
+        aria_label="Conversations",
+        aria_expanded=rx.cond(ChatState.menu_open, "true", "false"),
+        on_click=ChatState.set_menu_open(True),
+        variant="ghost",
+        display=NARROW_ONLY,
     )
 
 
@@ -276,11 +334,12 @@ def settings_bar() -> rx.Component:
                     aria_label="System prompt",
                     rows="5",
                     width="24em",
+                    max_width="80vw",
                 ),
             ),
         ),
         justify="end",
-        width="100%",
+        flex="1",
     )
 
 
@@ -358,13 +417,17 @@ def gate() -> rx.Component:
 
 def chat() -> rx.Component:
     return rx.hstack(
-        sidebar(),
+        sidebar(display=WIDE_ONLY, height="100vh", border_right=f"1px solid {rx.color('gray', 5)}"),
+        conversations_drawer(),
+        rename_dialog(),
         rx.vstack(
             rx.hstack(
+                menu_button(),
                 rx.heading("{{ cookiecutter.project_name }}", size="5", as_="h1", white_space="nowrap"),
                 settings_bar(),
                 width="100%",
                 align="center",
+                flex_wrap="wrap",
             ),
             rx.auto_scroll(
                 rx.vstack(
@@ -377,6 +440,8 @@ def chat() -> rx.Component:
                 aria_label="Messages",
                 flex="1",
                 width="100%",
+                # A long URL or word wraps inside its bubble instead of widening the page.
+                overflow_wrap="anywhere",
             ),
             composer(),
             rx.script(ESC_STOPS),
@@ -384,6 +449,7 @@ def chat() -> rx.Component:
             height="100vh",
             padding="1em",
             flex="1",
+            min_width="0",
             max_width="60em",
             margin="0 auto",
         ),
