@@ -393,6 +393,7 @@ def scroll_up_until_it_stays(log) -> None:
     `wait_for_function`: that one takes the promise itself for a truthy answer.)"""
     scroll_to_top = """(log) => new Promise((resolve) => {
         log.addEventListener("scroll", () => resolve(log.scrollTop === 0), {once: true});
+        setTimeout(() => resolve(false), 2000);  // no event: it was at the top already
         log.scrollTo(0, 0);
     })"""
     wait_until(lambda: log.evaluate(scroll_to_top), "the page saw the reader at the top", 30)

@@ -93,7 +93,7 @@ def page_settings(api: str, tmp_path, **settings) -> Settings:
     database_url = f"sqlite:///{tmp_path / 'chat.db'}"
     # 4 tokens of the fake-slow script (one per 50 ms) per push to the page.
     page = {"api_url": api, "database_url": database_url, "ui_flush_ms": 200, "ui_password": None}
-    return Settings(**(page | settings))
+    return Settings(**(page | {"redis_url": None} | settings))
 
 
 @pytest.fixture
@@ -206,6 +206,7 @@ async def test_another_visitors_conversation_opens_nothing_and_changes_nothing(b
 
 
 async def test_behind_the_gate_nothing_is_read_or_saved_until_the_password(browser, api, tmp_path):
+    # With API_TOKEN, as a gated deployment has it (the gate warns without one).
     gated = page_settings(api, tmp_path, ui_password="correct horse", api_token="s3cret")
     with use(Services(gated)):
         await browser.handle("load")

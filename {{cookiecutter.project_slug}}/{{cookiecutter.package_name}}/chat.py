@@ -30,9 +30,9 @@ class Chat:
     """The routes' work with what it depends on, built once per app by the adapter's
     `create_app`: every request of the app shares its settings and its `Access` counters."""
 
-    def __init__(self, settings: Settings, access: Access | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.access = access or Access(settings)
+        self.access = Access(settings)
 
     async def open(self, body: bytes, caller: Caller) -> AsyncIterator[bytes]:
         """`POST /api/chat`: checks the caller and the request, opens the provider stream and

@@ -63,12 +63,15 @@ def litellm():
 
 
 _preload_started = threading.Event()
+_preload_starting = threading.Lock()
 
 
 def preload_in_background(settings: Settings) -> None:
     """Start importing LiteLLM now (once a process), so the first chat request does not pay for
     it; then say what the default model still needs, so a missing key shows at start-up."""
-    if not _preload_started.is_set():
+    with _preload_starting:
+        if _preload_started.is_set():
+            return
         _preload_started.set()
         threading.Thread(
             target=_preload, args=(settings,), name="litellm-import", daemon=True

@@ -19,8 +19,10 @@ BEFORE_OWNERS, WITH_OWNERS = "0001", "0002"
 def upgrade(engine: Engine) -> None:
     """Migrate to the newest revision, one process at a time: each app process opens the
     database as it starts, and those that wait find the work done."""
-    sqlite = engine.dialect.name == "sqlite"
-    exclusive = _sqlite_write_transaction if sqlite else _locked_transaction
+    # An in-memory SQLite database lives in the engine's one connection: nobody to wait for.
+    in_memory = engine.url.database in (None, "", ":memory:")
+    sqlite_file = engine.dialect.name == "sqlite" and not in_memory
+    exclusive = _sqlite_write_transaction if sqlite_file else _locked_transaction
     with exclusive(engine) as connection:
         config = alembic_config(connection)
         if revision := _unversioned_schema(connection):
@@ -30,7 +32,8 @@ def upgrade(engine: Engine) -> None:
 
 @contextmanager
 def _locked_transaction(engine: Engine) -> Iterator[Connection]:
-    """PostgreSQL's DDL is transactional; an advisory lock makes the others wait."""
+    """PostgreSQL's DDL is transactional; an advisory lock makes the others wait. (Other
+    databases get a plain transaction: start one process first there.)"""
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})

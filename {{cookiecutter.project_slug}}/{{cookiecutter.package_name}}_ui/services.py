@@ -5,9 +5,9 @@ Reflex creates the states itself, so they cannot be handed what they depend on; 
 `services()`. Tests hand in their own with `use(Services(Settings(...)))`.
 """
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
 
 from sqlalchemy import Engine
 
@@ -22,21 +22,34 @@ class Services:
         self.settings = settings
         # One gate per process: its count of wrong tries is shared by every visitor.
         self.gate = Gate(settings)
+        self._database: Engine | None = None
+        self._opening = threading.Lock()
 
-    @cached_property
+    @property
     def database(self) -> Engine:
         """Opened (and migrated) on first use, not when the page is compiled."""
-        return open_database(self.settings.database_url)
+        with self._opening:
+            if self._database is None:
+                self._database = open_database(self.settings.database_url)
+            return self._database
 
 
 _current: Services | None = None
+_building = threading.Lock()
 
 
 def services() -> Services:
     global _current
-    if _current is None:
-        _current = Services(get_settings())
-    return _current
+    with _building:
+        if _current is None:
+            _current = Services(get_settings())
+        return _current
+
+
+def open_history() -> None:
+    """A start-up task: the migrations run (or fail) before the first visitor, not in the
+    first handler that reads the history."""
+    services().database  # noqa: B018 (the property opens it)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.settings import get_settings
 {%- endif %}
 
 from . import draft
+from .services import open_history
 from .state import ChatState, ConversationItem, Message
 
 # LLM output needs no math or raw-HTML rendering; each plugin costs time on every update.
@@ -468,4 +469,5 @@ app = rx.App()
 app = rx.App(api_transformer=mount_into_reflex(create_app()))
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
 {%- endif %}
+app.register_lifespan_task(open_history)
 app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load)

@@ -9,6 +9,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Column,
     DateTime,
@@ -31,18 +32,20 @@ from {{ cookiecutter.package_name }}_ui.history import (
     open_database,
 )
 
+from ..support import new_postgres_schema, wait_until
+
 # The tables as bakes made them before owners existed (SQLModel's create_all), with a turn.
-BEFORE_OWNERS = MetaData()
+TABLES_BEFORE_OWNERS = MetaData()
 Table(
     "conversation",
-    BEFORE_OWNERS,
+    TABLES_BEFORE_OWNERS,
     Column("id", Integer, primary_key=True),
     *(Column(name, String, nullable=False) for name in ["title", "system_prompt", "model"]),
     Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
 )
 Table(
     "message",
-    BEFORE_OWNERS,
+    TABLES_BEFORE_OWNERS,
     Column("id", Integer, primary_key=True),
     Column("conversation_id", ForeignKey("conversation.id"), nullable=False, index=True),
     *(Column(name, String, nullable=False) for name in ["role", "content", "status", "error"]),
@@ -51,13 +54,15 @@ Table(
 
 
 def an_old_turn(connection) -> None:
-    conversation, message = BEFORE_OWNERS.tables["conversation"], BEFORE_OWNERS.tables["message"]
+    tables = TABLES_BEFORE_OWNERS.tables
+    conversation, message = tables["conversation"], tables["message"]
     old = {"title": "Old chat", "system_prompt": "", "model": "", "updated_at": datetime.now(UTC)}
     conversation_id = connection.execute(conversation.insert().values(old)).inserted_primary_key[0]
     turn = {"role": "user", "content": "Old question", "status": "done", "error": "", "details": ""}
     connection.execute(message.insert().values(conversation_id=conversation_id, **turn))
 
 
+HEAD = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
 # What each app process does as it starts.
 OPEN_DATABASE = """
 import sys
@@ -85,7 +90,7 @@ def revision(engine) -> str:
 
 def test_an_empty_database_gets_the_schema_the_models_declare(engine, database_url):
     open_database(database_url).dispose()
-    assert revision(engine) == "0002"
+    assert revision(engine) == HEAD
     assert differences_from_the_models(engine) == []
 
 
@@ -99,7 +104,7 @@ def test_every_migration_can_be_undone_and_redone(engine, database_url):
 
 
 def test_history_from_before_owners_is_kept_and_hidden(engine, database_url):
-    BEFORE_OWNERS.create_all(engine)
+    TABLES_BEFORE_OWNERS.create_all(engine)
     with engine.begin() as connection:
         an_old_turn(connection)
 
@@ -115,7 +120,7 @@ def test_history_from_before_owners_is_kept_and_hidden(engine, database_url):
         rows = connection.execute(text("SELECT owner, title FROM conversation ORDER BY id"))
         assert rows.all() == [("", "Old chat"), (visitor.owner, "Mine")]
         assert connection.execute(text("SELECT count(*) FROM message")).scalar() == 2
-    assert revision(engine) == "0002"
+    assert revision(engine) == HEAD
     assert differences_from_the_models(engine) == []
 
 
@@ -125,15 +130,30 @@ def test_tables_created_directly_with_owners_are_taken_as_they_are(engine, datab
     History(new_owner_id(), engine).create("Kept")
 
     open_database(database_url).dispose()
-    assert revision(engine) == "0002"
+    assert revision(engine) == HEAD
     with engine.connect() as connection:
         assert connection.execute(text("SELECT title FROM conversation")).all() == [("Kept",)]
 
 
-def test_processes_starting_at_once_on_an_empty_database_all_start(engine, database_url):
-    """Each app process opens the database as it starts; one migrates while the others wait,
-    then find the work done. (Processes: Alembic keeps one migration context per process.)"""
-    start = [sys.executable, "-c", OPEN_DATABASE, database_url]
-    starts = [subprocess.Popen(start) for _ in range(3)]
+def test_on_sqlite_processes_starting_at_once_all_start(tmp_path):
+    """Each app process opens the database as it starts; on SQLite the first to take the write
+    lock migrates while the others wait. (Processes: Alembic keeps one context per process.)"""
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    starts = [subprocess.Popen([sys.executable, "-c", OPEN_DATABASE, url]) for _ in range(3)]
     assert [process.wait(timeout=60) for process in starts] == [0, 0, 0]
-    assert revision(engine) == "0002"
+    assert revision(create_engine(url)) == HEAD
+
+
+def test_on_postgres_a_process_waits_while_another_migrates(postgres_server):
+    url = new_postgres_schema(postgres_server)
+    engine = create_engine(url)
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    with engine.begin() as migrating:  # as another process would, while it migrates
+        migrating.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": migrate._LOCK_KEY})
+        starting = subprocess.Popen([sys.executable, "-c", OPEN_DATABASE, url])
+        lock_requested = lambda: migrating.execute(waiting).scalar() == 1  # noqa: E731
+        wait_until(lock_requested, "the starting process waits for the lock", 30, starting)
+        assert starting.poll() is None
+    assert starting.wait(timeout=60) == 0
+    assert revision(engine) == HEAD
+    engine.dispose()

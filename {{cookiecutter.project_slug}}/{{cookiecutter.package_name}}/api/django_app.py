@@ -69,7 +69,8 @@ def _caller(request: HttpRequest) -> Caller:
     return Caller(address, request.headers.get("authorization"))
 
 
-# The URLconf (ROOT_URLCONF is this module); its views are made by `create_app`.
+# The URLconf (ROOT_URLCONF is this module), filled by `create_app`. Django has one URLconf
+# per process, so one app per process, as the servers run it.
 urlpatterns: list = []
 
 
