@@ -62,17 +62,14 @@ def litellm():
     return module
 
 
-_preload_started = threading.Event()
-_preload_starting = threading.Lock()
+# Taken by the first call and never released: the preload runs once a process.
+_preload_once = threading.Lock()
 
 
 def preload_in_background(settings: Settings) -> None:
     """Start importing LiteLLM now (once a process), so the first chat request does not pay for
     it; then say what the default model still needs, so a missing key shows at start-up."""
-    with _preload_starting:
-        if _preload_started.is_set():
-            return
-        _preload_started.set()
+    if _preload_once.acquire(blocking=False):
         threading.Thread(
             target=_preload, args=(settings,), name="litellm-import", daemon=True
         ).start()
