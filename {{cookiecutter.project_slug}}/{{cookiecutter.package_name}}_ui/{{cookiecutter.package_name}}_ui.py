@@ -1,9 +1,13 @@
 {%- if cookiecutter.framework == "flask" -%}
 """The chat page. It talks to the API served beside it (`API_URL`)."""
 
+import functools
+
 import reflex as rx
 {%- else -%}
 """The chat page. The API is mounted into Reflex's backend, so one server serves both."""
+
+import functools
 
 import reflex as rx
 
@@ -37,6 +41,10 @@ MARKDOWN = {
             ),
             margin_y="1em",
             wrap_long_lines=True,
+            # Coldark's light colours keep 4.5:1 on its background; One Light's do not.
+            theme=rx.color_mode_cond(
+                light=rx.code_block.themes.coldark_cold, dark=rx.code_block.themes.one_dark
+            ),
             **props,
         )
     },
@@ -53,6 +61,15 @@ VISUALLY_HIDDEN = {
 # Radix breakpoints: below 30em, 30-48em, from 48em (768 px) on.
 NARROW_ONLY = ["flex", "flex", "none"]
 WIDE_ONLY = ["none", "none", "flex"]
+# What the empty page offers to ask; the embedded model can answer each (after a fashion).
+SUGGESTIONS = (
+    "Explain in two sentences what streaming an answer means",
+    "Write a Python function that reverses a string",
+    "Give me three names for a hackathon project",
+    "What is the capital of France?",
+)
+# Send and Stop swap in the same place: one width, so the text box never jumps.
+ACTION_WIDTH = "4.5em"
 # Esc stops the answer from anywhere on the page, handled in the page: no round trip per key.
 ESC_STOPS = """
 document.addEventListener("keydown", (event) => {
@@ -86,7 +103,10 @@ def conversation_row(conversation: ConversationItem) -> rx.Component:
             variant=rx.cond(is_open, "soft", "ghost"),
             aria_current=rx.cond(is_open, "page", "false"),
             justify="start",
-            margin="0",  # a ghost button otherwise sits outside its padding
+            # A ghost button otherwise sits outside its padding, and has less of it than a soft
+            # one: the open conversation's title would start 4 px right of the others'.
+            margin="0",
+            padding_x="var(--space-3)",
             flex="1",
             min_width="0",
         ),
@@ -240,6 +260,19 @@ def question(message: Message) -> rx.Component:
     )
 
 
+def error_action(message: Message) -> rx.Component:
+    """Retry, or Edit for a question the API refused as it is; nothing when only the server's
+    configuration can help (the error says what to set)."""
+    # High contrast: a soft button's own red is under 4.5:1 on the callout's.
+    button = functools.partial(rx.button, size="1", variant="soft", high_contrast=True)
+    return rx.match(
+        message.action,
+        ("retry", button("Retry", on_click=ChatState.regenerate)),
+        ("edit", button("Edit", on_click=ChatState.edit_last_question)),
+        rx.fragment(),
+    )
+
+
 def answer(message: Message, is_last: bool) -> rx.Component:
     return rx.box(
         rx.markdown(message.content, **MARKDOWN),
@@ -248,8 +281,9 @@ def answer(message: Message, is_last: bool) -> rx.Component:
             rx.callout(
                 rx.hstack(
                     rx.text(message.error),
-                    rx.button("Retry", size="1", variant="soft", on_click=ChatState.regenerate),
+                    error_action(message),
                     align="center",
+                    wrap="wrap",
                 ),
                 icon="triangle_alert",
                 color_scheme="red",
@@ -258,11 +292,15 @@ def answer(message: Message, is_last: bool) -> rx.Component:
             ),
         ),
         rx.hstack(
-            icon_button(
-                "copy", "Copy answer", on_click=rx.set_clipboard(message.content), size="1"
-            ),
             rx.cond(
-                is_last & ~ChatState.streaming,
+                message.content != "",
+                icon_button(
+                    "copy", "Copy answer", on_click=rx.set_clipboard(message.content), size="1"
+                ),
+            ),
+            # A failed answer has its Retry (or Edit) beside the error instead.
+            rx.cond(
+                is_last & ~ChatState.streaming & (message.status != "error"),
                 icon_button(
                     "refresh-cw", "Regenerate answer", on_click=ChatState.regenerate, size="1"
                 ),
@@ -310,12 +348,46 @@ def live_answer() -> rx.Component:
     )
 
 
+def empty_state() -> rx.Component:
+    """A new chat: which model answers, and a few questions to start with."""
+    return rx.vstack(
+        rx.heading("Welcome to {{ cookiecutter.project_name }}", size="6", as_="h2"),
+        rx.text(ChatState.who_answers, color_scheme="gray", max_width="36em"),
+        rx.flex(
+            *[
+                rx.button(
+                    suggestion,
+                    on_click=ChatState.ask(suggestion),
+                    variant="surface",
+                    color_scheme="gray",
+                    height="auto",
+                    max_width="100%",  # a button does not shrink; its text wraps instead
+                    padding="0.6em 0.9em",
+                    white_space="normal",
+                    text_align="left",
+                )
+                for suggestion in SUGGESTIONS
+            ],
+            role="group",
+            aria_label="Suggested questions",
+            wrap="wrap",
+            gap="0.5em",
+        ),
+        spacing="4",
+        padding_top="12vh",
+    )
+
+
 def settings_bar() -> rx.Component:
     return rx.hstack(
         rx.select.root(
-            rx.select.trigger(aria_label="Model"),
+            # The label reads well; LiteLLM's model string shows on hover.
+            rx.select.trigger(aria_label="Model", title=ChatState.model),
             rx.select.content(
-                rx.foreach(ChatState.models, lambda model: rx.select.item(model, value=model))
+                rx.foreach(
+                    ChatState.models,
+                    lambda choice: rx.select.item(choice.label, value=choice.value),
+                )
             ),
             value=ChatState.model,
             on_change=ChatState.set_model,
@@ -365,8 +437,9 @@ def composer() -> rx.Component:
                     on_click=ChatState.stop,
                     color_scheme="red",
                     aria_keyshortcuts="Escape",
+                    width=ACTION_WIDTH,
                 ),
-                rx.button("Send", type="submit"),
+                rx.button("Send", type="submit", width=ACTION_WIDTH),
             ),
             width="100%",
             align="end",
@@ -432,6 +505,7 @@ def chat() -> rx.Component:
             ),
             rx.auto_scroll(
                 rx.vstack(
+                    rx.cond(ChatState.messages.length() == 0, empty_state()),
                     rx.foreach(ChatState.messages, message_view),
                     live_answer(),
                     spacing="3",
@@ -466,7 +540,12 @@ def index() -> rx.Component:
 {% if cookiecutter.framework == "flask" -%}
 app = rx.App()
 {%- else -%}
-app = rx.App(api_transformer=mount_into_reflex(create_app()))
+app = rx.App(
+    # White on Radix's default blue is 3.2:1; on indigo, over 4.5:1.
+    theme=rx.theme(accent_color="indigo"),
+    api_transformer=mount_into_reflex(create_app()),
+    head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
+)
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
 {%- endif %}
 app.register_lifespan_task(open_history)

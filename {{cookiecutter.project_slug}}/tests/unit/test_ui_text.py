@@ -1,0 +1,51 @@
+"""What the page says about models and refusals (the browser suite shows each refusal)."""
+
+import pytest
+
+from {{ cookiecutter.package_name }}_ui.client import refusal
+from {{ cookiecutter.package_name }}_ui.models import label, who_answers
+
+
+@pytest.mark.parametrize(
+    ("model", "shown"),
+    [
+        ("openai/gpt-4.1-mini", "gpt-4.1-mini (OpenAI)"),
+        ("openrouter/openai/gpt-4.1-mini", "openai/gpt-4.1-mini (OpenRouter)"),
+        ("ollama_chat/llama3.2", "llama3.2 (Ollama)"),
+        ("someone_new/model-x", "model-x (someone_new)"),
+        ("gpt-4.1-mini", "gpt-4.1-mini"),
+    ],
+)
+def test_a_model_reads_as_its_name_and_provider(model, shown):
+    assert label(model) == shown
+
+
+def test_the_embedded_model_is_introduced_with_how_to_use_a_hosted_one():
+    line = who_answers("local/smollm2-135m-instruct")
+    assert line.startswith("smollm2-135m-instruct (offline) answers: a tiny model")
+    assert "set LLM_MODEL and its API key in .env" in line
+    assert who_answers("anthropic/claude-haiku-4-5") == "claude-haiku-4-5 (Anthropic) answers."
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "message", "says", "action"),
+    [
+        (401, "unauthorized", "A valid token is required.", "the same API_TOKEN", "configure"),
+        (401, "upstream_auth", "The provider rejected the key.", "Check its key", "configure"),
+        (503, "missing_configuration", "Model m needs X_KEY; set it.", "needs X_KEY", "configure"),
+        (413, "body_too_large", "The body exceeds 9 bytes.", "Edit the question", "edit"),
+        (422, "message_too_long", "messages.3: at most 8 characters.", "At most 8 char", "edit"),
+        (400, "context_too_long", "Too long for this model.", "or start a new chat", "edit"),
+        (502, "upstream_error", "The provider failed.", "The provider failed.", "retry"),
+    ],
+)
+def test_a_refusal_says_what_to_do(status, kind, message, says, action):
+    shown = refusal(status, kind, message)
+    assert says in str(shown)
+    assert shown.action == action
+
+
+def test_a_rate_limit_says_how_long_to_wait():
+    assert str(refusal(429, "rate_limited", "Too many.", "1")) == "Too many. Retry in 1 second."
+    assert str(refusal(429, "rate_limited", "Too many.", "7")).endswith("Retry in 7 seconds.")
+    assert str(refusal(429, "rate_limited", "Too many.", None)) == "Too many."

@@ -1,0 +1,63 @@
+"""How the page names a model: a label people read. LiteLLM's model string stays visible on
+hover over the picker and in the line under each answer."""
+
+import dataclasses
+
+# LiteLLM's provider prefixes, as people know the providers.
+PROVIDER_NAMES = {
+    "anthropic": "Anthropic",
+    "azure": "Azure OpenAI",
+    "bedrock": "AWS Bedrock",
+    "cohere": "Cohere",
+    "deepseek": "DeepSeek",
+    "fireworks_ai": "Fireworks AI",
+    "gemini": "Google Gemini",
+    "groq": "Groq",
+    "huggingface": "Hugging Face",
+    "local": "offline",
+    "mistral": "Mistral",
+    "ollama": "Ollama",
+    "ollama_chat": "Ollama",
+    "openai": "OpenAI",
+    "openrouter": "OpenRouter",
+    "perplexity": "Perplexity",
+    "together_ai": "Together AI",
+    "vertex_ai": "Vertex AI",
+    "xai": "xAI",
+}
+HOSTED_MODEL_HINT = "For a hosted model, set LLM_MODEL and its API key in .env."
+
+
+@dataclasses.dataclass
+class ModelChoice:
+    value: str  # LiteLLM's model string
+    label: str
+
+    @classmethod
+    def of(cls, model: str) -> "ModelChoice":
+        return cls(value=model, label=label(model))
+
+
+def is_embedded(model: str) -> bool:
+    """The small model that runs inside the app (llama.cpp), no key and no network."""
+    return model.startswith("local/")
+
+
+def label(model: str) -> str:
+    """`openai/gpt-4.1-mini` reads as `gpt-4.1-mini (OpenAI)`."""
+    provider, _, name = model.partition("/")
+    if not name:
+        return model
+    return f"{name} ({PROVIDER_NAMES.get(provider, provider)})"
+
+
+def who_answers(model: str) -> str:
+    """The empty page's line on the model: for the embedded one, what to expect of it."""
+    if not model:
+        return ""
+    if is_embedded(model):
+        return (
+            f"{label(model)} answers: a tiny model running on this machine, with no key and "
+            f"no network. It is quick, and often wrong. {HOSTED_MODEL_HINT}"
+        )
+    return f"{label(model)} answers."
