@@ -537,15 +537,15 @@ def index() -> rx.Component:
     return rx.cond(ChatState.locked, gate(), chat())
 
 
-{% if cookiecutter.framework == "flask" -%}
-app = rx.App()
-{%- else -%}
 app = rx.App(
     # White on Radix's default blue is 3.2:1; on indigo, over 4.5:1.
     theme=rx.theme(accent_color="indigo"),
-    api_transformer=mount_into_reflex(create_app()),
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
+{%- if cookiecutter.framework != "flask" %}
+    api_transformer=mount_into_reflex(create_app()),
+{%- endif %}
 )
+{%- if cookiecutter.framework != "flask" %}
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
 {%- endif %}
 app.register_lifespan_task(open_history)
