@@ -89,8 +89,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
-    # Providers keep idle connections for minutes; with uvicorn's 5 s, a client reusing a pooled
-    # connection races its close (and LiteLLM, which the app calls without retries, fails it).
-    uvicorn.run(
-        app, host="127.0.0.1", port=port, log_level="warning", backlog=4096, timeout_keep_alive=300
-    )
+    # uvicorn's own 5 s keep-alive, as many providers and load balancers close idle connections:
+    # a client that reuses a pooled connection as it closes must send the request again.
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096)

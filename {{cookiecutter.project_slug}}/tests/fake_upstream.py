@@ -440,3 +440,69 @@ async def _break(fault: str, wire: WireFormat) -> AsyncIterator[bytes]:
             raise UpstreamReset  # uvicorn drops the connection without ending the body
         case "malformed":
             yield b"data: {not json\n\n"
+
+
+class ClosingReusedConnections:
+    """An OpenAI-format provider that answers the first request on each connection, then closes
+    the connection unanswered when a second request arrives on it: an idle keep-alive
+    connection the provider closed just as a pooled client reused it, every time instead of
+    once in a few hundred. The model `fake-500` is refused with a 500 (that one reached it)."""
+
+    ANSWER_TOKENS = 5
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.answered = self.dropped = self.refused = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> "ClosingReusedConnections":
+        self._thread.start()
+        serving = asyncio.start_server(self._connection, "127.0.0.1", self.port)
+        self._server = asyncio.run_coroutine_threadsafe(serving, self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        try:
+            answered_here = False
+            while (body := await _request_body(reader)) is not None:
+                if answered_here:
+                    self.dropped += 1
+                    return
+                answered_here = True
+                writer.write(self._response(json.loads(body)["model"]))
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def _response(self, model: str) -> bytes:
+        if model == "fake-500":
+            self.refused += 1
+            error = json.dumps({"error": {"message": "fake refusal 500", "type": "server_error"}})
+            return _http_response(500, "application/json", error.encode())
+        self.answered += 1
+        wire = OpenAIFormat(include_usage=True)
+        frames = [wire.text(token(i)) for i in range(self.ANSWER_TOKENS)]
+        return _http_response(200, wire.media_type, b"".join(frames + wire.end(self.ANSWER_TOKENS)))
+
+
+async def _request_body(reader: asyncio.StreamReader) -> bytes | None:
+    """The next HTTP/1.1 request's body on a connection; None once the client has closed it."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    lines = head.decode("latin-1").lower().split("\r\n")
+    lengths = [int(line.split(":")[1]) for line in lines if line.startswith("content-length:")]
+    return await reader.readexactly(lengths[0] if lengths else 0)
+
+
+def _http_response(status: int, media_type: str, body: bytes) -> bytes:
+    head = f"HTTP/1.1 {status} X\r\ncontent-type: {media_type}\r\ncontent-length: {len(body)}"
+    return head.encode() + b"\r\n\r\n" + body

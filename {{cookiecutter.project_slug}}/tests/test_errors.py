@@ -3,8 +3,9 @@
 import httpx
 import pytest
 
-from .conftest import FAKE_KEY, FAMILIES, UNCONFIGURED_MODEL
-from .streams import chat_body
+from .conftest import FAKE_KEY, FAMILIES, UNCONFIGURED_MODEL, running_api
+from .fake_upstream import ClosingReusedConnections, streamed_text
+from .streams import chat_body, post_chat
 
 
 def error_of(response: httpx.Response) -> dict:
@@ -99,3 +100,24 @@ def test_ai_sdk_use_chat_body_is_accepted(api):
     with httpx.stream("POST", f"{api}/api/chat", json=body) as response:
         assert response.status_code == 200
         response.read()
+
+
+def test_a_request_the_provider_never_received_is_sent_once_more(tmp_path):
+    """Providers close idle keep-alive connections (uvicorn after 5 s, load balancers after
+    seconds), and a pooled client can send a request on one just as it closes. That request never
+    reached the provider and goes again on a new connection; a refusal reached it and does not."""
+    provider = ClosingReusedConnections().start()
+    try:
+        with running_api(provider, tmp_path) as api:
+            for _ in range(3):
+                stream = post_chat(api.url, "openai/fake-fast")
+                assert stream.text == streamed_text(ClosingReusedConnections.ANSWER_TOKENS)
+            # The 2nd and 3rd went out on the connection of the one before, which it closed.
+            assert (provider.answered, provider.dropped) == (3, 2)
+
+            body = chat_body("openai/fake-500")
+            refused = httpx.post(f"{api.url}/api/chat", json=body, timeout=30)
+            assert refused.status_code == 502
+            assert provider.refused == 1
+    finally:
+        provider.stop()

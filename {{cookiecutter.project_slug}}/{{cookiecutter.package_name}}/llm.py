@@ -226,21 +226,42 @@ async def open_stream(messages: list[dict], model: str, settings: Settings) -> C
     llm = await asyncio.to_thread(litellm)
     if missing := _missing_env(llm, model, settings):
         raise ApiError(503, "missing_configuration", _needs(model, missing))
+    request = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": settings.max_tokens,
+        "api_base": settings.llm_api_base,
+        "api_key": _api_key(settings),
+        "timeout": settings.llm_timeout_s,
+        # LiteLLM's retries would repeat answers the provider refused or failed, which it may
+        # have billed; only a request it never received is sent again, below.
+        "max_retries": 0,
+    }
     try:
-        response = await llm.acompletion(
-            model=model,
-            messages=messages,
-            stream=True,
-            stream_options={"include_usage": True},
-            max_tokens=settings.max_tokens,
-            api_base=settings.llm_api_base,
-            api_key=_api_key(settings),
-            timeout=settings.llm_timeout_s,
-            max_retries=0,
-        )
+        response = await llm.acompletion(**request)
     except Exception as exc:
-        raise provider_error(exc) from None
+        if not never_answered(exc):
+            raise provider_error(exc) from None
+        logger.info("the provider closed the connection unanswered; sending once more")
+        try:
+            response = await llm.acompletion(**request)
+        except Exception as again:
+            raise provider_error(again) from None
     return CompletionStream(response, settings.llm_fast_stream and not _litellm_callbacks_set(llm))
+
+
+def never_answered(exc: Exception) -> bool:
+    """The connection failed before a byte of the response came back: the provider refused the
+    connection, or closed it as the request went out, as it does to an idle keep-alive
+    connection the pool then reuses. Such a request did nothing there and is safe to send again
+    (browsers do the same). A timeout may have reached the provider: it is not retried."""
+    causes = list(_causes(exc))
+    if any(isinstance(cause, (httpx.TimeoutException, TimeoutError)) for cause in causes):
+        return False
+    connection_failures = (httpx.NetworkError, httpx.RemoteProtocolError, ConnectionError)
+    return any(isinstance(cause, connection_failures) for cause in causes)
 
 
 def provider_error(exc: Exception) -> ApiError:

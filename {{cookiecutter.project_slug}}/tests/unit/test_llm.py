@@ -12,6 +12,7 @@ from {{ cookiecutter.package_name }}.llm import (
     _Ending,
     _events_of,
     litellm,
+    never_answered,
     provider_error,
 )
 
@@ -93,3 +94,27 @@ def test_provider_failures_become_api_errors_that_leak_nothing(failure, status, 
     assert (error.status, error.type, error.retry_after) == (status, type, retry_after)
     assert "sk-secret" not in error.message
     assert "traceback" not in error.message
+
+
+def failure_caused_by(cause: BaseException) -> Exception:
+    about = {"model": "fake", "llm_provider": "openai"}
+    failure = litellm().exceptions.InternalServerError("Connection error.", **about)
+    failure.__cause__ = cause
+    return failure
+
+
+@pytest.mark.parametrize(
+    ("cause", "sent_again"),
+    [
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), True),
+        (httpx.ReadError("Server disconnected"), True),  # the same, through aiohttp
+        (httpx.ConnectError("[Errno 111] Connection refused"), True),
+        (ConnectionResetError(104, "Connection reset by peer"), True),
+        (httpx.ReadTimeout("timed out"), False),  # it may be working on the answer
+        (ValueError("a bug"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else None,
+)
+def test_only_a_request_the_provider_never_answered_is_sent_again(cause, sent_again):
+    assert never_answered(failure_caused_by(cause)) is sent_again
+    assert not never_answered(litellm().exceptions.APIError(500, "failed", "fake", "openai"))
