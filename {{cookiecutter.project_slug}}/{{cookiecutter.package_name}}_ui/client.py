@@ -14,12 +14,29 @@ class AnswerError(Exception):
     """The API refused the question or the model failed mid-answer; the text is user-facing.
 
     `action` is what the page offers next to it: `retry` (ask again), `edit` (the question
-    must change first) or `configure` (the text says what to set; asking again cannot help).
+    must change first), `new_chat` (this conversation cannot go on) or `configure` (the text
+    says what to set; asking again cannot help).
     """
 
     def __init__(self, message: str, action: str = "retry") -> None:
         super().__init__(message)
         self.action = action
+
+
+# Refusals the page words itself, with what it offers.
+OWN_WORDING = {
+    "unauthorized": (
+        "The API refused this page's token: give the page and the API the same API_TOKEN.",
+        "configure",
+    ),
+    "body_too_large": (
+        "This conversation is too large to send: edit the question, or start a new chat.",
+        "edit",
+    ),
+    "too_many_messages": ("This conversation has reached the API's limit of messages.", "new_chat"),
+}
+CHECK_THE_KEY = "Check its API key in .env and restart the app."
+EDIT_IT = "Edit it and send it again."
 
 
 def api_client(settings: Settings, timeout: httpx.Timeout | float) -> httpx.AsyncClient:
@@ -44,7 +61,7 @@ async def stream_answer(
         aconnect_sse(client, "POST", "/api/chat", json=body) as source,
     ):
         if source.response.status_code != 200:
-            raise await _refusal(source.response)
+            raise await _refusal_of(source.response)
         async for event in source.aiter_sse():
             if event.data == "[DONE]":
                 return
@@ -61,7 +78,7 @@ async def stream_answer(
     raise AnswerError("The connection closed before the answer was complete.")
 
 
-async def _refusal(response: httpx.Response) -> AnswerError:
+async def _refusal_of(response: httpx.Response) -> AnswerError:
     """The API's refusal before the stream, as the page shows it."""
     await response.aread()
     try:
@@ -73,23 +90,22 @@ async def _refusal(response: httpx.Response) -> AnswerError:
 
 
 def refusal(status: int, kind: str, message: str, retry_after: str | None = None) -> AnswerError:
-    """Say what to do about a refusal: wait, change the question, or configure the server."""
-    if kind == "unauthorized":
-        return AnswerError(
-            "The API refused this page's token: give the page and the API the same API_TOKEN.",
-            "configure",
-        )
-    if kind == "upstream_auth":
-        return AnswerError(f"{message} Check its key in .env and restart the app.", "configure")
-    if kind == "missing_configuration":
-        return AnswerError(message, "configure")
-    if status in (413, 422) or kind == "context_too_long":
-        # "messages.3: at most 8000 characters are accepted." names a JSON path, not a question.
-        where, _, what = message.partition(": ")
-        if where.startswith("messages") and what:
-            message = what[0].upper() + what[1:]
-        return AnswerError(f"{message} Edit the question, or start a new chat.", "edit")
+    """Say what to do about a refusal: retry (after the wait), shorten the question, start a
+    new chat, or configure the server."""
+    if kind in OWN_WORDING:
+        return AnswerError(*OWN_WORDING[kind])
+    match kind:
+        case "upstream_auth":
+            return AnswerError(f"{message} {CHECK_THE_KEY}", "configure")
+        case "missing_configuration":
+            return AnswerError(message, "configure")
+        case "message_too_long":
+            # The API names a JSON path ("messages.3: at most 8000 characters are accepted.").
+            limit = message.partition(": ")[2].rstrip(".")
+            return AnswerError(f"The question is too long ({limit}). {EDIT_IT}", "edit")
+        case "context_too_long":
+            return AnswerError(message, "new_chat")
     if status == 429 and retry_after and retry_after.isdigit():
         seconds = int(retry_after)
-        return AnswerError(f"{message} Retry in {seconds} second{'s' * (seconds != 1)}.")
+        return AnswerError(f"{message} Wait {seconds} second{'s' * (seconds != 1)}, then retry.")
     return AnswerError(message)

@@ -56,6 +56,7 @@ class StoredMessage(SQLModel, table=True):
     content: str
     status: str = "done"
     error: str = ""
+    action: str = "retry"  # offered beside the error: retry | edit | new_chat | configure
     details: str = ""
 
 

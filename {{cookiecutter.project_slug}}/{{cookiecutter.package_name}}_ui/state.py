@@ -17,7 +17,7 @@ import reflex as rx
 from . import draft, history
 from .client import AnswerError, api_client, stream_answer
 from .gate import SESSION_S, WrongPassword
-from .models import ModelChoice, label, who_answers
+from .models import ModelChoice, who_answers
 from .reflex_compat import tab_is_connected
 from .services import services
 
@@ -34,8 +34,8 @@ class Message:
     content: str
     status: str = "done"  # done | stopped | error
     error: str = ""
-    details: str = ""  # model, tokens and timing of an answer
     action: str = "retry"  # what the page offers beside an error (see client.AnswerError)
+    details: str = ""  # model, tokens and timing of an answer
 
     @classmethod
     def of(cls, stored: history.StoredMessage) -> "Message":
@@ -45,6 +45,7 @@ class Message:
             content=stored.content,
             status=stored.status,
             error=stored.error,
+            action=stored.action,
             details=stored.details,
         )
 
@@ -93,14 +94,11 @@ class ChatState(rx.State):
     editing_id: int = 0  # the question being edited
     renaming_id: int = 0  # the conversation being renamed
     menu_open: bool = False  # the conversations' drawer, on a narrow screen
+    loaded: bool = False  # the open conversation is known: until then, no welcome either
 
     @rx.var
-    def model_label(self) -> str:
-        return label(self.model)
-
-    @rx.var
-    def who_answers(self) -> str:
-        return who_answers(self.model)
+    def model_line(self) -> str:
+        return who_answers(self.model, services().settings.llm_api_base)
 
     @rx.event
     async def load(self):
@@ -113,11 +111,13 @@ class ChatState(rx.State):
         async with api_client(services().settings, timeout=10) as client:
             response = await client.get("/api/models")
         if response.status_code == 200:
-            self.models = [ModelChoice.of(model) for model in response.json()["models"]]
+            api_base = services().settings.llm_api_base
+            self.models = [ModelChoice.of(model, api_base) for model in response.json()["models"]]
             self.model = self.model or response.json()["default"]
         self._list_conversations()
         if not self.streaming:
             self._open(self.conversation_id)
+        self.loaded = True
 
     @rx.event
     async def unlock(self, form_data: dict):
@@ -254,7 +254,6 @@ class ChatState(rx.State):
             if self.system_prompt.strip():
                 turns.insert(0, {"role": "system", "content": self.system_prompt})
         answer = history.StoredMessage(role="assistant", content="")
-        action = "retry"
         pending: list[str] = []
         flush_s = services().settings.ui_flush_ms / 1000
         last_flush = time.monotonic()
@@ -279,7 +278,7 @@ class ChatState(rx.State):
             answer.status = "stopped"
             raise
         except AnswerError as exc:
-            answer.status, answer.error, action = "error", str(exc), exc.action
+            answer.status, answer.error, answer.action = "error", str(exc), exc.action
         except httpx.HTTPError:
             answer.status, answer.error = "error", "The API could not be reached."
         finally:
@@ -287,7 +286,7 @@ class ChatState(rx.State):
             async with self:
                 self.streaming = False
                 # The conversation stays open while it streams: switching waits for the end.
-                self._save(answer, action)
+                self._save(answer)
 
     def _ask(self, question: str):
         """Save the question (the first one opens a conversation) and answer it."""
@@ -315,12 +314,10 @@ class ChatState(rx.State):
         self.model = conversation.model or self.model
         self.messages = [Message.of(m) for m in self._history().messages(conversation_id)]
 
-    def _save(self, message: history.StoredMessage, action: str = "retry") -> None:
+    def _save(self, message: history.StoredMessage) -> None:
         """Save to the open conversation; shown anyway if another tab deleted it meanwhile."""
         message.conversation_id = self.conversation_id
-        shown = Message.of(self._history().add_message(message) or message)
-        shown.action = action
-        self.messages.append(shown)
+        self.messages.append(Message.of(self._history().add_message(message) or message))
 
     def _truncate_after(self, message_id: int) -> None:
         self._history().delete_messages_after(self.conversation_id, message_id)

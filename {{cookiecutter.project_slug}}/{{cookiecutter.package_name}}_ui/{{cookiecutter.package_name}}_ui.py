@@ -261,14 +261,16 @@ def question(message: Message) -> rx.Component:
 
 
 def error_action(message: Message) -> rx.Component:
-    """Retry, or Edit for a question the API refused as it is; nothing when only the server's
-    configuration can help (the error says what to set)."""
+    """Retry; Edit for a question the API refused as it is; New chat for a conversation that
+    cannot go on; nothing when only the server's configuration can help (the error says what
+    to set)."""
     # High contrast: a soft button's own red is under 4.5:1 on the callout's.
     button = functools.partial(rx.button, size="1", variant="soft", high_contrast=True)
     return rx.match(
         message.action,
         ("retry", button("Retry", on_click=ChatState.regenerate)),
         ("edit", button("Edit", on_click=ChatState.edit_last_question)),
+        ("new_chat", button("New chat", on_click=ChatState.new_chat)),
         rx.fragment(),
     )
 
@@ -352,7 +354,7 @@ def empty_state() -> rx.Component:
     """A new chat: which model answers, and a few questions to start with."""
     return rx.vstack(
         rx.heading("Welcome to {{ cookiecutter.project_name }}", size="6", as_="h2"),
-        rx.text(ChatState.who_answers, color_scheme="gray", max_width="36em"),
+        rx.text(ChatState.model_line, color_scheme="gray", max_width="36em"),
         rx.flex(
             *[
                 rx.button(
@@ -381,12 +383,15 @@ def empty_state() -> rx.Component:
 def settings_bar() -> rx.Component:
     return rx.hstack(
         rx.select.root(
-            # The label reads well; LiteLLM's model string shows on hover.
-            rx.select.trigger(aria_label="Model", title=ChatState.model),
+            rx.select.trigger(aria_label="Model"),
             rx.select.content(
                 rx.foreach(
                     ChatState.models,
-                    lambda choice: rx.select.item(choice.label, value=choice.value),
+                    # The label reads well; LiteLLM's model string shows on hover (the picker
+                    # shows the chosen item's text, this span included).
+                    lambda choice: rx.select.item(
+                        rx.el.span(choice.label, title=choice.value), value=choice.value
+                    ),
                 )
             ),
             value=ChatState.model,
@@ -505,7 +510,7 @@ def chat() -> rx.Component:
             ),
             rx.auto_scroll(
                 rx.vstack(
-                    rx.cond(ChatState.messages.length() == 0, empty_state()),
+                    rx.cond(ChatState.loaded & (ChatState.messages.length() == 0), empty_state()),
                     rx.foreach(ChatState.messages, message_view),
                     live_answer(),
                     spacing="3",

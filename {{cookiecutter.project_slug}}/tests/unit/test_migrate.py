@@ -125,12 +125,22 @@ def test_history_from_before_owners_is_kept_and_hidden(engine, database_url):
 
 
 def test_tables_created_directly_with_owners_are_taken_as_they_are(engine, database_url):
-    """The bakes just before migrations created today's tables without Alembic."""
-    SQLModel.metadata.create_all(engine)
-    History(new_owner_id(), engine).create("Kept")
+    """The bakes just before migrations created the tables of revision 0002 without Alembic."""
+    with engine.begin() as connection:
+        command.upgrade(migrate.alembic_config(connection), migrate.WITH_OWNERS)
+        connection.execute(text("DROP TABLE alembic_version"))
+        owned = {"owner": new_owner_id(), "title": "Kept", "system_prompt": "", "model": ""}
+        connection.execute(
+            text(
+                "INSERT INTO conversation (owner, title, system_prompt, model, updated_at) "
+                "VALUES (:owner, :title, :system_prompt, :model, CURRENT_TIMESTAMP)"
+            ),
+            owned,
+        )
 
     open_database(database_url).dispose()
     assert revision(engine) == HEAD
+    assert differences_from_the_models(engine) == []
     with engine.connect() as connection:
         assert connection.execute(text("SELECT title FROM conversation")).all() == [("Kept",)]
 

@@ -20,10 +20,16 @@ def test_a_model_reads_as_its_name_and_provider(model, shown):
     assert label(model) == shown
 
 
+def test_a_model_served_at_llm_api_base_is_named_by_that_host():
+    vllm = "http://localhost:8000/v1"
+    assert label("openai/llama-3.1-8b", vllm) == "llama-3.1-8b (localhost:8000)"
+    assert label("local/smollm2", vllm) == "smollm2 (offline)"
+
+
 def test_the_embedded_model_is_introduced_with_how_to_use_a_hosted_one():
     line = who_answers("local/smollm2-135m-instruct")
     assert line.startswith("smollm2-135m-instruct (offline) answers: a tiny model")
-    assert "set LLM_MODEL and its API key in .env" in line
+    assert "set LLM_MODEL and its API key in .env and restart" in line
     assert who_answers("anthropic/claude-haiku-4-5") == "claude-haiku-4-5 (Anthropic) answers."
 
 
@@ -31,11 +37,12 @@ def test_the_embedded_model_is_introduced_with_how_to_use_a_hosted_one():
     ("status", "kind", "message", "says", "action"),
     [
         (401, "unauthorized", "A valid token is required.", "the same API_TOKEN", "configure"),
-        (401, "upstream_auth", "The provider rejected the key.", "Check its key", "configure"),
+        (401, "upstream_auth", "The provider rejected the key.", "Check its API key", "configure"),
         (503, "missing_configuration", "Model m needs X_KEY; set it.", "needs X_KEY", "configure"),
-        (413, "body_too_large", "The body exceeds 9 bytes.", "Edit the question", "edit"),
-        (422, "message_too_long", "messages.3: at most 8 characters.", "At most 8 char", "edit"),
-        (400, "context_too_long", "Too long for this model.", "or start a new chat", "edit"),
+        (413, "body_too_large", "The body exceeds 9 bytes.", "too large to send", "edit"),
+        (422, "message_too_long", "messages.3: at most 8 characters.", "(at most 8 char", "edit"),
+        (422, "too_many_messages", "messages: at most 9.", "limit of messages", "new_chat"),
+        (400, "context_too_long", "Too long for this model.", "Too long for this", "new_chat"),
         (502, "upstream_error", "The provider failed.", "The provider failed.", "retry"),
     ],
 )
@@ -46,6 +53,9 @@ def test_a_refusal_says_what_to_do(status, kind, message, says, action):
 
 
 def test_a_rate_limit_says_how_long_to_wait():
-    assert str(refusal(429, "rate_limited", "Too many.", "1")) == "Too many. Retry in 1 second."
-    assert str(refusal(429, "rate_limited", "Too many.", "7")).endswith("Retry in 7 seconds.")
-    assert str(refusal(429, "rate_limited", "Too many.", None)) == "Too many."
+    def wait(retry_after: str | None) -> str:
+        return str(refusal(429, "rate_limited", "Too many.", retry_after))
+
+    assert wait("1") == "Too many. Wait 1 second, then retry."
+    assert wait("7") == "Too many. Wait 7 seconds, then retry."
+    assert wait(None) == "Too many."
