@@ -548,10 +548,10 @@ app = rx.App(
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
 {%- if cookiecutter.framework != "flask" %}
     api_transformer=mount_into_reflex(create_app()),
-{%- endif %}
 )
-{%- if cookiecutter.framework != "flask" %}
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
+{%- else %}
+)
 {%- endif %}
 app.register_lifespan_task(open_history)
 app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load)
