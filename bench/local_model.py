@@ -1,5 +1,5 @@
 """The embedded model through a bake's own API: how often simple questions come back right, and
-how fast one and four concurrent answers stream.
+how fast 1, 4 and 8 concurrent answers stream.
 
     uv run python -m bench.local_model PROJECT [--tries 10]
 
@@ -8,8 +8,9 @@ script starts its `python -m <package> api` on a loopback port and asks, through
 
 - each of QUESTIONS `--tries` times; an answer is right when it contains the expected word and
   no French, German, Spanish or Italian function word (the garbled answers this model gives);
-- one, then four concurrent long answers, each read for ANSWER_TOKENS tokens: time to first
-  token and tokens per second, per stream and together.
+- 1, 4, then 8 concurrent long answers (CONCURRENCY), each read for ANSWER_TOKENS tokens: time
+  to first token and tokens per second, per stream and together. The app generates four at
+  once (llama.cpp's parallel slots); the others wait for a slot.
 
 Results go to bench/results/local_model.json.
 """
@@ -49,6 +50,7 @@ QUESTIONS = {
 FOREIGN_WORDS = re.compile(r"\b(le|la|les|des|est|une|du|der|die|das|und|ist|il|el|los)\b", re.I)
 LONG_ANSWER = "Write a long story about a river, with at least ten paragraphs."
 ANSWER_TOKENS = 200
+CONCURRENCY = (1, 4, 8)
 
 
 def main() -> None:
@@ -82,9 +84,8 @@ async def measure(api: str, tries: int) -> dict:
                 "tries": tries,
                 "misses": [text[:100] for text, ok in zip(texts, right, strict=True) if not ok][:3],
             }
-        one = await throughput(client, 1)
-        four = await throughput(client, 4)
-    return {"answers": answers, "one_stream": one, "four_streams": four}
+        load = {f"{streams}_streams": await throughput(client, streams) for streams in CONCURRENCY}
+    return {"answers": answers, **load}
 
 
 async def throughput(client: httpx.AsyncClient, streams: int) -> dict:

@@ -441,6 +441,7 @@ def composer() -> rx.Component:
                     id="stop",
                     on_click=ChatState.stop,
                     color_scheme="red",
+                    high_contrast=True,  # white on Radix's red is 3.9:1
                     aria_keyshortcuts="Escape",
                     width=ACTION_WIDTH,
                 ),
