@@ -272,17 +272,18 @@ def test_baked_deployment_serves_page_backend_and_stream_behind_nginx(baked, fra
     assert_baked_tests_pass(baked(framework, provider), "-m", "export")
 
 
-# The chat page in headless Chromium, with the API mounted into Reflex (ASGI) and beside it
-# (WSGI): the whole browser suite. The other frameworks' pages differ only in the adapter the
-# page's backend calls, so theirs runs what crosses it: tokens streaming, Esc and a closed tab
-# aborting the provider call, a refusal as JSON (their API suites check each one), the bearer
-# token, and the empty page with the bake's own default model. Each of these runs `prod`, the
-# page and the API on one port, and requires it to exit within 10 s of SIGTERM.
+# The chat page in headless Chromium: the whole browser suite once, on fastapi's bake (the API
+# mounted into Reflex). The other pages differ only in how the page's backend reaches the API
+# (flask's beside it on a second port, the others through their own adapter mounted in
+# Reflex), so theirs run what crosses that path: tokens streaming, Esc and a closed tab aborting
+# the provider call, a refusal as JSON (their API suites check each one), the bearer token, and
+# the empty page with the bake's own default model. Each of these runs `prod` and requires it
+# to exit within 10 s of SIGTERM.
 # Screenshots and websocket figures land in test-artifacts/<framework>-<provider>.
 ADAPTER_BROWSER_TESTS = "grows_on_the_page or stops or token or empty_page or (refusal and 503)"
 BROWSERS = {
     ("fastapi", "local"): None,
-    ("flask", "local"): None,
+    ("flask", "local"): ADAPTER_BROWSER_TESTS,
     ("litestar", "openai"): ADAPTER_BROWSER_TESTS,
     ("starlette", "openai"): ADAPTER_BROWSER_TESTS,
     ("django", "openai"): ADAPTER_BROWSER_TESTS,
