@@ -79,11 +79,16 @@ def _preload(settings: Settings) -> None:
     if missing := _missing_env(litellm(), settings.llm_model, settings):
         logger.warning(_needs(settings.llm_model, missing))
 {%- if cookiecutter.llm_provider == "local" %}
-    if settings.llm_model.startswith("local/"):
+    if is_embedded(settings.llm_model):
         from . import local_model
 
         local_model.engine()  # loaded now, not in the first answer's time
 {%- endif %}
+
+
+def is_embedded(model: str) -> bool:
+    """The small model that runs inside the app (llama.cpp, LiteLLM's `local` provider)."""
+    return model.startswith("local/")
 
 
 def _needs(model: str, missing: list[str]) -> str:

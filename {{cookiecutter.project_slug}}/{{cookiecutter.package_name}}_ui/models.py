@@ -4,6 +4,8 @@ hover in the picker and in the line under each answer."""
 import dataclasses
 from urllib.parse import urlsplit
 
+from {{ cookiecutter.package_name }}.llm import is_embedded
+
 # LiteLLM's provider prefixes as people know the providers, and the app's own embedded model.
 PROVIDER_NAMES = {
     "anthropic": "Anthropic",
@@ -37,11 +39,6 @@ class ModelChoice:
     @classmethod
     def of(cls, model: str, api_base: str | None) -> "ModelChoice":
         return cls(value=model, label=label(model, api_base))
-
-
-def is_embedded(model: str) -> bool:
-    """The small model that runs inside the app (llama.cpp), no key and no network."""
-    return model.startswith("local/")
 
 
 def label(model: str, api_base: str | None = None) -> str:
