@@ -27,7 +27,7 @@ def run(command: list, cwd: Path, env: dict | None = None, timeout: float = 900)
     done = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
-    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-12000:]}\n{done.stderr[-4000:]}"
     return done.stdout
 
 

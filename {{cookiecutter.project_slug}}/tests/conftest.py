@@ -32,6 +32,8 @@ FAMILIES = ["openai", "anthropic", "gemini", "ollama_chat"]
 UNCONFIGURED_MODEL = "mistral/mistral-small-latest"
 FAKE_KEY = "sk-fake-test-key-0123456789"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The logs of the servers running now, shown with a test that fails while they run.
+RUNNING_SERVER_LOGS: list[Path] = []
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -43,6 +45,9 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped, which CI does not allow: {reason}"
+    if report.failed:
+        for log in RUNNING_SERVER_LOGS:
+            report.sections.append((f"end of {log}", log.read_text()[-4000:]))
 
 
 @pytest.fixture(scope="session")
@@ -171,10 +176,12 @@ def running_app(
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     server = ApiServer(api_url, process, cwd / "api.log")
+    RUNNING_SERVER_LOGS.append(server.log)
     try:
         wait_until_healthy(server, ready)
         yield server
     finally:
+        RUNNING_SERVER_LOGS.remove(server.log)
         exited = stop_process_group(process)
     assert exited, f"`{' '.join(arguments)}` was still running 10 s after SIGTERM"
 
