@@ -159,6 +159,7 @@ def running_app(
         # Every test client is 127.0.0.1: only the tests of the limits themselves set them low.
         "RATE_LIMIT": "100000/minute",
         "MAX_STREAMS_PER_CLIENT": "1000",
+        "TOOLS": "calculate,current_time",
         **{name.upper(): value for name, value in settings.items()},
     }
     for name in unset:

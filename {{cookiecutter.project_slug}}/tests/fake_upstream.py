@@ -16,6 +16,7 @@ client's disconnect reached the provider.
 """
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from .support import free_port, wait_until
 
 PROMPT_TOKENS = 7
+_CALL_IDS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class Script:
     reasoning: int = 0  # reasoning tokens before the answer, for formats that have them
     token_chars: int = 0  # tokens of this many characters instead of `tok<i> `
     text: str = ""  # stream this text, two characters per token, instead of `tok<i> `
+    # Call these tools (name, arguments as JSON text) instead of answering; once the request
+    # brings their results, answer with the results' text (or call them again, `tools_forever`).
+    tool_calls: tuple[tuple[str, str], ...] = ()
+    tools_forever: bool = False
 
     def piece(self, i: int) -> str:
         if self.text:
@@ -79,6 +85,17 @@ SCRIPTS = {
     "fake-markdown": Script(
         tokens=(len(MARKDOWN_ANSWER) + 1) // 2, delay_s=0.03, text=MARKDOWN_ANSWER
     ),
+    "fake-tool": Script(tool_calls=(("calculate", '{"expression": "6*7"}'),)),
+    "fake-tools-2": Script(
+        tool_calls=(("calculate", '{"expression": "6*7"}'), ("calculate", '{"expression": "2+2"}'))
+    ),
+    "fake-tool-raises": Script(tool_calls=(("calculate", '{"expression": "1/0"}'),)),
+    "fake-tool-bad-arguments": Script(tool_calls=(("calculate", '{"expr": "6*7"}'),)),
+    "fake-tool-slow": Script(tool_calls=(("calculate", '{"expression": "6*7"}'),), delay_s=0.4),
+    "fake-tool-wait": Script(tool_calls=(("wait", '{"seconds": 30}'),)),
+    "fake-tool-loop": Script(
+        tool_calls=(("calculate", '{"expression": "1+1"}'),), tools_forever=True
+    ),
     "fake-500-tokens": Script(tokens=500, delay_s=0.005),
     "fake-2000-tokens": Script(tokens=2000, delay_s=0.005),
 }
@@ -96,6 +113,16 @@ def thought(i: int) -> str:
     return f"think{i} "
 
 
+def argument_pieces(arguments: str) -> list[str]:
+    """Arguments as a model streams them, a few characters at a time."""
+    return [arguments[i : i + 5] for i in range(0, len(arguments), 5)]
+
+
+def tool_answer(results: list[str]) -> str:
+    """What a tool-calling script answers once it has the tools' results."""
+    return "The tools said: " + "; ".join(results)
+
+
 def streamed_text(count: int) -> str:
     """The text of the first `count` tokens, as a client should assemble it."""
     return "".join(token(i) for i in range(count))
@@ -111,6 +138,8 @@ class Record:
     model: str
     max_tokens: int | None = None
     messages: list[dict] = field(default_factory=list)  # as the OpenAI format sends them
+    tools: list[str] = field(default_factory=list)  # the names of the tools offered
+    tool_results: list[str] = field(default_factory=list)  # the last turn's, as text
     sent: int = 0
     completed: bool = False
     closed_at: float | None = None
@@ -137,8 +166,26 @@ class WireFormat:
     def end(self, completion_tokens: int) -> list[bytes]:
         raise NotImplementedError
 
+    def tool_calls(self, calls: list[tuple[str, str, str]]) -> list[bytes]:
+        """Frames of the calls (id, name, arguments as JSON text), ending the stream."""
+        raise NotImplementedError
+
     def refusal(self, status: int) -> JSONResponse:
         raise NotImplementedError
+
+    @staticmethod
+    def request_tools(body: dict) -> list[str]:
+        return [tool["function"]["name"] for tool in body.get("tools") or []]
+
+    @staticmethod
+    def tool_results(body: dict) -> list[str]:
+        """The results the request brings back, if its last turn is tool results."""
+        results = []
+        for message in reversed(body.get("messages") or []):
+            if message.get("role") != "tool":
+                break
+            results.insert(0, message["content"])
+        return results
 
 
 def _sse(payload: dict, event: str | None = None) -> bytes:
@@ -180,6 +227,20 @@ class OpenAIFormat(WireFormat):
             frames.append(
                 _sse({**self._chunk({}), "choices": [], "usage": _usage(completion_tokens)})
             )
+        return [*frames, b"data: [DONE]\n\n"]
+
+    def tool_calls(self, calls: list[tuple[str, str, str]]) -> list[bytes]:
+        frames = []
+        for index, (call_id, name, arguments) in enumerate(calls):
+            function = {"name": name, "arguments": ""}
+            first = {"index": index, "id": call_id, "type": "function", "function": function}
+            frames.append(_sse(self._chunk({"role": "assistant", "tool_calls": [first]})))
+            for piece in argument_pieces(arguments):
+                more = {"index": index, "function": {"arguments": piece}}
+                frames.append(_sse(self._chunk({"tool_calls": [more]})))
+        frames.append(_sse(self._chunk({}, finish_reason="tool_calls")))
+        if self.include_usage:
+            frames.append(_sse({**self._chunk({}), "choices": [], "usage": _usage(len(calls))}))
         return [*frames, b"data: [DONE]\n\n"]
 
     def refusal(self, status: int) -> JSONResponse:
@@ -238,6 +299,40 @@ class AnthropicFormat(WireFormat):
             _sse({"type": "message_stop"}, "message_stop"),
         ]
 
+    def tool_calls(self, calls: list[tuple[str, str, str]]) -> list[bytes]:
+        frames = [self._close_block()]
+        first = 0 if self._block is None else self._block[0] + 1
+        for index, (call_id, name, arguments) in enumerate(calls, start=first):
+            block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+            start = {"type": "content_block_start", "index": index, "content_block": block}
+            frames.append(_sse(start, "content_block_start"))
+            for piece in argument_pieces(arguments):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                event = {"type": "content_block_delta", "index": index, "delta": delta}
+                frames.append(_sse(event, "content_block_delta"))
+            frames.append(
+                _sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+            )
+        delta = {"stop_reason": "tool_use", "stop_sequence": None}
+        usage = {"output_tokens": len(calls)}
+        return [
+            *frames,
+            _sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta"),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+
+    @staticmethod
+    def request_tools(body: dict) -> list[str]:
+        return [tool["name"] for tool in body.get("tools") or []]
+
+    @staticmethod
+    def tool_results(body: dict) -> list[str]:
+        last = (body.get("messages") or [{}])[-1]
+        blocks = last.get("content") if last.get("role") == "user" else None
+        if not isinstance(blocks, list):
+            return []
+        return [_text_of(block["content"]) for block in blocks if block["type"] == "tool_result"]
+
     def refusal(self, status: int) -> JSONResponse:
         kinds = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
         error = {"type": kinds.get(status, "api_error"), "message": f"fake refusal {status}"}
@@ -287,6 +382,30 @@ class GeminiFormat(WireFormat):
         }
         return [_sse(self._response([{"text": ""}], finish_reason="STOP", usage=usage))]
 
+    def tool_calls(self, calls: list[tuple[str, str, str]]) -> list[bytes]:
+        """Gemini sends each call whole, all of a step's in one event."""
+        parts = [
+            {"functionCall": {"name": name, "args": json.loads(arguments)}}
+            for _, name, arguments in calls
+        ]
+        return [_sse(self._response(parts, finish_reason="STOP"))]
+
+    @staticmethod
+    def request_tools(body: dict) -> list[str]:
+        return [
+            declaration["name"]
+            for tool in body.get("tools") or []
+            for declaration in tool.get("function_declarations") or tool.get("functionDeclarations")
+        ]
+
+    @staticmethod
+    def tool_results(body: dict) -> list[str]:
+        parts = (body.get("contents") or [{}])[-1].get("parts") or []
+        responses = [
+            part.get("function_response") or part.get("functionResponse") for part in parts
+        ]
+        return [json.dumps(response["response"]) for response in responses if response]
+
     def refusal(self, status: int) -> JSONResponse:
         statuses = {401: "UNAUTHENTICATED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
         error = {
@@ -324,6 +443,23 @@ class OllamaFormat(WireFormat):
         message = {"role": "assistant", "content": ""}
         return [self._line(message, done=True, done_reason="stop", **counts)]
 
+    def tool_calls(self, calls: list[tuple[str, str, str]]) -> list[bytes]:
+        """Ollama sends each call whole, with its arguments as an object."""
+        message = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"function": {"name": name, "arguments": json.loads(arguments)}}
+                for _, name, arguments in calls
+            ],
+        }
+        counts = {"prompt_eval_count": PROMPT_TOKENS, "eval_count": len(calls)}
+        done = {"role": "assistant", "content": ""}
+        return [
+            self._line(message, done=False),
+            self._line(done, done=True, done_reason="stop", **counts),
+        ]
+
     def refusal(self, status: int) -> JSONResponse:
         return JSONResponse({"error": f"fake refusal {status}"}, status_code=status)
 
@@ -331,6 +467,12 @@ class OllamaFormat(WireFormat):
     def _line(message: dict, **fields) -> bytes:
         line = {"model": "fake", "created_at": "2026-01-01T00:00:00Z", "message": message}
         return json.dumps({**line, **fields}).encode() + b"\n"
+
+
+def _text_of(content: str | list) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content)
 
 
 # Each family's way to name the model of a request, and a new encoder for its stream.
@@ -400,9 +542,17 @@ class FakeUpstream:
                 model=model,
                 max_tokens=body.get("max_tokens"),
                 messages=body.get("messages") or [],
+                tools=wire.request_tools(body),
+                tool_results=wire.tool_results(body),
             )
             self.records.append(record)
-            return StreamingResponse(_stream(script, wire, record), media_type=wire.media_type)
+            if script.tool_calls and (script.tools_forever or not record.tool_results):
+                frames = _calling_tools(script, wire, record)
+            elif script.tool_calls:
+                frames = _answering(tool_answer(record.tool_results), wire, record)
+            else:
+                frames = _stream(script, wire, record)
+            return StreamingResponse(frames, media_type=wire.media_type)
 
         return endpoint
 
@@ -428,6 +578,25 @@ async def _stream(script: Script, wire: WireFormat, record: Record) -> AsyncIter
     finally:
         record.closed_at = time.monotonic()
         record.closed.set()
+
+
+async def _calling_tools(script: Script, wire: WireFormat, record: Record):
+    """The script's tool calls, a frame at a time, `delay_s` apart."""
+    calls = [(f"call_{next(_CALL_IDS)}", name, arguments) for name, arguments in script.tool_calls]
+    try:
+        for frame in [*wire.start(), *wire.tool_calls(calls)]:
+            await asyncio.sleep(script.delay_s)
+            yield frame
+        record.completed = True
+    finally:
+        record.closed_at = time.monotonic()
+        record.closed.set()
+
+
+async def _answering(text: str, wire: WireFormat, record: Record):
+    script = Script(tokens=(len(text) + 1) // 2, text=text)
+    async for frame in _stream(script, wire, record):
+        yield frame
 
 
 async def _break(fault: str, wire: WireFormat) -> AsyncIterator[bytes]:

@@ -17,6 +17,13 @@ CHUNK_FIELDS = {
     "finish": {"type", "messageMetadata"},
     "error": {"type", "errorText"},
     "abort": {"type"},
+    "start-step": {"type"},
+    "finish-step": {"type"},
+    "tool-input-start": {"type", "toolCallId", "toolName"},
+    "tool-input-delta": {"type", "toolCallId", "inputTextDelta"},
+    "tool-input-available": {"type", "toolCallId", "toolName", "input"},
+    "tool-output-available": {"type", "toolCallId", "output"},
+    "tool-output-error": {"type", "toolCallId", "errorText"},
 }
 
 
@@ -25,6 +32,15 @@ class Stream:
     chunks: list[dict] = field(default_factory=list)
     pings: int = 0
     done: bool = False
+
+    def add(self, chunk: dict) -> None:
+        assert not self.done, "nothing may follow [DONE]"
+        assert set(chunk) == CHUNK_FIELDS[chunk["type"]], chunk
+        self.chunks.append(chunk)
+
+    @property
+    def types(self) -> list[str]:
+        return [chunk["type"] for chunk in self.chunks]
 
     def of_type(self, kind: str) -> list[dict]:
         return [chunk for chunk in self.chunks if chunk["type"] == kind]
@@ -63,22 +79,37 @@ def read_events(response: httpx.Response):
 def read_stream(response: httpx.Response) -> Stream:
     stream = Stream()
     for kind, chunk in read_events(response):
-        assert not stream.done, "nothing may follow [DONE]"
         if kind == "ping":
             stream.pings += 1
         elif kind == "done":
             stream.done = True
         else:
-            assert set(chunk) == CHUNK_FIELDS[chunk["type"]], chunk
-            stream.chunks.append(chunk)
+            stream.add(chunk)
+    return stream
+
+
+async def read_frames(frames) -> Stream:
+    """The stream from the chat core's own frames (bytes), as a client would read them."""
+    stream = Stream()
+    async for frame in frames:
+        for event in filter(None, frame.decode().split("\n\n")):
+            if event.startswith(":"):
+                stream.pings += 1
+            elif event == "data: [DONE]":
+                stream.done = True
+            else:
+                stream.add(json.loads(event.removeprefix("data: ")))
     return stream
 
 
 def assert_parts_well_formed(stream: Stream) -> None:
-    """Every delta comes between its part's -start and -end, and every opened part is closed."""
+    """Every text or reasoning delta comes between its part's -start and -end, and every opened
+    part is closed."""
     open_parts: set[str] = set()
     for chunk in stream.chunks:
         kind = chunk["type"]
+        if not kind.startswith(("text-", "reasoning-")):
+            continue
         if kind.endswith("-start"):
             open_parts.add(chunk["id"])
         elif kind.endswith("-delta"):

@@ -66,6 +66,18 @@ def test_the_ai_sdk_keeps_reasoning_apart(ai_sdk, api, package):
 
 
 @package
+def test_the_ai_sdk_shows_the_tool_call_with_its_output_then_the_answer(ai_sdk, api, package):
+    result = read_with_ai_sdk(ai_sdk, package, api, "anthropic/fake-tool")
+    assert result["errors"] == []
+    tool, text = [part for part in result["message"]["parts"] if part["type"] != "step-start"]
+    assert tool["type"] == "tool-calculate"
+    assert tool["state"] == "output-available"
+    assert (tool["input"], tool["output"]) == ({"expression": "6*7"}, 42)
+    assert text["type"] == "text"
+    assert "42" in text["text"]
+
+
+@package
 def test_the_ai_sdk_keeps_the_partial_text_and_reports_the_error(ai_sdk, api, package):
     result = read_with_ai_sdk(ai_sdk, package, api, "openai/fake-fail-mid")
     partial = streamed_text(SCRIPTS["fake-fail-mid"].fail_after)

@@ -15,7 +15,15 @@ from .conftest import FAKE_KEY, FAMILIES, running_api
 from .streams import chat_body, read_stream
 from .support import wait_until_async
 
-SCRIPTS = ["fake-fast", "fake-think", "fake-markdown", "fake-fail-mid", "fake-reset-mid"]
+SCRIPTS = [
+    "fake-fast",
+    "fake-think",
+    "fake-markdown",
+    "fake-fail-mid",
+    "fake-reset-mid",
+    "fake-tool",
+    "fake-tools-2",
+]
 REFUSALS = ["fake-401", "fake-404", "fake-429", "fake-500", "fake-503"]
 
 
@@ -33,11 +41,16 @@ def answer(api: str, model: str) -> tuple[int, object]:
         if response.status_code != 200:
             response.read()
             return response.status_code, response.json()
-        return 200, [comparable(chunk) for chunk in read_stream(response).chunks]
+        call_numbers: dict[str, int] = {}
+        return 200, [comparable(chunk, call_numbers) for chunk in read_stream(response).chunks]
 
 
-def comparable(chunk: dict) -> dict:
+def comparable(chunk: dict, call_numbers: dict[str, int]) -> dict:
+    """Without ids (some providers' tool call ids are random: numbered in order of appearance
+    instead) and timings."""
     chunk = {key: value for key, value in chunk.items() if key not in ("id", "messageId")}
+    if call_id := chunk.get("toolCallId"):
+        chunk["toolCallId"] = call_numbers.setdefault(call_id, len(call_numbers))
     if metadata := chunk.get("messageMetadata"):
         chunk["messageMetadata"] = {
             key: value for key, value in metadata.items() if key not in ("ttftMs", "durationMs")

@@ -47,6 +47,18 @@ def test_reasoning_streams_as_its_own_part_before_the_text(api, family):
     assert kinds.index("reasoning-end") < kinds.index("text-start")
 
 
+@family
+def test_a_tool_call_and_the_answer_after_it_stream_through_the_route(api, family):
+    stream = post_chat(api, f"{family}/fake-tool")
+
+    assert stream.types[:3] == ["start", "start-step", "tool-input-start"]
+    assert stream.of_type("tool-input-available")[0]["input"] == {"expression": "6*7"}
+    assert stream.of_type("tool-output-available")[0]["output"] == 42
+    assert "42" in stream.text
+    assert stream.types[-1] == "finish"
+    assert stream.done
+
+
 def test_headers_are_those_of_the_ai_sdk_and_never_compressed(api):
     body = chat_body("openai/fake-fast")
     headers = {"Accept-Encoding": "gzip, br"}

@@ -12,16 +12,17 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
 
-from . import llm
+from . import llm, steps
 from .access import Access, Caller
 from .errors import ApiError
 from .protocol import DONE, PING, ChatRequest, UIMessageStream, parse_chat_request
 from .settings import Settings
 from .shutdown import shutdown
+from .tools import REGISTRY
 
 access_log = logging.getLogger(__package__ + ".access")
 
@@ -33,6 +34,8 @@ class Chat:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.access = Access(settings)
+        self.tools = {name: REGISTRY[name] for name in settings.tools}
+        self.tool_definitions = [tool.definition() for tool in self.tools.values()]
 
     async def open(self, body: bytes, caller: Caller) -> AsyncIterator[bytes]:
         """`POST /api/chat`: checks the caller and the request, opens the provider stream and
@@ -52,18 +55,24 @@ class Chat:
             record.log()
             raise
         started = time.perf_counter()
+        messages = request.llm_messages()
+
+        def ask(messages: list[dict]) -> Awaitable[llm.CompletionStream]:
+            return llm.open_stream(messages, model, settings, self.tool_definitions)
+
         try:
-            stream = await llm.open_stream(request.llm_messages(), model, settings)
+            first = await ask(messages)
         except BaseException as exc:
             release()
             record.outcome = "error" if isinstance(exc, ApiError) else "cancelled"
             record.log()
             raise
-        chunks = _ui_message_stream(stream, record, started, settings, release)
+        answer = steps.Steps(first, messages, ask, self.tools, settings)
+        chunks = _ui_message_stream(answer, record, started, settings, release)
         # Some providers (Gemini) only answer the request once the stream is read: wait for the
         # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
-        first = await anext(chunks)
-        return _prepend(first, chunks)
+        opening = await anext(chunks)
+        return _prepend(opening, chunks)
 
     def health(self) -> dict:
         """`GET /api/health`: alive, at once; which provider serves the default model and
@@ -124,7 +133,7 @@ class Pacing(Enum):
 
 
 async def _ui_message_stream(
-    stream: llm.CompletionStream,
+    stream: steps.Steps,
     record: AccessRecord,
     started: float,
     settings: Settings,
@@ -146,6 +155,20 @@ async def _ui_message_stream(
                         if record.ttft_ms is None:
                             record.ttft_ms = _ms_since(started)
                         yield encoder.delta(event.kind, text)
+                    case steps.StepStart():
+                        yield encoder.start_step()
+                    case steps.StepFinish():
+                        yield encoder.finish_step()
+                    case steps.ToolInputStart(call_id, name):
+                        yield encoder.tool_input_start(call_id, name)
+                    case steps.ToolInputDelta(call_id, text):
+                        yield encoder.tool_input_delta(call_id, text)
+                    case steps.ToolInputAvailable(call_id, name, arguments):
+                        yield encoder.tool_input_available(call_id, name, arguments)
+                    case steps.ToolOutput(call_id, output):
+                        yield encoder.tool_output(call_id, output)
+                    case steps.ToolError(call_id, text):
+                        yield encoder.tool_error(call_id, text)
                     case llm.Finish():
                         record.input_tokens = event.input_tokens
                         record.output_tokens = event.output_tokens
@@ -206,7 +229,7 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 async def _paced(
     events: AsyncIterator, settings: Settings, stopping: asyncio.Future
-) -> AsyncIterator[llm.Event | Pacing]:
+) -> AsyncIterator[steps.Event | Pacing]:
     """Yield `events`, with a heartbeat after each `SSE_HEARTBEAT_S` of silence; end with
     `SHUTDOWN` once `stopping` resolves, `IDLE` after `LLM_TIMEOUT_S` of silence, or `TOO_LONG`
     after `MAX_STREAM_S` in all.
@@ -244,6 +267,8 @@ async def _paced(
             except StopAsyncIteration:
                 return
             idle_at = now + settings.llm_timeout_s
+            if isinstance(event, steps.ToolInputAvailable):  # the tools run before the model
+                idle_at += settings.tool_timeout_s
             yield event
     finally:
         if pending is not None:

@@ -40,13 +40,24 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call: the first piece of a call has its `id` and `name`, the others
+    only more `arguments` (JSON text) for the call at `index`."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     reason: str
     input_tokens: int | None
     output_tokens: int | None
 
 
-Event = TextDelta | ReasoningDelta | Finish
+Event = TextDelta | ReasoningDelta | ToolCallDelta | Finish
 
 
 @functools.cache
@@ -186,6 +197,8 @@ def _events_of(chunk, ending: _Ending) -> Iterator[Event]:
     if isinstance(chunk, dict):
         if chunk.get("text"):
             yield TextDelta(chunk["text"])
+        if chunk.get("tool_use"):
+            yield _tool_call_delta(chunk["tool_use"])
         ending.reason = chunk.get("finish_reason") or ending.reason
         ending.usage = chunk.get("usage") or ending.usage
         return
@@ -195,7 +208,24 @@ def _events_of(chunk, ending: _Ending) -> Iterator[Event]:
             yield ReasoningDelta(reasoning)
         if choice.delta.content:
             yield TextDelta(choice.delta.content)
+        for call in getattr(choice.delta, "tool_calls", None) or ():
+            yield _tool_call_delta(call)
         ending.reason = choice.finish_reason or ending.reason
+
+
+def _tool_call_delta(call) -> ToolCallDelta:
+    """From an OpenAI-shaped tool call delta: the SDK's object, LiteLLM's, or a plain dict."""
+
+    def field(value, name: str):
+        return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+    function = field(call, "function")
+    return ToolCallDelta(
+        index=field(call, "index") or 0,
+        id=field(call, "id"),
+        name=field(function, "name"),
+        arguments=field(function, "arguments") or "",
+    )
 
 
 def _litellm_exception(wrapper, exc: Exception) -> Exception:
@@ -222,8 +252,11 @@ def _litellm_callbacks_set(llm) -> bool:
     return llm.cache is not None or bool(hooks)
 
 
-async def open_stream(messages: list[dict], model: str, settings: Settings) -> CompletionStream:
-    """Send the request and wait for the provider to accept it.
+async def open_stream(
+    messages: list[dict], model: str, settings: Settings, tools: list[dict] | None = None
+) -> CompletionStream:
+    """Send the request (with the definitions of the `tools` the model may call) and wait for
+    the provider to accept it.
 
     Failures up to here (key, model, rate limit, timeout) raise `ApiError` while the client
     can still get a plain HTTP error; later ones surface from iterating the stream.
@@ -244,6 +277,8 @@ async def open_stream(messages: list[dict], model: str, settings: Settings) -> C
         # have billed; only a request it never received is sent again, below.
         "max_retries": 0,
     }
+    if tools and not is_embedded(model):  # the embedded model cannot call tools
+        request["tools"] = tools
     try:
         response = await llm.acompletion(**request)
     except Exception as exc:

@@ -28,9 +28,44 @@ PING = b": ping\n\n"
 
 
 class MessagePart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """A text part, a tool part (`tool-<name>`, or `dynamic-tool` with `toolName`), or one the
+    model does not read back (`step-start` only marks where a step begins)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
     type: str
     text: str | None = None
+    tool_call_id: str | None = Field(default=None, alias="toolCallId")
+    tool_name: str | None = Field(default=None, alias="toolName")
+    state: str | None = None
+    input: object = None
+    output: object = None
+    error_text: str | None = Field(default=None, alias="errorText")
+
+    def tool_call(self) -> dict | None:
+        """A tool call that has its outcome, as a chat `tool_calls` entry; else None (a call
+        without its result would be refused by some providers)."""
+        if not self.tool_call_id or self.state not in ("output-available", "output-error"):
+            return None
+        if self.type.startswith("tool-"):
+            name = self.type.removeprefix("tool-")
+        elif self.type == "dynamic-tool" and self.tool_name:
+            name = self.tool_name
+        else:
+            return None
+        arguments = json.dumps(self.input if self.input is not None else {})
+        return {
+            "id": self.tool_call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+
+    def tool_result(self) -> dict:
+        error = self.error_text if self.state == "output-error" else None
+        return {
+            "role": "tool",
+            "tool_call_id": self.tool_call_id,
+            "content": tool_result_text(self.output, error),
+        }
 
 
 class Message(BaseModel):
@@ -46,6 +81,42 @@ class Message(BaseModel):
             return self.content or ""
         return "".join(part.text or "" for part in self.parts if part.type == "text")
 
+    def turns(self) -> list[dict]:
+        """As chat messages. An assistant message's steps (split at `step-start`, as the AI
+        SDK's `convertToModelMessages` does) each become a message with its tool calls,
+        followed by one `tool` message per result."""
+        if self.role != "assistant" or self.parts is None:
+            return [{"role": self.role, "content": self.text()}]
+        turns = []
+        for step in _split_at_step_starts(self.parts):
+            text = "".join(part.text or "" for part in step if part.type == "text")
+            calls = [(part, call) for part in step if (call := part.tool_call())]
+            if not calls:
+                turns += [{"role": "assistant", "content": text}] if text else []
+                continue
+            turns.append(
+                {"role": "assistant", "content": text or None, "tool_calls": [c for _, c in calls]}
+            )
+            turns += [part.tool_result() for part, _ in calls]
+        return turns or [{"role": "assistant", "content": ""}]
+
+
+def _split_at_step_starts(parts: list[MessagePart]) -> list[list[MessagePart]]:
+    steps: list[list[MessagePart]] = [[]]
+    for part in parts:
+        if part.type == "step-start":
+            steps.append([])
+        else:
+            steps[-1].append(part)
+    return [step for step in steps if step]
+
+
+def tool_result_text(output: object, error: str | None = None) -> str:
+    """A tool call's outcome as the model reads it."""
+    if error is not None:
+        return f"Error: {error}"
+    return output if isinstance(output, str) else json.dumps(output)
+
 
 class ChatRequest(BaseModel):
     """The body of `POST /api/chat`: the AI SDK's `useChat` body, or plain chat messages."""
@@ -54,8 +125,8 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     model: str | None = None
 
-    def llm_messages(self) -> list[dict[str, str]]:
-        return [{"role": message.role, "content": message.text()} for message in self.messages]
+    def llm_messages(self) -> list[dict]:
+        return [turn for message in self.messages for turn in message.turns()]
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -131,6 +202,34 @@ class UIMessageStream:
             self._parts += 1
             opened += sse({"type": f"{kind}-start", "id": self._open[1]})
         return opened + sse({"type": f"{kind}-delta", "id": self._open[1], "delta": delta})
+
+    def start_step(self) -> bytes:
+        return sse({"type": "start-step"})
+
+    def finish_step(self) -> bytes:
+        return self._close() + sse({"type": "finish-step"})
+
+    def tool_input_start(self, call_id: str, name: str) -> bytes:
+        chunk = {"type": "tool-input-start", "toolCallId": call_id, "toolName": name}
+        return self._close() + sse(chunk)
+
+    def tool_input_delta(self, call_id: str, text: str) -> bytes:
+        return sse({"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": text})
+
+    def tool_input_available(self, call_id: str, name: str, arguments: object) -> bytes:
+        chunk = {
+            "type": "tool-input-available",
+            "toolCallId": call_id,
+            "toolName": name,
+            "input": arguments,
+        }
+        return self._close() + sse(chunk)
+
+    def tool_output(self, call_id: str, output: object) -> bytes:
+        return sse({"type": "tool-output-available", "toolCallId": call_id, "output": output})
+
+    def tool_error(self, call_id: str, text: str) -> bytes:
+        return sse({"type": "tool-output-error", "toolCallId": call_id, "errorText": text})
 
     def _close(self) -> bytes:
         if self._open is None:

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     """Read the provider's parsed stream directly, without LiteLLM's per-chunk wrapper (about
     half the CPU per token). LiteLLM's own path is used anyway when LiteLLM callbacks are set."""
 
+    tools: Annotated[list[str], NoDecode] = []
+    """Tools from `tools.py` the model may call (comma-separated); none by default."""
+    max_tool_steps: int = Field(default=5, gt=0)
+    """Model calls per answer: an answer still calling tools after this many ends with an error."""
+    tool_timeout_s: float = Field(default=10.0, gt=0)
+    """A tool call still running after this many seconds is stopped; the model gets an error."""
+
     max_request_bytes: int = Field(default=1_000_000, gt=0)
     max_messages: int = Field(default=200, gt=0)
     """Messages per request."""
@@ -62,12 +69,22 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///chat.db"
     """Where the UI keeps conversations (SQLAlchemy URL; `postgresql+psycopg://…` for Postgres)."""
 
-    @field_validator("llm_models", "cors_origins", mode="before")
+    @field_validator("llm_models", "cors_origins", "tools", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, names: list[str]) -> list[str]:
+        from .tools import REGISTRY
+
+        if unknown := [name for name in names if name not in REGISTRY]:
+            known = ", ".join(REGISTRY)
+            raise ValueError(f"no tool named {', '.join(unknown)}; tools.py has: {known}")
+        return names
 
     @field_validator("rate_limit")
     @classmethod

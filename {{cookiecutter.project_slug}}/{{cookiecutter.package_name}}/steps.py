@@ -1,0 +1,263 @@
+"""An answer in steps: the model streams; if it called tools, they run and the model is asked
+again with their results, until it answers without calling one (or `MAX_TOOL_STEPS` is reached).
+
+The events are the model's, plus what the UI message stream shows of each step and tool call:
+the call's arguments while they stream, then its result or its error.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from . import llm
+from .errors import ApiError
+from .protocol import tool_result_text
+from .settings import Settings
+from .tools import Tool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StepStart:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinish:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInputStart:
+    call_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInputDelta:
+    call_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInputAvailable:
+    """The call's arguments are complete (`input`: parsed, or the raw text if not JSON); the
+    tool runs now."""
+
+    call_id: str
+    name: str
+    input: object
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    call_id: str
+    output: object
+
+
+@dataclass(frozen=True, slots=True)
+class ToolError:
+    call_id: str
+    text: str
+
+
+Event = (
+    llm.Event
+    | StepStart
+    | StepFinish
+    | ToolInputStart
+    | ToolInputDelta
+    | ToolInputAvailable
+    | ToolOutput
+    | ToolError
+)
+AskAgain = Callable[[list[dict]], Awaitable[llm.CompletionStream]]
+
+
+@dataclass
+class _Call:
+    id: str
+    name: str
+    arguments: str = ""  # JSON text, as the model streamed it
+
+    def parsed(self) -> object:
+        try:
+            return json.loads(self.arguments or "{}")
+        except json.JSONDecodeError:
+            return self.arguments
+
+
+class Steps:
+    """The events of a whole answer. Like `llm.CompletionStream`, whoever iterates it must
+    `aclose()` it: that hangs up on the provider and cancels the tools still running."""
+
+    def __init__(
+        self,
+        first: llm.CompletionStream,
+        messages: list[dict],
+        ask_again: AskAgain,
+        tools: dict[str, Tool],
+        settings: Settings,
+    ):
+        self._stream = first
+        self._messages = list(messages)
+        self._ask_again = ask_again
+        self._tools = tools
+        self._settings = settings
+        self._events = self._answer()
+
+    @property
+    def path(self) -> str:
+        return self._stream.path
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+        await self._stream.aclose()  # also when the answer was never read
+
+    async def _answer(self) -> AsyncIterator[Event]:
+        usage = _Usage()
+        for step in range(1, self._settings.max_tool_steps + 1):
+            calls: list[_Call] = []
+            text: list[str] = []
+            async with aclosing(self._step(calls, text, usage)) as events:
+                async for event in events:
+                    yield event
+            if not calls:
+                yield StepFinish()
+                yield usage.finish()
+                return
+            for call in calls:
+                yield ToolInputAvailable(call.id, call.name, call.parsed())
+            results = {}
+            async with aclosing(self._run(calls)) as outcomes:
+                async for result in outcomes:
+                    results[result.call_id] = result
+                    yield result
+            yield StepFinish()
+            self._messages += _turns(calls, "".join(text), results)
+            if step < self._settings.max_tool_steps:
+                self._stream = await self._ask_again(self._messages)
+        limit = self._settings.max_tool_steps
+        raise ApiError(
+            502,
+            "too_many_tool_steps",
+            f"The model was still calling tools after {limit} steps (MAX_TOOL_STEPS); "
+            "the answer stops here.",
+        )
+
+    async def _step(self, calls: list[_Call], text: list[str], usage: "_Usage"):
+        """One model call's events; its tool calls collected into `calls`, its text into `text`.
+        `StepStart` waits for the provider's first event, so that a refusal before it is still
+        an HTTP error."""
+        stream, started, by_index = self._stream, False, {}
+        try:
+            async for event in stream:
+                if not started:
+                    started = True
+                    yield StepStart()
+                match event:
+                    case llm.ToolCallDelta():
+                        call = by_index.get(event.index)
+                        if call is None or (event.id and event.id != call.id):
+                            call = _Call(event.id or f"call-{uuid.uuid4().hex}", event.name or "")
+                            by_index[event.index] = call
+                            calls.append(call)
+                            yield ToolInputStart(call.id, call.name)
+                        if event.arguments:
+                            call.arguments += event.arguments
+                            yield ToolInputDelta(call.id, event.arguments)
+                    case llm.Finish():
+                        usage.add(event)
+                    case llm.TextDelta():
+                        text.append(event.text)
+                        yield event
+                    case _:
+                        yield event
+        finally:
+            await stream.aclose()
+        if not started:
+            yield StepStart()
+
+    async def _run(self, calls: list[_Call]) -> AsyncIterator[ToolOutput | ToolError]:
+        """Run the calls side by side; yield each result as it comes."""
+        tasks = [asyncio.ensure_future(self._call(call)) for call in calls]
+        try:
+            for result in asyncio.as_completed(tasks):
+                yield await result
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _call(self, call: _Call) -> ToolOutput | ToolError:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            offered = ", ".join(self._tools) or "none"
+            return ToolError(call.id, f"There is no tool {call.name!r}; offered: {offered}.")
+        arguments = call.parsed()
+        if not isinstance(arguments, dict):
+            return ToolError(call.id, f"The arguments are not a JSON object: {call.arguments!r}")
+        timeout_s = self._settings.tool_timeout_s
+        try:
+            output = await asyncio.wait_for(tool.call(arguments), timeout_s)
+        except TimeoutError:
+            return ToolError(call.id, f"{call.name} took over {timeout_s:g} s and was stopped.")
+        except Exception as exc:
+            logger.info("tool %s failed: %r", call.name, exc)
+            return ToolError(call.id, f"{type(exc).__name__}: {exc}")
+        return ToolOutput(call.id, json.loads(json.dumps(output, default=str)))
+
+
+def _turns(calls: list[_Call], text: str, results: dict) -> list[dict]:
+    """The step as chat messages for the next model call: the calls, then each one's result."""
+    assistant = {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments or "{}"},
+            }
+            for call in calls
+        ],
+    }
+    return [assistant] + [
+        {"role": "tool", "tool_call_id": call.id, "content": _result_text(results[call.id])}
+        for call in calls
+    ]
+
+
+def _result_text(result: ToolOutput | ToolError) -> str:
+    if isinstance(result, ToolError):
+        return tool_result_text(None, result.text)
+    return tool_result_text(result.output)
+
+
+@dataclass
+class _Usage:
+    """Tokens summed over the steps; the last step's finish reason."""
+
+    reason: str = "stop"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def add(self, finish: llm.Finish) -> None:
+        self.reason = finish.reason
+        self.input_tokens = _plus(self.input_tokens, finish.input_tokens)
+        self.output_tokens = _plus(self.output_tokens, finish.output_tokens)
+
+    def finish(self) -> llm.Finish:
+        return llm.Finish(self.reason, self.input_tokens, self.output_tokens)
+
+
+def _plus(total: int | None, more: int | None) -> int | None:
+    return more if total is None else total + (more or 0)
