@@ -45,6 +45,55 @@ def test_both_message_shapes_give_the_same_text():
     ]
 
 
+def test_an_answer_with_tool_calls_goes_back_to_the_model_step_by_step():
+    """As the AI SDK sends an answer back with the next question (`useChat`'s history)."""
+    answer = {
+        "role": "assistant",
+        "parts": [
+            {"type": "step-start"},
+            {"type": "text", "text": "Let me compute."},
+            {
+                "type": "tool-calculate",
+                "toolCallId": "call_1",
+                "state": "output-available",
+                "input": {"expression": "6*7"},
+                "output": 42,
+            },
+            {
+                "type": "dynamic-tool",
+                "toolName": "current_time",
+                "toolCallId": "call_2",
+                "state": "output-error",
+                "input": {"timezone": "Mars"},
+                "errorText": "unknown time zone",
+            },
+            {"type": "tool-calculate", "toolCallId": "call_3", "state": "input-available"},
+            {"type": "step-start"},
+            {"type": "text", "text": "It is 42."},
+        ],
+    }
+    request = parse_chat_request(json.dumps({"messages": [answer]}).encode())
+
+    def call(call_id: str, name: str, arguments: dict) -> dict:
+        function = {"name": name, "arguments": json.dumps(arguments)}
+        return {"id": call_id, "type": "function", "function": function}
+
+    assert request.llm_messages() == [
+        {
+            "role": "assistant",
+            "content": "Let me compute.",
+            "tool_calls": [
+                call("call_1", "calculate", {"expression": "6*7"}),
+                call("call_2", "current_time", {"timezone": "Mars"}),
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "Error: unknown time zone"},
+        {"role": "assistant", "content": "It is 42."},
+    ]
+    assert request.messages[0].text() == "Let me compute.It is 42."
+
+
 @pytest.mark.parametrize(
     ("body", "status", "type", "message"),
     [
@@ -134,3 +183,47 @@ def test_an_error_or_abort_closes_the_open_part_first(end, last):
         last,
     ]
     assert chunks_of(end(stream)) == [last], "nothing is left open to close twice"
+
+
+def test_text_before_a_tool_call_is_closed_and_the_next_step_opens_a_new_part():
+    stream = UIMessageStream("msg-1")
+    frames = (
+        stream.start_step()
+        + stream.delta("text", "Let me see.")
+        + stream.tool_input_start("call_1", "calculate")
+        + stream.tool_input_delta("call_1", '{"expression": "6*7"}')
+        + stream.tool_input_available("call_1", "calculate", {"expression": "6*7"})
+        + stream.tool_output("call_1", 42)
+        + stream.finish_step()
+        + stream.start_step()
+        + stream.delta("text", "42.")
+        + stream.finish_step()
+    )
+    assert chunks_of(frames) == [
+        {"type": "start-step"},
+        {"type": "text-start", "id": "text-0"},
+        {"type": "text-delta", "id": "text-0", "delta": "Let me see."},
+        {"type": "text-end", "id": "text-0"},
+        {"type": "tool-input-start", "toolCallId": "call_1", "toolName": "calculate"},
+        {
+            "type": "tool-input-delta",
+            "toolCallId": "call_1",
+            "inputTextDelta": '{"expression": "6*7"}',
+        },
+        {
+            "type": "tool-input-available",
+            "toolCallId": "call_1",
+            "toolName": "calculate",
+            "input": {"expression": "6*7"},
+        },
+        {"type": "tool-output-available", "toolCallId": "call_1", "output": 42},
+        {"type": "finish-step"},
+        {"type": "start-step"},
+        {"type": "text-start", "id": "text-1"},
+        {"type": "text-delta", "id": "text-1", "delta": "42."},
+        {"type": "text-end", "id": "text-1"},
+        {"type": "finish-step"},
+    ]
+    assert chunks_of(stream.tool_error("call_2", "It broke.")) == [
+        {"type": "tool-output-error", "toolCallId": "call_2", "errorText": "It broke."}
+    ]

@@ -1,6 +1,7 @@
 """Configuration: lists, the model allow-list, refusals at start-up, and `.env` for LiteLLM."""
 
 import os
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -32,6 +33,14 @@ def test_an_empty_variable_means_the_default(monkeypatch):
 def test_a_bad_value_stops_start_up_naming_the_setting(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name.lower()):
+        Settings()
+
+
+def test_an_unknown_tool_stops_start_up_naming_the_tools_there_are(monkeypatch):
+    monkeypatch.setenv("TOOLS", "calculate, search_web")
+    with pytest.raises(
+        ValidationError, match=re.escape("no tool named search_web; tools.py has: calculate")
+    ):
         Settings()
 
 
