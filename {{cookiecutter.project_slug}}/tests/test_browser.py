@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from {{ cookiecutter.package_name }}_ui.models import label, who_answers
 
 from .conftest import BAKED_MODEL, PROJECT_DIR, UNCONFIGURED_MODEL, running_app
-from .fake_upstream import SCRIPTS, streamed_text
+from .fake_upstream import SCRIPTS, streamed_text, tool_answer
 from .support import (
     free_port,
     new_postgres_schema,
@@ -307,6 +307,27 @@ def test_code_renders_while_streaming_without_raw_fences(page, axe):
     expect(answer.locator("strong", has_text="the code")).to_be_visible()
     assert "**" not in answer.inner_text()
     audit(page, axe, "markdown")
+
+
+def test_a_tool_call_shows_while_it_runs_then_opens_to_its_arguments_and_result(page, axe):
+    ask(page, "What is 6*7?", "openai/fake-tool-slow")  # the call's frames 0.4 s apart
+    running = page.locator("#live-answer .tool-call")
+    expect(running).to_have_attribute("data-state", "running")
+    expect(running).to_contain_text("calculate")
+    screenshots(page, "tool-running")
+
+    answer = answers(page).last
+    expect(answer).to_have_attribute("data-status", "done", timeout=15_000)
+    call = answer.locator(".tool-call")
+    expect(call).to_have_attribute("data-state", "done")
+    expect(answer).to_contain_text(tool_answer(["42"]))
+    call.get_by_text("calculate").click()  # opens it
+    expect(call).to_contain_text('{"expression": "6*7"}')
+    expect(call.locator("pre").last).to_have_text("42")
+    audit(page, axe, "tool-done")
+
+    page.reload()  # saved with the answer
+    expect(answers(page).last.locator(".tool-call")).to_have_attribute("data-state", "done")
 
 
 def test_on_a_phone_everything_fits_and_the_conversations_are_a_drawer(page, axe):

@@ -140,6 +140,25 @@ async def test_answer_is_pushed_as_new_text_only_then_lands_in_the_history(brows
     ]
 
 
+async def test_tool_calls_show_while_they_run_and_are_saved_with_the_answer(browser):
+    await browser.send("set_model", model="openai/fake-tools-2")
+    await browser.send("send", form_data={"question": "Compute"})
+    await browser.wait_for("streaming", lambda streaming: streaming is False)
+
+    shown = [calls for calls in browser.values("live_tools") if calls]
+    assert [call.state for call in shown[0]] == ["running"]  # the first call, as it starts
+    assert [(call.state, call.result) for call in shown[-1]] == [("done", "42"), ("done", "4")]
+    assert browser.values("live_tools")[-1] == []  # the answer holds them now
+    answer = browser.values("messages")[-1][-1]
+    assert [(call.name, call.arguments) for call in answer.tools] == [
+        ("calculate", '{"expression": "6*7"}'),
+        ("calculate", '{"expression": "2+2"}'),
+    ]
+    assert "42" in answer.content
+    saved = saved_messages(browser)[-1]
+    assert [call["result"] for call in json.loads(saved.tools)] == ["42", "4"]
+
+
 async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, upstream):
     await browser.send("set_model", model="openai/fake-slow")
     await browser.send("send", form_data={"question": "Count for me"})

@@ -25,6 +25,8 @@ from .shutdown import shutdown
 from .tools import REGISTRY
 
 access_log = logging.getLogger(__package__ + ".access")
+# What the time to first token measures up to: the model's first output of any kind.
+FIRST_OUTPUT = (llm.TextDelta, llm.ReasoningDelta, steps.ToolInputStart)
 
 
 class Chat:
@@ -150,10 +152,10 @@ async def _ui_message_stream(
                 if not announced:
                     announced = True
                     yield encoder.start()
+                if record.ttft_ms is None and isinstance(event, FIRST_OUTPUT):
+                    record.ttft_ms = _ms_since(started)
                 match event:
                     case llm.TextDelta(text) | llm.ReasoningDelta(text):
-                        if record.ttft_ms is None:
-                            record.ttft_ms = _ms_since(started)
                         yield encoder.delta(event.kind, text)
                     case steps.StepStart():
                         yield encoder.start_step()

@@ -1,5 +1,6 @@
-"""Read `POST /api/chat` as a client: the UI message stream in, text deltas out."""
+"""Read `POST /api/chat` as a client: the UI message stream in, text deltas and tool calls out."""
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 
@@ -21,6 +22,17 @@ class AnswerError(Exception):
     def __init__(self, message: str, action: str = "retry") -> None:
         super().__init__(message)
         self.action = action
+
+
+@dataclasses.dataclass
+class ToolCall:
+    """A tool call of an answer, as the page shows it."""
+
+    id: str
+    name: str
+    arguments: str = ""  # JSON, once complete
+    state: str = "running"  # running | done | error
+    result: str = ""  # the output (JSON unless text), or the error
 
 
 # Refusals the page words itself, with what it offers.
@@ -50,12 +62,14 @@ def api_client(settings: Settings, timeout: httpx.Timeout | float) -> httpx.Asyn
 async def stream_answer(
     settings: Settings, messages: list[dict], model: str | None = None, timeout_s: float = 60.0
 ) -> AsyncIterator[str | dict]:
-    """Yield each text delta as it arrives, then the `finish` metadata dict.
+    """Yield each text delta as it arrives, each tool call as it starts and as it ends
+    (`ToolCall`, a copy each time), then the `finish` metadata dict.
 
     Leaving the iteration early (Stop, cancellation) closes the connection, which is what
     makes the API abort the upstream call.
     """
     body = {"messages": messages, **({"model": model} if model else {})}
+    calls: dict[str, ToolCall] = {}
     async with (
         api_client(settings, httpx.Timeout(timeout_s, connect=5.0)) as client,
         aconnect_sse(client, "POST", "/api/chat", json=body) as source,
@@ -69,6 +83,10 @@ async def stream_answer(
             match chunk["type"]:
                 case "text-delta":
                     yield chunk["delta"]
+                case "tool-input-start" | "tool-input-available":
+                    yield _tool_call(calls, chunk)
+                case "tool-output-available" | "tool-output-error":
+                    yield _tool_call(calls, chunk)
                 case "finish":
                     yield chunk.get("messageMetadata") or {}
                 case "error":
@@ -76,6 +94,23 @@ async def stream_answer(
                 case "abort":
                     raise AnswerError("The server stopped this answer.")
     raise AnswerError("The connection closed before the answer was complete.")
+
+
+def _tool_call(calls: dict[str, ToolCall], chunk: dict) -> ToolCall:
+    """The call `chunk` is about, updated by it."""
+    call = calls.setdefault(chunk["toolCallId"], ToolCall(chunk["toolCallId"], ""))
+    match chunk["type"]:
+        case "tool-input-start":
+            call.name = chunk["toolName"]
+        case "tool-input-available":
+            call.name, call.arguments = chunk["toolName"], json.dumps(chunk["input"])
+        case "tool-output-available":
+            output = chunk["output"]
+            call.state = "done"
+            call.result = output if isinstance(output, str) else json.dumps(output)
+        case "tool-output-error":
+            call.state, call.result = "error", chunk["errorText"]
+    return dataclasses.replace(call)
 
 
 async def _refusal_of(response: httpx.Response) -> AnswerError:

@@ -58,6 +58,7 @@ class StoredMessage(SQLModel, table=True):
     error: str = ""
     action: str = "retry"  # offered beside the error: retry | edit | new_chat | configure
     details: str = ""
+    tools: str = "[]"  # the answer's tool calls, as JSON (the fields of `client.ToolCall`)
 
 
 def open_database(url: str) -> Engine:

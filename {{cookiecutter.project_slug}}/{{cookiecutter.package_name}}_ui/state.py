@@ -9,13 +9,14 @@ once per `UI_FLUSH_MS`. The finished answer lands in `messages` once.
 
 import asyncio
 import dataclasses
+import json
 import time
 
 import httpx
 import reflex as rx
 
 from . import draft, history
-from .client import AnswerError, api_client, stream_answer
+from .client import AnswerError, ToolCall, api_client, stream_answer
 from .gate import SESSION_S, WrongPassword
 from .models import ModelChoice, who_answers
 from .reflex_compat import tab_is_connected
@@ -36,6 +37,7 @@ class Message:
     error: str = ""
     action: str = "retry"  # what the page offers beside an error (see client.AnswerError)
     details: str = ""  # model, tokens and timing of an answer
+    tools: list[ToolCall] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, stored: history.StoredMessage) -> "Message":
@@ -47,6 +49,7 @@ class Message:
             error=stored.error,
             action=stored.action,
             details=stored.details,
+            tools=[ToolCall(**call) for call in json.loads(stored.tools)],
         )
 
 
@@ -89,6 +92,7 @@ class ChatState(rx.State):
     messages: list[Message] = []
     system_prompt: str = ""
     streaming: bool = False
+    live_tools: list[ToolCall] = []  # the tool calls of the answer being streamed
     models: list[ModelChoice] = []
     model: str = ""
     editing_id: int = 0  # the question being edited
@@ -255,12 +259,18 @@ class ChatState(rx.State):
                 turns.insert(0, {"role": "system", "content": self.system_prompt})
         answer = history.StoredMessage(role="assistant", content="")
         pending: list[str] = []
+        calls: dict[str, ToolCall] = {}
         flush_s = services().settings.ui_flush_ms / 1000
         last_flush = time.monotonic()
         try:
             async for item in stream_answer(services().settings, turns, model):
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
+                    continue
+                if isinstance(item, ToolCall):  # a few per answer: each is shown at once
+                    calls[item.id] = item
+                    async with self:
+                        self.live_tools = list(calls.values())
                     continue
                 pending.append(item)
                 if time.monotonic() - last_flush >= flush_s:
@@ -283,8 +293,9 @@ class ChatState(rx.State):
             answer.status, answer.error = "error", "The API could not be reached."
         finally:
             answer.content += "".join(pending)
+            answer.tools = json.dumps([dataclasses.asdict(call) for call in calls.values()])
             async with self:
-                self.streaming = False
+                self.streaming, self.live_tools = False, []
                 # The conversation stays open while it streams: switching waits for the end.
                 self._save(answer)
 

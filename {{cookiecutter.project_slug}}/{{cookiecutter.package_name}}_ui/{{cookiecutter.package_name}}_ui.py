@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.settings import get_settings
 {%- endif %}
 
 from . import draft
+from .client import ToolCall
 from .services import open_history
 from .state import ChatState, ConversationItem, Message
 
@@ -275,8 +276,53 @@ def error_action(message: Message) -> rx.Component:
     )
 
 
+def tool_call(call: ToolCall) -> rx.Component:
+    """A tool call: its name and a spinner while it runs; opened, its arguments and result."""
+    detail = functools.partial(
+        rx.el.pre, font_size="var(--font-size-1)", white_space="pre-wrap", word_break="break-all"
+    )
+    return rx.el.details(
+        rx.el.summary(
+            rx.match(
+                call.state,
+                ("running", rx.spinner(size="1")),
+                ("error", rx.icon("circle-x", size=14, color=rx.color("red", 11))),
+                rx.icon("wrench", size=14),
+            ),
+            rx.code(call.name, variant="ghost"),
+            rx.text(
+                rx.match(call.state, ("running", "running…"), ("error", "failed"), "done"),
+                size="1",
+                color_scheme="gray",
+            ),
+            display="flex",
+            align_items="center",
+            gap="0.5em",
+            cursor="pointer",
+        ),
+        rx.text("Arguments", size="1", weight="medium"),
+        detail(call.arguments),
+        rx.cond(
+            call.state != "running",
+            rx.fragment(
+                rx.text(
+                    rx.cond(call.state == "error", "Error", "Result"), size="1", weight="medium"
+                ),
+                detail(call.result),
+            ),
+        ),
+        class_name="tool-call",
+        data_state=call.state,
+        border=f"1px solid {rx.color('gray', 6)}",
+        border_radius="var(--radius-2)",
+        padding="0.3em 0.6em",
+        margin_bottom="0.5em",
+    )
+
+
 def answer(message: Message, is_last: bool) -> rx.Component:
     return rx.box(
+        rx.foreach(message.tools, tool_call),
         rx.markdown(message.content, **MARKDOWN),
         rx.cond(
             message.status == "error",
@@ -335,6 +381,7 @@ def live_answer() -> rx.Component:
         rx.cond(
             ChatState.streaming,
             rx.box(
+                rx.foreach(ChatState.live_tools, tool_call),
                 rx.markdown(draft.renderable(draft.draft.value), **MARKDOWN),
                 rx.hstack(
                     rx.spinner(size="1"), rx.text("Generating…", size="1", color_scheme="gray")
