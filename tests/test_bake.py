@@ -224,11 +224,13 @@ def install_bake(cookies_session, framework: str, provider: str) -> Bake:
     return Bake(project, python, env, result.context)
 
 
-# What no adapter takes part in: the core's units, LiteLLM's two paths, provider faults, the AI
-# SDK client, the UI state, the deployment. Each behaviour is asserted once: in the suites of
-# the default provider's bakes below (ASGI and WSGI), not again for every other framework.
+# What no adapter takes part in: the core's units, the tool loop, LiteLLM's two paths, provider
+# faults, the AI SDK client, the UI state, the deployment. Each behaviour is asserted once: in
+# the FastAPI bake's suite, not again for every other framework; the Flask bake (WSGI, the API
+# beside the page) keeps its deployment tests, and leaves out the embedded model's too.
 BESIDE_THE_ADAPTER = [
     "tests/unit",
+    "tests/test_tools.py",
     "tests/test_fast_stream.py",
     "tests/test_faults.py",
     "tests/test_ai_sdk.py",
@@ -239,7 +241,10 @@ BESIDE_THE_ADAPTER = [
 # four wire formats of the fake upstream.
 SUITES = {
     ("fastapi", "local"): [],
-    ("flask", "local"): [],
+    ("flask", "local"): [
+        *(module for module in BESIDE_THE_ADAPTER if module != "tests/test_deploy.py"),
+        "tests/test_local_model.py",
+    ],
     ("litestar", "openai"): BESIDE_THE_ADAPTER,
     ("starlette", "openai"): BESIDE_THE_ADAPTER,
     ("django", "openai"): BESIDE_THE_ADAPTER,

@@ -21,6 +21,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -558,7 +559,7 @@ class FakeUpstream:
 
 
 async def _stream(script: Script, wire: WireFormat, record: Record) -> AsyncIterator[bytes]:
-    try:
+    with _recording(record):
         for frame in wire.start():
             yield frame
         for i in range(script.reasoning):
@@ -575,19 +576,23 @@ async def _stream(script: Script, wire: WireFormat, record: Record) -> AsyncIter
         for frame in wire.end(script.reasoning + script.tokens):
             yield frame
         record.completed = True
-    finally:
-        record.closed_at = time.monotonic()
-        record.closed.set()
 
 
 async def _calling_tools(script: Script, wire: WireFormat, record: Record):
     """The script's tool calls, a frame at a time, `delay_s` apart."""
     calls = [(f"call_{next(_CALL_IDS)}", name, arguments) for name, arguments in script.tool_calls]
-    try:
+    with _recording(record):
         for frame in [*wire.start(), *wire.tool_calls(calls)]:
             await asyncio.sleep(script.delay_s)
             yield frame
         record.completed = True
+
+
+@contextmanager
+def _recording(record: Record):
+    """Note when the stream ended, however it did (the client may have left)."""
+    try:
+        yield
     finally:
         record.closed_at = time.monotonic()
         record.closed.set()
