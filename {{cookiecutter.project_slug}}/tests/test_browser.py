@@ -109,6 +109,9 @@ def page(app, browser) -> Page:
     """A new visitor (browser context) on the chat page, past the gate."""
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
+    # Shown with a failure: what the page logged, and when its websocket closed.
+    page.on("console", lambda message: print(f"console {message.type}: {message.text}"))
+    page.on("websocket", lambda ws: ws.on("close", lambda _: print(f"closed: {ws.url}")))
     page.goto(app.url)
     enter_password(page)
     yield page

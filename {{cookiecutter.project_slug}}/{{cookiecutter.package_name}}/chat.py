@@ -3,8 +3,10 @@
 Adapters build one `Chat` per app, call `Chat.open` (which raises `ApiError` while a plain HTTP
 error is still possible), send `protocol.HEADERS`, and write each yielded chunk as soon as it
 exists. When the client goes away the adapter's framework cancels or closes the iterator, and
-its `finally` closes the provider connection, so no more tokens are generated or paid for.
-When the server shuts down (`shutdown.begin()`), open streams end at once with an `abort` chunk.
+its `finally` closes the provider connection (and cancels running tools), so no more tokens
+are generated or paid for. An answer may take several model calls (`steps`: the model calls
+tools, then answers with their results); the stream shows each. When the server shuts down
+(`shutdown.begin()`), open streams end at once with an `abort` chunk.
 """
 
 import asyncio
