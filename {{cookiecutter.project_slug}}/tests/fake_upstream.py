@@ -51,6 +51,7 @@ class Script:
     # brings their results, answer with the results' text (or call them again, `tools_forever`).
     tool_calls: tuple[tuple[str, str], ...] = ()
     tools_forever: bool = False
+    answer_status: int = 200  # a non-200 status refuses the request that brings the results
 
     def piece(self, i: int) -> str:
         if self.text:
@@ -94,6 +95,10 @@ SCRIPTS = {
     "fake-tool-bad-arguments": Script(tool_calls=(("calculate", '{"expr": "6*7"}'),)),
     "fake-tool-slow": Script(tool_calls=(("calculate", '{"expression": "6*7"}'),), delay_s=0.4),
     "fake-tool-wait": Script(tool_calls=(("wait", '{"seconds": 30}'),)),
+    "fake-tool-explode": Script(tool_calls=(("explode", "{}"),)),
+    "fake-tool-then-429": Script(
+        tool_calls=(("calculate", '{"expression": "6*7"}'),), answer_status=429
+    ),
     "fake-tool-loop": Script(
         tool_calls=(("calculate", '{"expression": "1+1"}'),), tools_forever=True
     ),
@@ -181,12 +186,16 @@ class WireFormat:
     @staticmethod
     def tool_results(body: dict) -> list[str]:
         """The results the request brings back, if its last turn is tool results."""
-        results = []
-        for message in reversed(body.get("messages") or []):
-            if message.get("role") != "tool":
-                break
-            results.insert(0, message["content"])
-        return results
+        return [message["content"] for message in _trailing_tool_messages(body)]
+
+    @staticmethod
+    def results_match_calls(body: dict) -> bool:
+        """Whether each result answers a call of the turn before, as providers require."""
+        messages, results = body.get("messages") or [], _trailing_tool_messages(body)
+        if not results:
+            return True
+        called = {call.get("id") for call in messages[-len(results) - 1].get("tool_calls") or []}
+        return all(result.get("tool_call_id") in called for result in results)
 
 
 def _sse(payload: dict, event: str | None = None) -> bytes:
@@ -334,6 +343,19 @@ class AnthropicFormat(WireFormat):
             return []
         return [_text_of(block["content"]) for block in blocks if block["type"] == "tool_result"]
 
+    @staticmethod
+    def results_match_calls(body: dict) -> bool:
+        messages = body.get("messages") or []
+        if len(messages) < 2:
+            return True
+
+        def blocks(message: dict, kind: str) -> list[dict]:
+            content = message.get("content")
+            return [b for b in content if b["type"] == kind] if isinstance(content, list) else []
+
+        called = {block["id"] for block in blocks(messages[-2], "tool_use")}
+        return all(block["tool_use_id"] in called for block in blocks(messages[-1], "tool_result"))
+
     def refusal(self, status: int) -> JSONResponse:
         kinds = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
         error = {"type": kinds.get(status, "api_error"), "message": f"fake refusal {status}"}
@@ -407,6 +429,20 @@ class GeminiFormat(WireFormat):
         ]
         return [json.dumps(response["response"]) for response in responses if response]
 
+    @staticmethod
+    def results_match_calls(body: dict) -> bool:
+        """Gemini pairs a function's response with its call by name."""
+        contents = body.get("contents") or []
+        if len(contents) < 2:
+            return True
+
+        def names(content: dict, *keys: str) -> set[str]:  # snake_case or camelCase
+            found = [next(filter(None, map(part.get, keys)), None) for part in content["parts"]]
+            return {item["name"] for item in found if item}
+
+        responses = names(contents[-1], "function_response", "functionResponse")
+        return responses <= names(contents[-2], "function_call", "functionCall")
+
     def refusal(self, status: int) -> JSONResponse:
         statuses = {401: "UNAUTHENTICATED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
         error = {
@@ -468,6 +504,11 @@ class OllamaFormat(WireFormat):
     def _line(message: dict, **fields) -> bytes:
         line = {"model": "fake", "created_at": "2026-01-01T00:00:00Z", "message": message}
         return json.dumps({**line, **fields}).encode() + b"\n"
+
+
+def _trailing_tool_messages(body: dict) -> list[dict]:
+    messages = body.get("messages") or []
+    return list(itertools.takewhile(lambda m: m.get("role") == "tool", messages[::-1]))[::-1]
 
 
 def _text_of(content: str | list) -> str:
@@ -547,6 +588,10 @@ class FakeUpstream:
                 tool_results=wire.tool_results(body),
             )
             self.records.append(record)
+            if record.tool_results and not wire.results_match_calls(body):
+                return wire.refusal(400)  # a result for a call that was never made
+            if record.tool_results and script.answer_status != 200:
+                return wire.refusal(script.answer_status)
             if script.tool_calls and (script.tools_forever or not record.tool_results):
                 frames = _calling_tools(script, wire, record)
             elif script.tool_calls:

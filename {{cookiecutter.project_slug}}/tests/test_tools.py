@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.shutdown import ShutdownNotice
 
 from .conftest import FAKE_KEY, FAMILIES
-from .fake_upstream import PROMPT_TOKENS, argument_pieces
+from .fake_upstream import PROMPT_TOKENS, SCRIPTS, argument_pieces
 from .streams import Stream, chat_body, read_frames
 
 family = pytest.mark.parametrize("family", FAMILIES)
@@ -55,15 +55,12 @@ def core(upstream, **settings) -> Chat:
     defaults = {
         "llm_api_base": upstream.base_url,
         "llm_api_key": FAKE_KEY,
-        "llm_models": [f"{f}/fake-{name}" for f in FAMILIES for name in MODELS],
+        "llm_models": [f"{family}/{model}" for family in FAMILIES for model in SCRIPTS],
         "tools": ["calculate", "current_time"],
         "redis_url": None,
         "rate_limit": "100000/minute",
     }
     return Chat(Settings(**(defaults | settings)))
-
-
-MODELS = ["tool", "tools-2", "tool-raises", "tool-bad-arguments", "tool-wait", "tool-loop", "fast"]
 
 
 async def ask(chat_core: Chat, model: str) -> Stream:
@@ -139,10 +136,37 @@ async def test_a_tool_that_raises_is_an_output_error_the_model_reads(upstream, f
     stream = await ask(core(upstream), f"{family}/fake-tool-raises")
 
     [error] = stream.of_type("tool-output-error")
-    assert error["errorText"] == "ZeroDivisionError: division by zero"
-    assert "division by zero" in upstream.records[-1].tool_results[0]
+    assert error["errorText"] == "division by zero"  # a ValueError's text, for the model
+    assert "Error: division by zero" in upstream.records[-1].tool_results[0]
     assert "division by zero" in stream.text
     assert stream.types[-1] == "finish"
+
+
+async def test_any_other_exception_reaches_the_model_without_its_text(upstream, caplog):
+    @tools.tool
+    def explode() -> str:
+        """Fail as a client of some API would."""
+        raise RuntimeError("GET https://api.example.com/?key=sk-secret failed")
+
+    try:
+        stream = await ask(core(upstream, tools=["explode"]), "openai/fake-tool-explode")
+    finally:
+        del tools.REGISTRY["explode"]
+
+    [error] = stream.of_type("tool-output-error")
+    assert error["errorText"] == "explode failed."
+    assert "sk-secret" not in json.dumps(stream.chunks)
+    assert "sk-secret" not in upstream.records[-1].tool_results[0]
+    assert "sk-secret" in caplog.text  # in the server's log, with the traceback
+
+
+async def test_a_provider_refusing_the_next_step_ends_the_answer_with_an_error(upstream):
+    stream = await ask(core(upstream), "openai/fake-tool-then-429")
+
+    assert stream.of_type("tool-output-available")[0]["output"] == 42
+    assert stream.types[-2:] == ["finish-step", "error"]
+    assert "rate-limiting" in stream.chunks[-1]["errorText"]
+    assert stream.done
 
 
 @family
@@ -213,13 +237,14 @@ async def test_a_shutdown_during_a_tool_ends_the_answer_with_abort(upstream, wai
 async def test_a_model_still_calling_tools_after_max_tool_steps_ends_with_an_error(
     upstream, family
 ):
+    requests_before = len(upstream.records)
     stream = await ask(core(upstream, max_tool_steps=3), f"{family}/fake-tool-loop")
 
+    assert len(upstream.records) - requests_before == 3
     assert stream.types.count("tool-output-available") == 3
     assert stream.types[-2:] == ["finish-step", "error"]
     assert "MAX_TOOL_STEPS" in stream.chunks[-1]["errorText"]
     assert stream.done
-    assert len([r for r in upstream.records if r.model == "fake-tool-loop"]) >= 3
 
 
 async def test_without_tools_none_is_offered_and_the_answer_is_one_step(upstream):

@@ -29,6 +29,8 @@ from .tools import REGISTRY
 access_log = logging.getLogger(__package__ + ".access")
 # What the time to first token measures up to: the model's first output of any kind.
 FIRST_OUTPUT = (llm.TextDelta, llm.ReasoningDelta, steps.ToolInputStart)
+# Events after which tools may still be running, for up to TOOL_TIMEOUT_S.
+TOOL_RUNNING = (steps.ToolInputAvailable, steps.ToolOutput, steps.ToolError)
 
 
 class Chat:
@@ -271,7 +273,7 @@ async def _paced(
             except StopAsyncIteration:
                 return
             idle_at = now + settings.llm_timeout_s
-            if isinstance(event, steps.ToolInputAvailable):  # the tools run before the model
+            if isinstance(event, TOOL_RUNNING):  # the tools run before the model is asked
                 idle_at += settings.tool_timeout_s
             yield event
     finally:

@@ -52,7 +52,7 @@ class MessagePart(BaseModel):
             name = self.tool_name
         else:
             return None
-        arguments = json.dumps(self.input if self.input is not None else {})
+        arguments = json.dumps(self.input if isinstance(self.input, dict) else {})
         return {
             "id": self.tool_call_id,
             "type": "function",

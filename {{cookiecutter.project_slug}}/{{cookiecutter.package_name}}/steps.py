@@ -91,6 +91,11 @@ class _Call:
         except json.JSONDecodeError:
             return self.arguments
 
+    def arguments_sent_back(self) -> str:
+        """For the next model call: providers parse them again, so arguments that are not a
+        JSON object go back as none (the tool's error says what was wrong)."""
+        return self.arguments if isinstance(self.parsed(), dict) else "{}"
+
 
 class Steps:
     """The events of a whole answer. Like `llm.CompletionStream`, whoever iterates it must
@@ -183,8 +188,6 @@ class Steps:
                         yield event
         finally:
             await stream.aclose()
-        if not started:
-            yield StepStart()
 
     async def _run(self, calls: list[_Call]) -> AsyncIterator[ToolOutput | ToolError]:
         """Run the calls side by side; yield each result as it comes."""
@@ -207,13 +210,19 @@ class Steps:
             return ToolError(call.id, f"The arguments are not a JSON object: {call.arguments!r}")
         timeout_s = self._settings.tool_timeout_s
         try:
-            output = await asyncio.wait_for(tool.call(arguments), timeout_s)
+            async with asyncio.timeout(timeout_s) as limit:
+                output = await tool.call(arguments)
+            # What goes on the wire is JSON: no NaN, no integer Python cannot print.
+            return ToolOutput(call.id, json.loads(json.dumps(output, default=str, allow_nan=False)))
         except TimeoutError:
+            if not limit.expired():
+                raise
             return ToolError(call.id, f"{call.name} took over {timeout_s:g} s and was stopped.")
-        except Exception as exc:
-            logger.info("tool %s failed: %r", call.name, exc)
-            return ToolError(call.id, f"{type(exc).__name__}: {exc}")
-        return ToolOutput(call.id, json.loads(json.dumps(output, default=str)))
+        except ValueError as exc:  # the tool's own words, meant for the model (or BadArguments)
+            return ToolError(call.id, str(exc))
+        except Exception:
+            logger.exception("tool %s failed", call.name)
+            return ToolError(call.id, f"{call.name} failed.")
 
 
 def _turns(calls: list[_Call], text: str, results: dict) -> list[dict]:
@@ -225,7 +234,7 @@ def _turns(calls: list[_Call], text: str, results: dict) -> list[dict]:
             {
                 "id": call.id,
                 "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments or "{}"},
+                "function": {"name": call.name, "arguments": call.arguments_sent_back()},
             }
             for call in calls
         ],

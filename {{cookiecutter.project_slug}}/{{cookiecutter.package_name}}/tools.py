@@ -4,16 +4,20 @@ A tool is a plain typed function, sync or async, with a docstring, registered wi
 JSON schema comes from its signature (pydantic), so what the model is told and what is checked
 before a call are one thing. `TOOLS` picks which registered tools a deployment offers.
 
-Add your own below: the docstring's first paragraph is the description the model reads.
-An async tool is cancelled when the answer stops; a sync one runs in a thread, which Python
-cannot interrupt, so keep sync tools short (both are bounded by `TOOL_TIMEOUT_S` all the same).
+Add your own below: the docstring's first paragraph is the description the model reads. Raise
+`ValueError` with a message the model can act on; any other exception reaches it only as "the
+tool failed" (its text might hold a URL with a key), and is logged. An async tool is cancelled
+when the answer stops; a sync one runs in a thread, which Python cannot interrupt, so keep sync
+tools short (both are bounded by `TOOL_TIMEOUT_S` all the same).
 """
 
 import ast
 import asyncio
 import datetime
 import inspect
+import math
 import operator
+import typing
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,14 +71,19 @@ REGISTRY: dict[str, Tool] = {}
 
 
 def tool(function: Callable) -> Callable:
-    """Register `function` as a tool named after it."""
+    """Register `function` as a tool named after it; every parameter needs a type."""
+    name, hints = function.__name__, typing.get_type_hints(function)
+    if name in REGISTRY:
+        raise ValueError(f"a tool named {name} is registered already")
     fields = {}
-    for name, parameter in inspect.signature(function).parameters.items():
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.name not in hints:
+            raise TypeError(f"tool {name}: parameter {parameter.name} needs a type annotation")
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-        fields[name] = (parameter.annotation, default)
+        fields[parameter.name] = (hints[parameter.name], default)
     description = inspect.cleandoc(function.__doc__ or "").split("\n\n")[0].replace("\n", " ")
-    arguments = create_model(f"{function.__name__}_arguments", **fields)
-    REGISTRY[function.__name__] = Tool(function.__name__, description, function, arguments)
+    arguments = create_model(f"{name}_arguments", **fields)
+    REGISTRY[name] = Tool(name, description, function, arguments)
     return function
 
 
@@ -91,7 +100,9 @@ _OPERATORS = {
     ast.UAdd: operator.pos,
 }
 MAX_EXPRESSION_CHARS = 200
-MAX_EXPONENT = 1000  # 10**1000 is instant; 9**9**9 would take the process down
+# About 1200 digits. Refused before it is computed, a larger result could hold the process (and
+# the GIL) for minutes: `((9**999)**999)**999` is 20 characters.
+MAX_RESULT_BITS = 4000
 
 
 @tool
@@ -117,10 +128,33 @@ def _evaluate(node: ast.AST) -> int | float:
             return _OPERATORS[type(op)](_evaluate(operand))
         case ast.BinOp(left=left, op=op, right=right) if type(op) in _OPERATORS:
             left, right = _evaluate(left), _evaluate(right)
-            if isinstance(op, ast.Pow) and abs(right) > MAX_EXPONENT:
-                raise ValueError(f"exponents above {MAX_EXPONENT} are not computed")
-            return _OPERATORS[type(op)](left, right)
+            if _result_bits(op, left, right) > MAX_RESULT_BITS:
+                raise ValueError("the result would be too large to compute")
+            try:
+                return _real(_OPERATORS[type(op)](left, right))
+            except ZeroDivisionError:
+                raise ValueError("division by zero") from None
+            except OverflowError:
+                raise ValueError("the result is too large for a float") from None
     raise ValueError(f"not allowed in an arithmetic expression: {ast.unparse(node)!r}")
+
+
+def _result_bits(op: ast.operator, left: float, right: float) -> float:
+    """An upper bound of the integer result's size; 0 where Python's floats bound it."""
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return 0
+    if isinstance(op, ast.Pow) and right > 0:
+        return abs(left).bit_length() * right
+    if isinstance(op, ast.Mult):
+        return abs(left).bit_length() + abs(right).bit_length()
+    return 0
+
+
+def _real(value: object) -> int | float:
+    """A finite real number: JSON has no infinity, and `(-8) ** 0.5` is complex."""
+    if isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError("the result is not a finite real number")
+    return value
 
 
 @tool

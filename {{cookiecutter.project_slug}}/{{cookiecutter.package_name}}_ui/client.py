@@ -35,6 +35,14 @@ class ToolCall:
     result: str = ""  # the output (JSON unless text), or the error
 
 
+# What the page shows of a tool call: its start, its arguments, its outcome.
+TOOL_CHUNKS = {
+    "tool-input-start",
+    "tool-input-available",
+    "tool-output-available",
+    "tool-output-error",
+}
+
 # Refusals the page words itself, with what it offers.
 OWN_WORDING = {
     "unauthorized": (
@@ -83,9 +91,7 @@ async def stream_answer(
             match chunk["type"]:
                 case "text-delta":
                     yield chunk["delta"]
-                case "tool-input-start" | "tool-input-available":
-                    yield _tool_call(calls, chunk)
-                case "tool-output-available" | "tool-output-error":
+                case kind if kind in TOOL_CHUNKS:
                     yield _tool_call(calls, chunk)
                 case "finish":
                     yield chunk.get("messageMetadata") or {}

@@ -293,6 +293,9 @@ class ChatState(rx.State):
             answer.status, answer.error = "error", "The API could not be reached."
         finally:
             answer.content += "".join(pending)
+            for call in calls.values():
+                if call.state == "running":  # the answer ended first
+                    call.state, call.result = "error", "Stopped before it finished."
             answer.tools = json.dumps([dataclasses.asdict(call) for call in calls.values()])
             async with self:
                 self.streaming, self.live_tools = False, []
