@@ -52,8 +52,9 @@ class Chat:
         model = request.model or settings.llm_model
         _check_request(request, model, settings)
         record = AccessRecord(client=caller.address, model=model)
+        messages = request.llm_messages()
         if settings.log_content:
-            record.messages = request.llm_messages()
+            record.messages = messages
         try:
             release = await self.access.admit(caller)
         except ApiError:
@@ -61,7 +62,6 @@ class Chat:
             record.log()
             raise
         started = time.perf_counter()
-        messages = request.llm_messages()
 
         def ask(messages: list[dict]) -> Awaitable[llm.CompletionStream]:
             return llm.open_stream(messages, model, settings, self.tool_definitions)

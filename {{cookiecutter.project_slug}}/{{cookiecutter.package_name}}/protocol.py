@@ -52,20 +52,11 @@ class MessagePart(BaseModel):
             name = self.tool_name
         else:
             return None
-        arguments = json.dumps(self.input if isinstance(self.input, dict) else {})
-        return {
-            "id": self.tool_call_id,
-            "type": "function",
-            "function": {"name": name, "arguments": arguments},
-        }
+        return chat_tool_call(self.tool_call_id, name, self.input)
 
     def tool_result(self) -> dict:
         error = self.error_text if self.state == "output-error" else None
-        return {
-            "role": "tool",
-            "tool_call_id": self.tool_call_id,
-            "content": tool_result_text(self.output, error),
-        }
+        return chat_tool_result(self.tool_call_id, self.output, error)
 
 
 class Message(BaseModel):
@@ -111,11 +102,21 @@ def _split_at_step_starts(parts: list[MessagePart]) -> list[list[MessagePart]]:
     return [step for step in steps if step]
 
 
-def tool_result_text(output: object, error: str | None = None) -> str:
-    """A tool call's outcome as the model reads it."""
+def chat_tool_call(call_id: str, name: str, arguments: object) -> dict:
+    """A `tool_calls` entry of an assistant chat message. Providers parse the arguments again
+    (LiteLLM for Anthropic, Gemini and Ollama), so arguments that are not a JSON object go
+    back as none: the call's error told the model what was wrong."""
+    arguments = json.dumps(arguments if isinstance(arguments, dict) else {})
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def chat_tool_result(call_id: str, output: object, error: str | None = None) -> dict:
+    """A tool call's outcome as the `tool` chat message the model reads."""
     if error is not None:
-        return f"Error: {error}"
-    return output if isinstance(output, str) else json.dumps(output)
+        content = f"Error: {error}"
+    else:
+        content = output if isinstance(output, str) else json.dumps(output)
+    return {"role": "tool", "tool_call_id": call_id, "content": content}
 
 
 class ChatRequest(BaseModel):

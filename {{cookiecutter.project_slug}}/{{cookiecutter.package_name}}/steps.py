@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import llm
 from .errors import ApiError
-from .protocol import tool_result_text
+from .protocol import chat_tool_call, chat_tool_result
 from .settings import Settings
 from .tools import Tool
 
@@ -90,11 +90,6 @@ class _Call:
             return json.loads(self.arguments or "{}")
         except json.JSONDecodeError:
             return self.arguments
-
-    def arguments_sent_back(self) -> str:
-        """For the next model call: providers parse them again, so arguments that are not a
-        JSON object go back as none (the tool's error says what was wrong)."""
-        return self.arguments if isinstance(self.parsed(), dict) else "{}"
 
 
 class Steps:
@@ -227,28 +222,15 @@ class Steps:
 
 def _turns(calls: list[_Call], text: str, results: dict) -> list[dict]:
     """The step as chat messages for the next model call: the calls, then each one's result."""
-    assistant = {
-        "role": "assistant",
-        "content": text or None,
-        "tool_calls": [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments_sent_back()},
-            }
-            for call in calls
-        ],
-    }
-    return [assistant] + [
-        {"role": "tool", "tool_call_id": call.id, "content": _result_text(results[call.id])}
-        for call in calls
-    ]
+    tool_calls = [chat_tool_call(call.id, call.name, call.parsed()) for call in calls]
+    assistant = {"role": "assistant", "content": text or None, "tool_calls": tool_calls}
+    return [assistant] + [_result_message(results[call.id]) for call in calls]
 
 
-def _result_text(result: ToolOutput | ToolError) -> str:
+def _result_message(result: ToolOutput | ToolError) -> dict:
     if isinstance(result, ToolError):
-        return tool_result_text(None, result.text)
-    return tool_result_text(result.output)
+        return chat_tool_result(result.call_id, None, result.text)
+    return chat_tool_result(result.call_id, result.output)
 
 
 @dataclass
