@@ -33,10 +33,16 @@ class Stream:
     pings: int = 0
     done: bool = False
 
-    def add(self, chunk: dict) -> None:
+    def add(self, kind: str, chunk: dict | None = None) -> None:
+        """One event, named as `read_events` names it: "ping", "done" or "chunk"."""
         assert not self.done, "nothing may follow [DONE]"
-        assert set(chunk) == CHUNK_FIELDS[chunk["type"]], chunk
-        self.chunks.append(chunk)
+        if kind == "ping":
+            self.pings += 1
+        elif kind == "done":
+            self.done = True
+        else:
+            assert set(chunk) == CHUNK_FIELDS[chunk["type"]], chunk
+            self.chunks.append(chunk)
 
     @property
     def types(self) -> list[str]:
@@ -79,12 +85,7 @@ def read_events(response: httpx.Response):
 def read_stream(response: httpx.Response) -> Stream:
     stream = Stream()
     for kind, chunk in read_events(response):
-        if kind == "ping":
-            stream.pings += 1
-        elif kind == "done":
-            stream.done = True
-        else:
-            stream.add(chunk)
+        stream.add(kind, chunk)
     return stream
 
 
@@ -94,11 +95,11 @@ async def read_frames(frames) -> Stream:
     async for frame in frames:
         for event in filter(None, frame.decode().split("\n\n")):
             if event.startswith(":"):
-                stream.pings += 1
+                stream.add("ping")
             elif event == "data: [DONE]":
-                stream.done = True
+                stream.add("done")
             else:
-                stream.add(json.loads(event.removeprefix("data: ")))
+                stream.add("chunk", json.loads(event.removeprefix("data: ")))
     return stream
 
 

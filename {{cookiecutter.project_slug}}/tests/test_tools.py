@@ -22,6 +22,7 @@ from .streams import Stream, chat_body, read_frames
 family = pytest.mark.parametrize("family", FAMILIES)
 # The formats that stream a call's arguments in pieces; Gemini and Ollama send each call whole.
 SPLITS_ARGUMENTS = {"openai", "anthropic"}
+CALLER = Caller("127.0.0.1")
 
 
 class Waits:
@@ -69,9 +70,6 @@ async def ask(chat_core: Chat, model: str) -> Stream:
         return await read_frames(frames)
     finally:
         await frames.aclose()
-
-
-CALLER = Caller("127.0.0.1")
 
 
 @family
