@@ -6,7 +6,8 @@ exists. When the client goes away the adapter's framework cancels or closes the 
 its `finally` closes the provider connection (and cancels running tools), so no more tokens
 are generated or paid for. An answer may take several model calls (`steps`: the model calls
 tools, then answers with their results); the stream shows each. When the server shuts down
-(`shutdown.begin()`), open streams end at once with an `abort` chunk.
+(`shutdown.begin()`), open streams end at once with an `abort` chunk. A request may ask for
+its answer to survive a dropped connection (`"resumable": true`, see `resumable`).
 """
 
 import asyncio
@@ -22,6 +23,7 @@ from . import llm, steps
 from .access import Access, Caller
 from .errors import ApiError
 from .protocol import DONE, PING, ChatRequest, UIMessageStream, parse_chat_request
+from .resumable import Halt, LiveAnswers
 from .settings import Settings
 from .shutdown import shutdown
 from .tools import REGISTRY
@@ -42,6 +44,7 @@ class Chat:
         self.access = Access(settings)
         self.tools = {name: REGISTRY[name] for name in settings.tools}
         self.tool_definitions = [tool.definition() for tool in self.tools.values()]
+        self.answers = LiveAnswers(settings)
 
     async def open(self, body: bytes, caller: Caller) -> AsyncIterator[bytes]:
         """`POST /api/chat`: checks the caller and the request, opens the provider stream and
@@ -51,6 +54,8 @@ class Chat:
         request = parse_chat_request(body)
         model = request.model or settings.llm_model
         _check_request(request, model, settings)
+        if request.resumable:
+            self.answers.check_room()
         record = AccessRecord(client=caller.address, model=model)
         messages = request.llm_messages()
         if settings.log_content:
@@ -74,11 +79,32 @@ class Chat:
             record.log()
             raise
         answer = steps.Steps(first, messages, ask, self.tools, settings)
-        chunks = _ui_message_stream(answer, record, started, settings, release)
+        halt = asyncio.get_running_loop().create_future()
+        chunks = _ui_message_stream(answer, record, started, settings, release, halt)
         # Some providers (Gemini) only answer the request once the stream is read: wait for the
         # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
         opening = await anext(chunks)
+        if request.resumable:
+            return self.answers.start(request.id, _prepend(opening, chunks), halt)
         return _prepend(opening, chunks)
+
+    async def reattach(self, chat_id: str, caller: Caller) -> AsyncIterator[bytes] | None:
+        """`GET /api/chat/{id}/stream`: the resumable answer of that chat from its start, then
+        live; None (204) when none is kept. Counts against the caller's limits like a POST."""
+        self.access.authorize(caller)
+        release = await self.access.admit(caller)
+        frames = self.answers.follow(chat_id)
+        if frames is None:
+            release()
+            return None
+        return _releasing(frames, release)
+
+    async def stop(self, chat_id: str, caller: Caller) -> None:
+        """`DELETE /api/chat/{id}/stream`: end that chat's answer at once with `abort`, which
+        closes the provider call; 404 when none is running."""
+        self.access.authorize(caller)
+        if not self.answers.stop(chat_id):
+            raise ApiError(404, "no_active_answer", f"No answer of chat {chat_id!r} is running.")
 
     def health(self) -> dict:
         """`GET /api/health`: alive, at once; which provider serves the default model and
@@ -116,7 +142,8 @@ class AccessRecord:
 
     client: str
     model: str
-    outcome: str = "completed"  # completed | cancelled | error | aborted | cut_off | limited
+    # completed | cancelled | stopped (DELETE) | error | aborted | cut_off | limited
+    outcome: str = "completed"
     ttft_ms: int | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -144,13 +171,15 @@ async def _ui_message_stream(
     started: float,
     settings: Settings,
     release: Callable[[], None],
+    halt: asyncio.Future,
 ) -> AsyncIterator[bytes]:
     """The answer as UI message chunks; however it ends, the provider connection is closed,
-    the caller's stream slot given back, and the access log written."""
+    the caller's stream slot given back, and the access log written. `halt` ends it early with
+    the `Halt` it resolves to."""
     encoder = UIMessageStream(message_id=f"msg-{uuid.uuid4().hex}")
     announced = False
     with shutdown.watch() as stopping:
-        events = _paced(stream, settings, stopping)
+        events = _paced(stream, settings, stopping, halt)
         try:
             async for event in events:
                 if not announced:
@@ -185,6 +214,13 @@ async def _ui_message_stream(
                     case Pacing.SHUTDOWN:
                         record.outcome = "aborted"
                         yield encoder.abort()
+                    case Halt.STOP:
+                        record.outcome = "stopped"
+                        yield encoder.abort()
+                    case Halt.OVERFLOW:
+                        record.outcome = "cut_off"
+                        limit = settings.resume_buffer_bytes
+                        yield encoder.error(f"The answer outgrew {limit} bytes and was cut off.")
                     case Pacing.TOO_LONG:
                         record.outcome = "cut_off"
                         limit_s = settings.max_stream_s
@@ -233,12 +269,22 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         await rest.aclose()
 
 
+async def _releasing(frames: AsyncIterator[bytes], release: Callable[[], None]):
+    """`frames`, giving the caller's stream slot back when the client is done with them."""
+    try:
+        async for frame in frames:
+            yield frame
+    finally:
+        release()
+        await frames.aclose()
+
+
 async def _paced(
-    events: AsyncIterator, settings: Settings, stopping: asyncio.Future
-) -> AsyncIterator[steps.Event | Pacing]:
+    events: AsyncIterator, settings: Settings, stopping: asyncio.Future, halt: asyncio.Future
+) -> AsyncIterator[steps.Event | Pacing | Halt]:
     """Yield `events`, with a heartbeat after each `SSE_HEARTBEAT_S` of silence; end with
-    `SHUTDOWN` once `stopping` resolves, `IDLE` after `LLM_TIMEOUT_S` of silence, or `TOO_LONG`
-    after `MAX_STREAM_S` in all.
+    `SHUTDOWN` once `stopping` resolves, the `Halt` once `halt` resolves, `IDLE` after
+    `LLM_TIMEOUT_S` of silence, or `TOO_LONG` after `MAX_STREAM_S` in all.
 
     The pending read runs as a task so a heartbeat never cancels it.
     """
@@ -253,11 +299,16 @@ async def _paced(
             while True:
                 wait_s = min(settings.sse_heartbeat_s, idle_at - now, cut_off_at - now)
                 done, _ = await asyncio.wait(
-                    {pending, stopping}, timeout=max(wait_s, 0), return_when=asyncio.FIRST_COMPLETED
+                    {pending, stopping, halt},
+                    timeout=max(wait_s, 0),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 now = time.monotonic()
                 if stopping in done:
                     yield Pacing.SHUTDOWN
+                    return
+                if halt in done:
+                    yield halt.result()
                     return
                 if now >= cut_off_at:
                     yield Pacing.TOO_LONG

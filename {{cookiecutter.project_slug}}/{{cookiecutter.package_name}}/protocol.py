@@ -6,10 +6,11 @@ clients up to ai@6 reject unknown fields.
 """
 
 import json
+import re
 from collections.abc import AsyncIterable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import ApiError
 
@@ -20,10 +21,13 @@ HEADERS = {
     "x-vercel-ai-ui-message-stream": "v1",
 }
 # What a browser page on an allowed origin (CORS_ORIGINS) may send and read.
-CORS_METHODS = ["GET", "POST"]
+CORS_METHODS = ["GET", "POST", "DELETE"]
 CORS_REQUEST_HEADERS = ["authorization", "content-type"]
 CORS_EXPOSED_HEADERS = ["x-vercel-ai-ui-message-stream"]
 DONE = b"data: [DONE]\n\n"
+# What a resumable request's chat id must be: whoever knows it can read and stop the answer,
+# so it must be hard to guess (the AI SDK's own ids are 16 random letters and digits).
+RESUMABLE_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")
 PING = b": ping\n\n"
 
 
@@ -125,6 +129,21 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     messages: list[Message] = Field(min_length=1)
     model: str | None = None
+    id: str | None = None
+    """The chat's id; the AI SDK sends it, and a resumable answer is found again by it."""
+    resumable: bool = False
+    """Keep generating after a dropped connection, for `GET /api/chat/{id}/stream`."""
+
+    @field_validator("resumable")
+    @classmethod
+    def _resumable_needs_an_id(cls, resumable: bool, info: ValidationInfo) -> bool:
+        chat_id = info.data.get("id")
+        if resumable and not (chat_id and RESUMABLE_ID.fullmatch(chat_id)):
+            raise ValueError(
+                "a resumable answer needs a hard-to-guess chat `id`: "
+                "16 to 128 letters, digits, '-' or '_'"
+            )
+        return resumable
 
     def llm_messages(self) -> list[dict]:
         return [turn for message in self.messages for turn in message.turns()]

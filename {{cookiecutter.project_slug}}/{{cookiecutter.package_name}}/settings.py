@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     """Characters per message."""
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     """Seconds of silence after which the stream sends a `: ping` comment."""
+    resume_grace_s: float = Field(default=10.0, gt=0)
+    """A resumable answer nobody follows any more is stopped after this many seconds; a
+    finished one is kept this long for a client coming back."""
+    resume_buffer_bytes: int = Field(default=2_000_000, gt=0)
+    """Bytes of stream kept per resumable answer; a longer answer is cut off with an error."""
+    resume_max_answers: int = Field(default=500, gt=0)
+    """Resumable answers kept per process; more are refused with 503 until some end."""
 
     api_token: SecretStr | None = None
     """If set, `/api/chat` and `/api/models` need `Authorization: Bearer <token>`."""

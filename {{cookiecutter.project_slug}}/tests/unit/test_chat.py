@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.chat import AccessRecord, _check_request, _
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.llm import Finish, ReasoningDelta, TextDelta
 from {{ cookiecutter.package_name }}.protocol import ChatRequest
+from {{ cookiecutter.package_name }}.resumable import Halt
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.shutdown import ShutdownNotice
 
@@ -54,12 +55,14 @@ class Answer:
         self.stream = stream
         self.released = 0
         self.record = AccessRecord(client="10.0.0.1", model="openai/fake")
+        self.halt = asyncio.get_running_loop().create_future()
         self.chunks = _ui_message_stream(
             stream,
             self.record,
             time.perf_counter(),
             Settings(redis_url=None, **settings),
             self._release,
+            self.halt,
         )
 
     def _release(self) -> None:
@@ -170,6 +173,26 @@ async def test_a_shutdown_ends_the_answer_with_abort(monkeypatch):
     notice.begin()
     assert types(await answer.read()) == ["text-end", "abort", "[DONE]"]
     answer.assert_closed("aborted")
+
+
+async def test_a_halt_to_stop_ends_the_answer_with_abort_at_once():
+    answer = Answer(FakeStream(TextDelta("Par")))
+    assert types(await answer.read(3)) == ["start", "text-start", "text-delta"]
+    answer.halt.set_result(Halt.STOP)
+    assert types(await answer.read()) == ["text-end", "abort", "[DONE]"]
+    answer.assert_closed("stopped")
+
+
+async def test_a_halt_for_overflow_cuts_the_answer_off_with_an_error():
+    answer = Answer(FakeStream(TextDelta("Par")), resume_buffer_bytes=1000)
+    await answer.read(3)
+    answer.halt.set_result(Halt.OVERFLOW)
+    frames = await answer.read()
+    assert frames[-2] == {
+        "type": "error",
+        "errorText": "The answer outgrew 1000 bytes and was cut off.",
+    }
+    answer.assert_closed("cut_off")
 
 
 async def test_a_provider_failure_after_the_first_token_is_an_error_chunk():

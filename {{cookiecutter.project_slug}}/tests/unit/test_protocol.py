@@ -94,6 +94,15 @@ def test_an_answer_with_tool_calls_goes_back_to_the_model_step_by_step():
     assert request.messages[0].text() == "Let me compute.It is 42."
 
 
+RESUMABLE = b'{"messages": [{"role": "user", "content": "Hi"}], %s}'
+
+
+def test_a_resumable_request_names_its_chat():
+    body = RESUMABLE % b'"id": "Hx8kQ2vLm9TzR4wB", "resumable": true'
+    request = parse_chat_request(body)
+    assert (request.id, request.resumable) == ("Hx8kQ2vLm9TzR4wB", True)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "type", "message"),
     [
@@ -102,6 +111,9 @@ def test_an_answer_with_tool_calls_goes_back_to_the_model_step_by_step():
         (b'{"messages": []}', 422, "invalid_request", "messages: List should have at least 1"),
         (b'{"messages": [{"role": "tool"}]}', 422, "invalid_request", "messages.0.role: Input"),
         (b"[]", 422, "invalid_request", "body: Input should be a valid dictionary"),
+        (RESUMABLE % b'"resumable": true', 422, "invalid_request", "resumable: Value error, a"),
+        (RESUMABLE % b'"id": "short", "resumable": true', 422, "invalid_request", "resumable:"),
+        (RESUMABLE % b'"id": "../../x/y/z/x/y/z/", "resumable": 1', 422, "invalid_request", "r"),
     ],
 )
 def test_a_bad_body_is_refused_naming_where(body, status, type, message):

@@ -13,7 +13,8 @@ from django.core.asgi import get_asgi_application
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import path
-from django.views.decorators.http import require_GET, require_POST
+from django.http import HttpResponse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from starlette.middleware.cors import CORSMiddleware
 
 from .. import chat, llm
@@ -46,6 +47,21 @@ def _urlpatterns(core: chat.Chat) -> list:
             return _error(exc)
         return StreamingHttpResponse(stream, headers=HEADERS)
 
+    @require_http_methods(["GET", "DELETE"])
+    async def answer_stream(request: HttpRequest, chat_id: str):
+        """GET re-attaches to the chat's resumable answer (204 when none is kept); DELETE
+        stops it."""
+        try:
+            if request.method == "DELETE":
+                await core.stop(chat_id, _caller(request))
+                return HttpResponse(status=204)
+            stream = await core.reattach(chat_id, _caller(request))
+        except ApiError as exc:
+            return _error(exc)
+        if stream is None:
+            return HttpResponse(status=204)
+        return StreamingHttpResponse(stream, headers=HEADERS)
+
     @require_GET
     async def health(_: HttpRequest) -> JsonResponse:
         return JsonResponse(core.health())
@@ -59,6 +75,7 @@ def _urlpatterns(core: chat.Chat) -> list:
 
     return [
         path("api/chat", chat_stream),
+        path("api/chat/<str:chat_id>/stream", answer_stream),
         path("api/health", health),
         path("api/models", models),
     ]

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .. import chat, llm
 from ..access import Caller
@@ -92,6 +92,21 @@ def create_app() -> FastAPI:
         body = await read_body(request.stream(), settings.max_request_bytes, length)
         stream = await core.open(body, _caller(request))
         return StreamingResponse(stream, headers=HEADERS)
+
+    @app.get("/api/chat/{chat_id}/stream", status_code=200, responses={204: {}})
+    async def resume_stream(chat_id: str, request: Request) -> Response:
+        """Re-attach to the chat's resumable answer: all of it so far, then live; 204 when
+        none is kept."""
+        stream = await core.reattach(chat_id, _caller(request))
+        if stream is None:
+            return Response(status_code=204)
+        return StreamingResponse(stream, headers=HEADERS)
+
+    @app.delete("/api/chat/{chat_id}/stream", status_code=204)
+    async def stop_stream(chat_id: str, request: Request) -> Response:
+        """Stop the chat's running answer at once; its streams end with `abort`."""
+        await core.stop(chat_id, _caller(request))
+        return Response(status_code=204)
 
     @app.get("/api/health")
     async def health() -> dict:

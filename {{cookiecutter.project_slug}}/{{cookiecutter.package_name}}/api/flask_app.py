@@ -79,6 +79,18 @@ def create_app() -> Flask:
         stream = loop.call(core.open, request.get_data(), _caller())
         return Response(_pull(loop, stream), headers=HEADERS)
 
+    @app.get("/api/chat/<chat_id>/stream")
+    def resume_stream(chat_id: str) -> Response:
+        stream = loop.call(core.reattach, chat_id, _caller())
+        if stream is None:
+            return Response(status=204)
+        return Response(_pull(loop, stream), headers=HEADERS)
+
+    @app.delete("/api/chat/<chat_id>/stream")
+    def stop_stream(chat_id: str) -> Response:
+        loop.call(core.stop, chat_id, _caller())
+        return Response(status=204)
+
     @app.get("/api/health")
     def health():
         return core.health()

@@ -5,7 +5,7 @@ iterator, which is what closes the provider connection. The body limit is Litest
 `request_max_body_size`.
 """
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, delete, get, post
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
 from litestar.response import Stream
@@ -33,6 +33,17 @@ def create_app() -> Litestar:
         body = await request.body()
         return Stream(await core.open(body, _caller(request)), headers=HEADERS)
 
+    @get("/api/chat/{chat_id:str}/stream")
+    async def resume_stream(request: Request, chat_id: str) -> Response | Stream:
+        stream = await core.reattach(chat_id, _caller(request))
+        if stream is None:
+            return Response(None, status_code=204)
+        return Stream(stream, headers=HEADERS)
+
+    @delete("/api/chat/{chat_id:str}/stream")
+    async def stop_stream(request: Request, chat_id: str) -> None:
+        await core.stop(chat_id, _caller(request))
+
     @get("/api/health")
     async def health() -> dict:
         return core.health()
@@ -54,7 +65,7 @@ def create_app() -> Litestar:
         expose_headers=CORS_EXPOSED_HEADERS,
     )
     return Litestar(
-        route_handlers=[chat_stream, health, models],
+        route_handlers=[chat_stream, resume_stream, stop_stream, health, models],
         cors_config=cors if settings.cors_origins else None,
         exception_handlers={ApiError: api_error, HTTP_413_REQUEST_ENTITY_TOO_LARGE: too_large},
         request_max_body_size=settings.max_request_bytes,

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import chat, llm
@@ -35,6 +35,16 @@ def create_app() -> Starlette:
         body = await read_body(request.stream(), settings.max_request_bytes, length)
         stream = await core.open(body, _caller(request))
         return StreamingResponse(stream, headers=HEADERS)
+
+    async def resume_stream(request: Request) -> Response:
+        stream = await core.reattach(request.path_params["chat_id"], _caller(request))
+        if stream is None:
+            return Response(status_code=204)
+        return StreamingResponse(stream, headers=HEADERS)
+
+    async def stop_stream(request: Request) -> Response:
+        await core.stop(request.path_params["chat_id"], _caller(request))
+        return Response(status_code=204)
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse(core.health())
@@ -61,6 +71,8 @@ def create_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/api/chat", chat_stream, methods=["POST"]),
+            Route("/api/chat/{chat_id}/stream", resume_stream, methods=["GET"]),
+            Route("/api/chat/{chat_id}/stream", stop_stream, methods=["DELETE"]),
             Route("/api/health", health),
             Route("/api/models", models),
         ],

@@ -1,0 +1,181 @@
+"""Resumable answers: kept for every follower, abandoned after the grace period, bounded."""
+
+import asyncio
+
+import pytest
+
+from {{ cookiecutter.package_name }}.errors import ApiError
+from {{ cookiecutter.package_name }}.resumable import Halt, LiveAnswers
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+class Frames:
+    """An answer's frames as the test puts them in, recording whether it was closed."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.closed = False
+        self.cancelled = False
+
+    def put(self, *frames: bytes) -> None:
+        for frame in frames:
+            self.queue.put_nowait(frame)
+
+    def end(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def read(self):
+        try:
+            while (frame := await self.queue.get()) is not None:
+                yield frame
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        finally:
+            self.closed = True
+
+
+def answers(**settings) -> LiveAnswers:
+    return LiveAnswers(Settings(redis_url=None, **({"resume_grace_s": 0.2} | settings)))
+
+
+async def next_frames(follower) -> bytes:
+    return await asyncio.wait_for(anext(follower), 1)
+
+
+async def read_all(follower) -> bytes:
+    return b"".join([frame async for frame in follower])
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def future() -> asyncio.Future:
+    return asyncio.get_running_loop().create_future()
+
+
+async def test_a_follower_gets_everything_from_the_start_then_live():
+    kept, frames = answers(), Frames()
+    first = kept.start("chat-aaaaaaaaaaaa", frames.read(), future())
+    frames.put(b"a", b"b")
+    assert await next_frames(first) == b"ab"
+    await first.aclose()
+
+    again = kept.follow("chat-aaaaaaaaaaaa")
+    assert await next_frames(again) == b"ab"  # all of it, in one write
+    frames.put(b"c")
+    assert await next_frames(again) == b"c"
+    frames.end()
+    assert await read_all(again) == b""
+
+
+async def test_two_followers_each_get_the_whole_answer():
+    kept, frames = answers(), Frames()
+    first = kept.start("chat", frames.read(), future())
+    frames.put(b"a")
+    assert await next_frames(first) == b"a"
+    second = kept.follow("chat")
+    frames.put(b"b")
+    frames.end()
+    assert await read_all(first) == b"b"
+    assert await read_all(second) == b"ab"
+
+
+async def test_an_answer_nobody_follows_is_cancelled_after_the_grace_period():
+    kept, frames = answers(resume_grace_s=0.1), Frames()
+    follower = kept.start("chat", frames.read(), future())
+    frames.put(b"a")
+    await next_frames(follower)
+    await follower.aclose()
+    await asyncio.sleep(0.05)
+    assert not frames.closed
+    await asyncio.sleep(0.1)
+    await settle()
+    assert frames.cancelled and frames.closed
+
+
+async def test_coming_back_within_the_grace_period_keeps_it_running():
+    kept, frames = answers(resume_grace_s=0.1), Frames()
+    await kept.start("chat", frames.read(), future()).aclose()
+    await asyncio.sleep(0.05)
+    follower = kept.follow("chat")
+    frames.put(b"a")
+    assert await next_frames(follower) == b"a"
+    await asyncio.sleep(0.15)
+    assert not frames.closed
+    frames.end()
+    assert await read_all(follower) == b""
+
+
+async def test_a_request_that_never_reads_leaves_it_abandoned_too():
+    kept, frames = answers(resume_grace_s=0.05), Frames()
+    kept.start("chat", frames.read(), future())
+    await asyncio.sleep(0.1)
+    await settle()
+    assert frames.cancelled
+
+
+async def test_a_finished_answer_is_kept_for_the_grace_period_then_dropped():
+    kept, frames = answers(resume_grace_s=0.1), Frames()
+    frames.put(b"a", b"b")
+    frames.end()
+    assert await read_all(kept.start("chat", frames.read(), future())) == b"ab"
+    assert await read_all(kept.follow("chat")) == b"ab"
+    await asyncio.sleep(0.15)
+    assert kept.follow("chat") is None
+
+
+async def test_stop_resolves_the_halt_and_only_while_it_runs():
+    kept, frames = answers(), Frames()
+    halt = future()
+    follower = kept.start("chat", frames.read(), halt)
+    assert kept.stop("chat")
+    assert halt.result() is Halt.STOP
+    assert not kept.stop("nobody")
+    frames.put(b"abort")  # what the answer sends on its halt
+    frames.end()
+    assert await read_all(follower) == b"abort"
+    assert not kept.stop("chat")
+
+
+async def test_a_new_answer_of_the_same_chat_stops_the_earlier_one():
+    kept, earlier, later = answers(), Frames(), Frames()
+    halt = future()
+    kept.start("chat", earlier.read(), halt)
+    kept.start("chat", later.read(), future())
+    assert halt.result() is Halt.STOP
+    later.put(b"new")
+    assert await next_frames(kept.follow("chat")) == b"new"
+    earlier.end()
+    later.end()
+
+
+async def test_an_answer_outgrowing_its_buffer_is_halted():
+    kept, frames = answers(resume_buffer_bytes=5), Frames()
+    halt = future()
+    follower = kept.start("chat", frames.read(), halt)
+    frames.put(b"abc")
+    await next_frames(follower)
+    assert not halt.done()
+    frames.put(b"def")
+    await next_frames(follower)
+    assert halt.result() is Halt.OVERFLOW
+    frames.end()
+
+
+async def test_no_more_answers_than_the_limit_are_kept():
+    kept = answers(resume_max_answers=2)
+    running, finished, another = Frames(), Frames(), Frames()
+    finished.end()
+    kept.start("running", running.read(), future())
+    await read_all(kept.start("finished", finished.read(), future()))
+    kept.check_room()  # the finished one makes room
+    kept.start("another", another.read(), future())
+    with pytest.raises(ApiError) as refused:
+        kept.check_room()
+    assert (refused.value.status, refused.value.type) == (503, "too_many_answers")
+    assert kept.follow("finished") is None
+    running.end()
+    another.end()
