@@ -31,6 +31,8 @@ FAMILIES = ["openai", "anthropic", "gemini", "ollama_chat"]
 # A model of another provider whose key the test server lacks (missing configuration).
 UNCONFIGURED_MODEL = "mistral/mistral-small-latest"
 FAKE_KEY = "sk-fake-test-key-0123456789"
+# Long enough for a page to reload, short enough to wait for in a test.
+RESUME_GRACE_S = 3.0
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The logs of the servers running now, shown with a test that fails while they run.
 RUNNING_SERVER_LOGS: list[Path] = []
@@ -160,6 +162,7 @@ def running_app(
         "RATE_LIMIT": "100000/minute",
         "MAX_STREAMS_PER_CLIENT": "1000",
         "TOOLS": "calculate,current_time",
+        "RESUME_GRACE_S": str(RESUME_GRACE_S),
         **{name.upper(): value for name, value in settings.items()},
     }
     for name in unset:

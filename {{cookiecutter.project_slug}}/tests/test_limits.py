@@ -9,6 +9,7 @@ from .streams import chat_body, post_chat, read_events
 TOKEN = "test-api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ORIGIN = "https://app.example"
+CHAT_ID = "Hx8kQ2vLm9TzR4wB"
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +35,12 @@ def error_of(response: httpx.Response) -> tuple[int, str]:
 @pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}]
 )
-def test_chat_and_models_need_the_token(guarded, headers):
+def test_chat_models_and_resumable_streams_need_the_token(guarded, headers):
     chat = httpx.post(f"{guarded}/api/chat", json=chat_body("openai/fake-fast"), headers=headers)
     models = httpx.get(f"{guarded}/api/models", headers=headers)
-    assert error_of(chat) == error_of(models) == (401, "unauthorized")
+    resume = httpx.get(f"{guarded}/api/chat/{CHAT_ID}/stream", headers=headers)
+    stop = httpx.delete(f"{guarded}/api/chat/{CHAT_ID}/stream", headers=headers)
+    assert {error_of(r) for r in (chat, models, resume, stop)} == {(401, "unauthorized")}
 
 
 def test_the_token_opens_chat_and_models_and_health_stays_public(guarded):
