@@ -1,31 +1,47 @@
 // Reads POST /api/chat exactly as the AI SDK's `useChat` does: DefaultChatTransport sends the
 // request and validates every chunk, readUIMessageStream assembles the message.
-// Usage: node ai_sdk_client.mjs <package> <api url> <model> [stop-after-first-text]
+// Usage: node ai_sdk_client.mjs <package> <api url> <model> [stop|drop|resume]
+//   stop: abort after the first text, as useChat's stop() does;
+//   drop: the same on a resumable request (a reload, a lost network);
+//   resume: drop, then re-attach with the transport's own reconnectToStream (useChat's resume).
 // Prints {"message": <the last UIMessage>, "errors": [...]} as JSON.
-const [pkg, api, model, stopEarly] = process.argv.slice(2);
+const [pkg, api, model, mode] = process.argv.slice(2);
 const { DefaultChatTransport, readUIMessageStream } = await import(pkg);
 
-const controller = new AbortController();
-const transport = new DefaultChatTransport({ api, body: { model } });
+const resumable = mode === "drop" || mode === "resume";
+const chatId = resumable ? crypto.randomUUID().replaceAll("-", "") : "chat-1";
+const transport = new DefaultChatTransport({ api, body: { model, resumable } });
 const errors = [];
-const report = (error) => {
-  if (!controller.signal.aborted) errors.push(String(error.message ?? error));
-};
 let message;
-try {
-  const stream = await transport.sendMessages({
-    chatId: "chat-1",
+
+async function read(stream, controller) {
+  const report = (error) => {
+    if (!controller?.signal.aborted) errors.push(String(error.message ?? error));
+  };
+  try {
+    for await (message of readUIMessageStream({ stream: await stream, onError: report })) {
+      if (controller && message.parts.some((part) => part.type === "text" && part.text)) {
+        controller.abort();
+      }
+    }
+  } catch (error) {
+    report(error);
+  }
+}
+
+const controller = new AbortController();
+await read(
+  transport.sendMessages({
+    chatId,
     trigger: "submit-message",
     messageId: undefined,
     messages: [{ id: "m1", role: "user", parts: [{ type: "text", text: "Hello?" }] }],
     abortSignal: controller.signal,
-  });
-  for await (message of readUIMessageStream({ stream, onError: report })) {
-    if (stopEarly && message.parts.some((part) => part.type === "text" && part.text)) {
-      controller.abort(); // what useChat's stop() does
-    }
-  }
-} catch (error) {
-  report(error);
+  }),
+  mode ? controller : undefined,
+);
+if (mode === "resume") {
+  message = undefined;
+  await read(transport.reconnectToStream({ chatId }));
 }
 console.log(JSON.stringify({ message, errors }));

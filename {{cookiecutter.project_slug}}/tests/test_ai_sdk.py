@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import RESUME_GRACE_S
 from .fake_upstream import SCRIPTS, reasoning_text, streamed_text
 from .support import VENV_BIN, npm_install
 
@@ -27,11 +28,13 @@ def ai_sdk(tmp_path_factory) -> Path:
     return folder
 
 
-def read_with_ai_sdk(ai_sdk: Path, package: str, api: str, model: str, stop_early=False) -> dict:
+def read_with_ai_sdk(ai_sdk: Path, package: str, api: str, model: str, mode: str = "") -> dict:
+    """The answer as the AI SDK assembles it; `mode` is one of the client's (stop, drop,
+    resume)."""
     node = shutil.which("node", path=str(VENV_BIN)) or "node"
     command = [node, CLIENT.name, package, f"{api}/api/chat", model]
     done = subprocess.run(
-        [*command, *(["stop"] if stop_early else [])],
+        [*command, *([mode] if mode else [])],
         cwd=ai_sdk,
         capture_output=True,
         text=True,
@@ -88,8 +91,28 @@ def test_the_ai_sdk_keeps_the_partial_text_and_reports_the_error(ai_sdk, api, pa
 
 @package
 def test_the_ai_sdk_stop_closes_the_provider_connection(ai_sdk, api, upstream, package):
-    result = read_with_ai_sdk(ai_sdk, package, api, "openai/fake-slow", stop_early=True)
+    result = read_with_ai_sdk(ai_sdk, package, api, "openai/fake-slow", mode="stop")
     record = upstream.last("fake-slow")
     assert record.closed.wait(timeout=5)
     assert not record.completed
     assert result["errors"] == []
+
+
+@package
+def test_the_ai_sdk_reconnects_to_a_dropped_answer_and_gets_it_whole_once(
+    ai_sdk, api, upstream, package
+):
+    result = read_with_ai_sdk(ai_sdk, package, api, "openai/fake-slow", mode="resume")
+    assert result["errors"] == []
+    assert parts_text(result["message"], "text") == streamed_text(SCRIPTS["fake-slow"].tokens)
+    assert upstream.last("fake-slow").completed
+
+
+@package
+def test_a_dropped_answer_nobody_resumes_stops_within_the_grace_period(
+    ai_sdk, api, upstream, package
+):
+    read_with_ai_sdk(ai_sdk, package, api, "openai/fake-long", mode="drop")
+    record = upstream.last("fake-long")
+    assert record.closed.wait(timeout=RESUME_GRACE_S + 1)
+    assert not record.completed

@@ -75,11 +75,17 @@ class Browser:
         """The history of this browser's owner id (its cookie)."""
         return history.History(self.values("owner")[-1], services().database)
 
-    def draft_pushes(self) -> list[str]:
-        """The text of each append to the page's draft, in order."""
+    def draft_pushes(self) -> list[tuple[int, str]]:
+        """Each append to the page's draft, in order: where it starts, and its text."""
         scripts = [event.payload.get("function", "") for event in self.events]
-        appended = (re.search(r'\+ ("(?:[^"\\]|\\.)*")\)\)$', script) for script in scripts)
-        return [json.loads(match[1]) for match in appended if match]
+        appended = (re.search(r'slice\(0, (\d+)\) \+ ("(?:[^"\\]|\\.)*")', s) for s in scripts)
+        return [(int(match[1]), json.loads(match[2])) for match in appended if match]
+
+    def draft_shown(self) -> list[str]:
+        """Each time the page's draft was set whole (a reload), its text."""
+        scripts = [event.payload.get("function", "") for event in self.events]
+        shown = (re.search(r'\(("(?:[^"\\]|\\.)*")\)\)$', s) for s in scripts)
+        return [json.loads(match[1]) for match in shown if match]
 
     async def wait_for(self, var: str, predicate, timeout_s: float = 15) -> None:
         def seen() -> bool:
@@ -127,8 +133,11 @@ async def test_answer_is_pushed_as_new_text_only_then_lands_in_the_history(brows
     full = streamed_text(SCRIPTS["fake-slow"].tokens)
     pushes = browser.draft_pushes()
     # Only what is new, coalesced: several pushes, far fewer than tokens, each continuing the
-    # text; the rest comes with the finished answer.
-    assert full.startswith("".join(pushes))
+    # text where the last one ended; the rest comes with the finished answer.
+    assert full.startswith("".join(text for _, text in pushes))
+    assert [at for at, _ in pushes] == [
+        len("".join(text for _, text in pushes[:index])) for index in range(len(pushes))
+    ]
     assert 3 <= len(pushes) < SCRIPTS["fake-slow"].tokens / 2
     answer = browser.values("messages")[-1][-1]
     assert (answer.role, answer.content, answer.status) == ("assistant", full, "done")
@@ -159,6 +168,23 @@ async def test_tool_calls_show_while_they_run_and_are_saved_with_the_answer(brow
     assert [call["result"] for call in json.loads(saved.tools)] == ["42", "4"]
 
 
+async def test_a_reload_mid_answer_gets_the_whole_answer_so_far_and_it_is_saved_once(browser):
+    await browser.send("set_model", model="openai/fake-slow")
+    await browser.send("send", form_data={"question": "Count for me"})
+    await wait_until_async(lambda: len(browser.draft_pushes()) >= 2, "two pushes", 15)
+    await browser.handle("load")  # what a reloaded page sends first
+
+    cleared, shown = browser.draft_shown()  # when the answer started, then for the reload
+    assert len(shown) >= len("".join(text for _, text in browser.draft_pushes()[:2]))
+    await browser.wait_for("streaming", lambda streaming: streaming is False, timeout_s=30)
+    full = streamed_text(SCRIPTS["fake-slow"].tokens)
+    assert full.startswith(shown)
+    assert [(m.role, m.content) for m in saved_messages(browser)] == [
+        ("user", "Count for me"),
+        ("assistant", full),
+    ]
+
+
 async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, upstream):
     await browser.send("set_model", model="openai/fake-slow")
     await browser.send("send", form_data={"question": "Count for me"})
@@ -171,7 +197,8 @@ async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, up
     assert 0 < len(answer.content) < len(streamed_text(SCRIPTS["fake-slow"].tokens))
     assert saved_messages(browser)[-1].status == "stopped"
     record = upstream.last("fake-slow")
-    assert record.closed.wait(timeout=2)
+    # Within the API's RESUME_GRACE_S (3 s): Stop stopped the answer, not the grace period.
+    assert await asyncio.to_thread(record.closed.wait, 2)
     assert not record.completed
 
 

@@ -1,5 +1,6 @@
 """Read `POST /api/chat` as a client: the UI message stream in, text deltas and tool calls out."""
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -68,26 +69,26 @@ def api_client(settings: Settings, timeout: httpx.Timeout | float) -> httpx.Asyn
 
 
 async def stream_answer(
-    settings: Settings, messages: list[dict], model: str | None = None, timeout_s: float = 60.0
+    settings: Settings,
+    messages: list[dict],
+    model: str | None = None,
+    chat_id: str | None = None,
+    timeout_s: float = 60.0,
 ) -> AsyncIterator[str | dict]:
     """Yield each text delta as it arrives, each tool call as it starts and as it ends
     (`ToolCall`, a copy each time), then the `finish` metadata dict.
 
-    Leaving the iteration early (Stop, cancellation) closes the connection, which is what
-    makes the API abort the upstream call.
+    With a `chat_id` the answer is resumable: a connection lost mid-answer is re-attached
+    once, and leaving the iteration early lets the API go on for `RESUME_GRACE_S` (`stop_answer`
+    ends it at once). Without, leaving early closes the connection, which is what makes the
+    API abort the upstream call.
     """
     body = {"messages": messages, **({"model": model} if model else {})}
+    if chat_id:
+        body |= {"id": chat_id, "resumable": True}
     calls: dict[str, ToolCall] = {}
-    async with (
-        api_client(settings, httpx.Timeout(timeout_s, connect=5.0)) as client,
-        aconnect_sse(client, "POST", "/api/chat", json=body) as source,
-    ):
-        if source.response.status_code != 200:
-            raise await _refusal_of(source.response)
-        async for event in source.aiter_sse():
-            if event.data == "[DONE]":
-                return
-            chunk = json.loads(event.data)
+    async with api_client(settings, httpx.Timeout(timeout_s, connect=5.0)) as client:
+        async for chunk in _chunks(client, body, chat_id):
             match chunk["type"]:
                 case "text-delta":
                     yield chunk["delta"]
@@ -99,7 +100,49 @@ async def stream_answer(
                     raise AnswerError(chunk["errorText"])
                 case "abort":
                     raise AnswerError("The server stopped this answer.")
+
+
+async def _chunks(
+    client: httpx.AsyncClient, body: dict, chat_id: str | None
+) -> AsyncIterator[dict]:
+    """The answer's chunks up to `[DONE]`, from `POST /api/chat`; for a resumable answer whose
+    connection is lost, the rest from `GET /api/chat/{id}/stream` (which starts over)."""
+    seen = 0
+    try:
+        async with aconnect_sse(client, "POST", "/api/chat", json=body) as source:
+            if source.response.status_code != 200:
+                raise await _refusal_of(source.response)
+            async for chunk in _read(source):
+                seen += 1
+                yield chunk
+            return
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        if not (chat_id and seen):
+            raise
+    async with aconnect_sse(client, "GET", f"/api/chat/{chat_id}/stream") as source:
+        if source.response.status_code != 200:
+            raise AnswerError("The connection to the API was lost mid-answer.")
+        replayed = 0
+        async for chunk in _read(source):
+            replayed += 1
+            if replayed > seen:
+                yield chunk
+
+
+async def _read(source) -> AsyncIterator[dict]:
+    async for event in source.aiter_sse():
+        if event.data == "[DONE]":
+            return
+        yield json.loads(event.data)
     raise AnswerError("The connection closed before the answer was complete.")
+
+
+async def stop_answer(settings: Settings, chat_id: str) -> None:
+    """End a resumable answer at once (`DELETE /api/chat/{id}/stream`). One that has ended is
+    no error, nor is an API out of reach: it stops the answer itself after `RESUME_GRACE_S`."""
+    async with api_client(settings, timeout=5) as client:
+        with contextlib.suppress(httpx.HTTPError):
+            await client.delete(f"/api/chat/{chat_id}/stream")
 
 
 def _tool_call(calls: dict[str, ToolCall], chunk: dict) -> ToolCall:

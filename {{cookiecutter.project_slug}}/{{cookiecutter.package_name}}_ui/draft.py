@@ -3,7 +3,9 @@
 Reflex resends a changed state var whole, so an answer kept in state costs the sum of all its
 prefixes over the websocket: quadratic in its length. Here the page holds the draft
 (a client-side var) and each push appends the text that arrived since the last one, so the
-bytes sent grow linearly with the answer. The finished answer moves into the state once.
+bytes sent grow linearly with the answer. The finished answer moves into the state once. A
+reloaded page is sent the whole draft again (`show`); each append says where its text starts,
+so one that overlaps it changes nothing.
 """
 
 import json
@@ -18,11 +20,24 @@ draft = ClientStateVar.create("draft", default="")
 
 
 def clear() -> EventSpec:
-    return draft.push("")
+    return show("")
 
 
-def append(text: str) -> EventSpec:
-    return draft.push(Var(f"({client_state_value('draft')} ?? '') + {json.dumps(text)}"))
+def show(text: str) -> EventSpec:
+    return draft.push(text)
+
+
+def append(text: str, at: int) -> EventSpec:
+    """Put `text` at offset `at` of the draft, as `js_length` counts; a draft shorter than
+    that missed an append (the page was reloading) and waits for `show`."""
+    current = f"({client_state_value('draft')} ?? '')"
+    put = f"d.length < {at} ? d : d.slice(0, {at}) + {json.dumps(text)}"
+    return draft.push(Var(f"(d => {put})({current})"))
+
+
+def js_length(text: str) -> int:
+    """The length of `text` as JavaScript counts it: in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 # A JS function of the draft: hold back a fence line still being typed, close an open block.

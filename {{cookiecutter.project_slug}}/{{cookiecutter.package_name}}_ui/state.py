@@ -4,19 +4,25 @@ Every question and answer is saved (see `history`), answers with how they ended,
 of the browser's owner id (a cookie); with `UI_PASSWORD` set, nothing is read or saved until
 the browser holds a session from the gate (see `gate`). The answer in progress is not state:
 the page holds it (see `draft`), and the background task sends it only what is new, at most
-once per `UI_FLUSH_MS`. The finished answer lands in `messages` once.
+once per `UI_FLUSH_MS`; a reloaded page gets it whole again. The finished answer lands in
+`messages` once.
+
+Answers are resumable (see the API's `resumable`): Stop ends one through
+`DELETE /api/chat/{id}/stream`, at once, and a lost connection to the API is re-attached. A
+tab gone for `RESUME_GRACE_S` (closed, not reloaded) stops its answer the same way.
 """
 
 import asyncio
 import dataclasses
 import json
 import time
+import uuid
 
 import httpx
 import reflex as rx
 
 from . import draft, history
-from .client import AnswerError, ToolCall, api_client, stream_answer
+from .client import AnswerError, ToolCall, api_client, stop_answer, stream_answer
 from .gate import SESSION_S, WrongPassword
 from .models import ModelChoice, who_answers
 from .reflex_compat import tab_is_connected
@@ -26,6 +32,9 @@ TITLE_CHARS = 48
 # The cookies are the app's own even beside other apps on localhost (cookies ignore the port).
 OWNER_COOKIE = "{{ cookiecutter.package_name }}_owner"
 SESSION_COOKIE = "{{ cookiecutter.package_name }}_session"
+# The answer each tab's background task is streaming, by client token: a reloaded page is
+# sent its text so far. Only the process running the task has it.
+STREAMING: dict[str, "history.StoredMessage"] = {}
 
 
 @dataclasses.dataclass
@@ -72,6 +81,24 @@ def describe_finish(metadata: dict) -> str:
     return " · ".join(part for part in parts if part)
 
 
+class TabPresence:
+    """Whether a tab is still there: a reload drops its websocket for a moment, a closed tab
+    stays away; it is gone for good after `grace_s` away."""
+
+    def __init__(self, token: str, grace_s: float) -> None:
+        self._token = token
+        self._grace_s = grace_s
+        self._away_since: float | None = None
+
+    def gone_for_good(self) -> bool:
+        if tab_is_connected(self._token):
+            self._away_since = None
+            return False
+        now = time.monotonic()
+        self._away_since = self._away_since or now
+        return now - self._away_since >= self._grace_s
+
+
 def title_of(question: str) -> str:
     line = question.strip().splitlines()[0]
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
@@ -99,6 +126,7 @@ class ChatState(rx.State):
     renaming_id: int = 0  # the conversation being renamed
     menu_open: bool = False  # the conversations' drawer, on a narrow screen
     loaded: bool = False  # the open conversation is known: until then, no welcome either
+    _answer_id: str = ""  # the API's id of the answer being streamed, for Stop
 
     @rx.var
     def model_line(self) -> str:
@@ -122,6 +150,9 @@ class ChatState(rx.State):
         if not self.streaming:
             self._open(self.conversation_id)
         self.loaded = True
+        if self.streaming and (answer := STREAMING.get(self.router.session.client_token)):
+            return draft.show(answer.content)  # a reload: the page's draft is gone
+        return None
 
     @rx.event
     async def unlock(self, form_data: dict):
@@ -245,7 +276,12 @@ class ChatState(rx.State):
 
     @rx.event(background=True, supersedes=True)
     async def generate(self, stop: bool):
-        if stop:
+        settings = services().settings
+        if stop:  # the answer's task is cancelled already: stop the model too
+            async with self:
+                answer_id = self._answer_id
+            if answer_id:
+                await stop_answer(settings, answer_id)
             return
         async with self:
             # Nothing streams for a page behind the gate.
@@ -257,13 +293,15 @@ class ChatState(rx.State):
             turns = [{"role": m.role, "content": m.content} for m in self.messages]
             if self.system_prompt.strip():
                 turns.insert(0, {"role": "system", "content": self.system_prompt})
-        answer = history.StoredMessage(role="assistant", content="")
+            self._answer_id = answer_id = uuid.uuid4().hex
+        answer = STREAMING[token] = history.StoredMessage(role="assistant", content="")
         pending: list[str] = []
         calls: dict[str, ToolCall] = {}
-        flush_s = services().settings.ui_flush_ms / 1000
+        flush_s = settings.ui_flush_ms / 1000
         last_flush = time.monotonic()
+        tab = TabPresence(token, settings.resume_grace_s)
         try:
-            async for item in stream_answer(services().settings, turns, model):
+            async for item in stream_answer(settings, turns, model, answer_id):
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
                     continue
@@ -276,14 +314,16 @@ class ChatState(rx.State):
                 if time.monotonic() - last_flush >= flush_s:
                     # Reflex runs a background task to its end after the tab closes (its
                     # updates go nowhere): the answer stops instead.
-                    if not tab_is_connected(token):
+                    if tab.gone_for_good():
                         answer.status = "stopped"
+                        await stop_answer(settings, answer_id)
                         break
                     text = "".join(pending)
+                    at = draft.js_length(answer.content)
                     answer.content += text
                     pending.clear()
                     last_flush = time.monotonic()
-                    yield draft.append(text)
+                    yield draft.append(text, at)
         except asyncio.CancelledError:
             answer.status = "stopped"
             raise
@@ -292,6 +332,8 @@ class ChatState(rx.State):
         except httpx.HTTPError:
             answer.status, answer.error = "error", "The API could not be reached."
         finally:
+            if STREAMING.get(token) is answer:
+                del STREAMING[token]
             answer.content += "".join(pending)
             for call in calls.values():
                 if call.state == "running":  # the answer ended first
