@@ -175,6 +175,7 @@ async def test_a_reload_mid_answer_gets_the_whole_answer_so_far_and_it_is_saved_
     await browser.handle("load")  # what a reloaded page sends first
 
     cleared, shown = browser.draft_shown()  # when the answer started, then for the reload
+    assert cleared == ""
     assert len(shown) >= len("".join(text for _, text in browser.draft_pushes()[:2]))
     await browser.wait_for("streaming", lambda streaming: streaming is False, timeout_s=30)
     full = streamed_text(SCRIPTS["fake-slow"].tokens)
