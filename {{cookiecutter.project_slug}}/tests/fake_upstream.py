@@ -83,6 +83,7 @@ SCRIPTS = {
     "fake-malformed": Script(tokens=10, fail_after=3, fault="malformed"),
     "fake-huge": Script(tokens=2, token_chars=1_000_000),
     "fake-long": Script(tokens=400, delay_s=0.05),
+    "fake-steady": Script(tokens=100, delay_s=0.05),  # 5 s: time for a page to reload
     "fake-load": Script(tokens=20, delay_s=0.02),
     "fake-markdown": Script(
         tokens=(len(MARKDOWN_ANSWER) + 1) // 2, delay_s=0.03, text=MARKDOWN_ANSWER

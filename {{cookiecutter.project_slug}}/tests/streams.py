@@ -68,6 +68,36 @@ def post_chat(api: str, model: str, question: str = "Hello?", **options) -> Stre
         return read_stream(response)
 
 
+def resumable_body(model: str, chat_id: str) -> dict:
+    return chat_body(model) | {"id": chat_id, "resumable": True}
+
+
+def start_and_drop(api: str, model: str, chat_id: str, deltas: int) -> Stream:
+    """POST a resumable question, read `deltas` text deltas, and hang up."""
+    stream = Stream()
+    body = resumable_body(model, chat_id)
+    with httpx.stream("POST", f"{api}/api/chat", json=body, timeout=30) as response:
+        assert response.status_code == 200, response.read()
+        for kind, chunk in read_events(response):
+            stream.add(kind, chunk)
+            if len(stream.of_type("text-delta")) == deltas:
+                break
+    return stream
+
+
+def reattach(api: str, chat_id: str, seen: list | None = None) -> Stream:
+    """GET the chat's answer and read it to the end; `seen` gets each chunk as it comes."""
+    stream = Stream()
+    with httpx.stream("GET", f"{api}/api/chat/{chat_id}/stream", timeout=30) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+        for kind, chunk in read_events(response):
+            stream.add(kind, chunk)
+            if seen is not None and chunk:
+                seen.append(chunk)
+    return stream
+
+
 def read_events(response: httpx.Response):
     """Yield ("ping", None), ("chunk", dict) or ("done", None) per SSE event, as it arrives."""
     data: list[str] = []

@@ -387,6 +387,25 @@ def test_history_survives_a_reload_and_a_new_tab(page, app):
     other.close()
 
 
+def test_a_reload_mid_answer_shows_all_of_it_so_far_and_it_is_saved_once(page, upstream):
+    ask(page, "Count through a reload", "openai/fake-steady")
+    page.wait_for_function("document.querySelector('#live-answer')?.innerText.length > 20")
+    before = live_text(page).removesuffix("Generating…").strip()
+    page.reload()
+    shown = [sample for sample in sample_live_text(page, until_answers=1) if sample]
+
+    full = streamed_text(SCRIPTS["fake-steady"].tokens).strip()
+    assert shown and shown[0].startswith(before), (before, shown[:1])
+    assert all(full.startswith(sample) for sample in shown)  # nothing doubled or missing
+    answer = answers(page).last
+    expect(answer).to_contain_text(full)
+    expect(answer).to_have_attribute("data-status", "done")
+    assert upstream.last("fake-steady").completed
+    page.reload()
+    expect(chat_log(page).get_by_text("Count through a reload")).to_be_visible()
+    expect(answers(page)).to_have_count(1)
+
+
 def test_each_visitor_sees_and_deletes_only_their_own_conversations(page, browser, app):
     someone_else = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     someone_else.goto(app.url)

@@ -7,7 +7,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from string import Template
@@ -15,9 +18,9 @@ from string import Template
 import httpx
 import pytest
 
-from .conftest import PROJECT_DIR, running_api, running_app
-from .fake_upstream import SCRIPTS
-from .streams import chat_body, read_events, read_stream
+from .conftest import PROJECT_DIR, RESUME_GRACE_S, running_api, running_app
+from .fake_upstream import SCRIPTS, streamed_text
+from .streams import chat_body, read_events, read_stream, reattach, start_and_drop
 from .support import free_port, listening, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -191,6 +194,61 @@ def test_replicas_behind_nginx_share_redis(upstream, tmp_path):
             served = [len(server.access_log()) for server in (a, b)]
     assert statuses == [200] * 6 + [429]
     assert all(served), f"nginx sent every stream to one replica: {served}"
+
+
+@pytest.fixture
+def two_replicas(upstream, tmp_path):
+    """Two API processes sharing a Redis, and nginx with the shipped site in front of `b`
+    only: what one replica started, the other is asked about."""
+    for name in ("a", "b", "nginx"):
+        (tmp_path / name).mkdir()
+    with (
+        running_redis() as redis_url,
+        running_api(upstream, tmp_path / "a", redis_url=redis_url) as a,
+        running_api(upstream, tmp_path / "b", redis_url=redis_url) as b,
+        running_nginx([b.url], tmp_path / "nginx") as proxy,
+    ):
+        yield a.url, proxy
+
+
+@needs_nginx
+@needs_redis
+def test_an_answer_started_on_one_replica_is_resumed_whole_through_the_other(
+    two_replicas, upstream
+):
+    a, b = two_replicas
+    chat_id = uuid.uuid4().hex
+    before = start_and_drop(a, "openai/fake-slow", chat_id, deltas=3)
+    again = reattach(b, chat_id)
+
+    assert again.text == streamed_text(SLOW.tokens)
+    assert again.chunks[: len(before.chunks)] == before.chunks
+    assert again.types[-1] == "finish" and again.done
+    assert upstream.last("fake-slow").completed
+
+
+@needs_nginx
+@needs_redis
+def test_a_follower_on_the_other_replica_keeps_the_answer_going_and_stops_it(
+    two_replicas, upstream
+):
+    a, b = two_replicas
+    chat_id = uuid.uuid4().hex
+    start_and_drop(a, "openai/fake-long", chat_id, deltas=1)
+    record = upstream.last("fake-long")
+    with ThreadPoolExecutor(1) as pool:
+        following = pool.submit(reattach, b, chat_id)
+        # Longer than the grace period: the replica running it must see it followed elsewhere.
+        assert not record.closed.wait(timeout=RESUME_GRACE_S + 1.5)
+        stop = httpx.delete(f"{b}/api/chat/{chat_id}/stream")
+        stopped_at = time.monotonic()
+        ending = following.result(timeout=10).types[-2:]
+
+    assert stop.status_code == 204
+    assert record.closed.wait(timeout=5)
+    assert record.closed_at - stopped_at < 1.0
+    assert not record.completed
+    assert ending == ["text-end", "abort"]
 
 
 @needs_redis

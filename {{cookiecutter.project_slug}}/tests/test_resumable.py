@@ -12,41 +12,11 @@ import httpx
 
 from .conftest import RESUME_GRACE_S
 from .fake_upstream import SCRIPTS, streamed_text
-from .streams import Stream, chat_body, read_events
-
-
-def resumable_body(model: str, chat_id: str) -> dict:
-    return chat_body(model) | {"id": chat_id, "resumable": True}
+from .streams import Stream, read_events, reattach, resumable_body, start_and_drop
 
 
 def new_chat_id() -> str:
     return uuid.uuid4().hex
-
-
-def start_and_drop(api: str, model: str, chat_id: str, deltas: int) -> Stream:
-    """POST a resumable question, read `deltas` text deltas, and hang up."""
-    stream = Stream()
-    body = resumable_body(model, chat_id)
-    with httpx.stream("POST", f"{api}/api/chat", json=body, timeout=30) as response:
-        assert response.status_code == 200, response.read()
-        for kind, chunk in read_events(response):
-            stream.add(kind, chunk)
-            if len(stream.of_type("text-delta")) == deltas:
-                break
-    return stream
-
-
-def reattach(api: str, chat_id: str, seen: list | None = None) -> Stream:
-    """GET the chat's answer and read it to the end; `seen` gets each chunk as it comes."""
-    stream = Stream()
-    with httpx.stream("GET", f"{api}/api/chat/{chat_id}/stream", timeout=30) as response:
-        assert response.status_code == 200, response.read()
-        assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
-        for kind, chunk in read_events(response):
-            stream.add(kind, chunk)
-            if seen is not None and chunk:
-                seen.append(chunk)
-    return stream
 
 
 def test_a_dropped_answer_is_replayed_from_the_start_then_followed_live(api, upstream):

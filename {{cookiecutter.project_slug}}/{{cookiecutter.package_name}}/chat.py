@@ -23,7 +23,7 @@ from . import llm, steps
 from .access import Access, Caller
 from .errors import ApiError
 from .protocol import DONE, PING, ChatRequest, UIMessageStream, parse_chat_request
-from .resumable import Halt, LiveAnswers
+from .resumable import Halt, LiveAnswers, SharedAnswers
 from .settings import Settings
 from .shutdown import shutdown
 from .tools import REGISTRY
@@ -44,7 +44,7 @@ class Chat:
         self.access = Access(settings)
         self.tools = {name: REGISTRY[name] for name in settings.tools}
         self.tool_definitions = [tool.definition() for tool in self.tools.values()]
-        self.answers = LiveAnswers(settings)
+        self.answers = SharedAnswers(settings) if settings.redis_url else LiveAnswers(settings)
 
     async def open(self, body: bytes, caller: Caller) -> AsyncIterator[bytes]:
         """`POST /api/chat`: checks the caller and the request, opens the provider stream and
@@ -93,7 +93,7 @@ class Chat:
         live; None (204) when none is kept. Counts against the caller's limits like a POST."""
         self.access.authorize(caller)
         release = await self.access.admit(caller)
-        frames = self.answers.follow(chat_id)
+        frames = await self.answers.follow(chat_id)
         if frames is None:
             release()
             return None
@@ -103,7 +103,7 @@ class Chat:
         """`DELETE /api/chat/{id}/stream`: end that chat's answer at once with `abort`, which
         closes the provider call; 404 when none is running."""
         self.access.authorize(caller)
-        if not self.answers.stop(chat_id):
+        if not await self.answers.stop(chat_id):
             raise ApiError(404, "no_active_answer", f"No answer of chat {chat_id!r} is running.")
 
     def health(self) -> dict:

@@ -7,14 +7,23 @@ has followed it for `RESUME_GRACE_S`, the task is cancelled, which closes the pr
 `DELETE /api/chat/{id}/stream` halts it at once, ending it with `abort`. A finished answer is
 kept `RESUME_GRACE_S` longer, for a client that comes back just after the end. What is kept is
 bounded: `RESUME_BUFFER_BYTES` per answer, `RESUME_MAX_ANSWERS` answers per process.
+
+With `REDIS_URL` set (`SharedAnswers`), an answer can be re-attached and stopped through any
+process that shares the Redis.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import Enum
+
+import redis.asyncio
+from redis.exceptions import RedisError
 
 from .errors import ApiError
 from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class Halt(Enum):
@@ -36,6 +45,9 @@ class LiveAnswer:
         self._more = asyncio.Event()  # set, and replaced, whenever a frame is kept or it ends
         self._followers = 0
         self._abandon: asyncio.TimerHandle | None = None
+        self._checking: asyncio.Task | None = None
+        # Asked before abandoning it: whether a client follows it through another process.
+        self.followed_elsewhere: Callable[[], Awaitable[bool]] | None = None
         self.task = asyncio.create_task(self._keep(frames))
         # Counted from now: a request that never starts reading leaves it abandoned.
         self._await_followers()
@@ -52,11 +64,13 @@ class LiveAnswer:
             self._halt.set_result(Halt.STOP)
         return True
 
-    async def follow(self) -> AsyncIterator[bytes]:
-        """Every chunk from the start, those kept at once, then each as it comes."""
-        self._followers += 1
-        if self._abandon is not None:
-            self._abandon.cancel()
+    async def follow(self, counted: bool = True) -> AsyncIterator[bytes]:
+        """Every chunk from the start, those kept at once, then each as it comes. A follower
+        not `counted` (the copy to Redis) does not keep the answer from being abandoned."""
+        if counted:
+            self._followers += 1
+            if self._abandon is not None:
+                self._abandon.cancel()
         sent = 0
         try:
             while True:
@@ -69,9 +83,10 @@ class LiveAnswer:
                 else:
                     await more.wait()
         finally:
-            self._followers -= 1
-            if not self._followers:
-                self._await_followers()
+            if counted:
+                self._followers -= 1
+                if not self._followers:
+                    self._await_followers()
 
     async def _keep(self, frames: AsyncIterator[bytes]) -> None:
         try:
@@ -92,7 +107,25 @@ class LiveAnswer:
     def _await_followers(self) -> None:
         if not self.ended:
             loop = asyncio.get_running_loop()
-            self._abandon = loop.call_later(self._grace_s, self.task.cancel)
+            self._abandon = loop.call_later(self._grace_s, self._abandon_unless_followed)
+
+    def _abandon_unless_followed(self) -> None:
+        if self.followed_elsewhere is None:
+            self.task.cancel()
+        else:
+            self._checking = asyncio.create_task(self._check_elsewhere(self.followed_elsewhere))
+
+    async def _check_elsewhere(self, followed_elsewhere: Callable[[], Awaitable[bool]]) -> None:
+        try:
+            followed = await followed_elsewhere()
+        except RedisError:
+            followed = False
+        if self._followers:
+            return
+        if followed:
+            self._await_followers()
+        else:
+            self.task.cancel()
 
 
 class LiveAnswers:
@@ -126,11 +159,13 @@ class LiveAnswers:
         answer.task.add_done_callback(lambda _: self._drop_later(chat_id, answer))
         return answer.follow()
 
-    def follow(self, chat_id: str) -> AsyncIterator[bytes] | None:
+    async def follow(self, chat_id: str) -> AsyncIterator[bytes] | None:
+        """The answer from its start, then live; None when none is kept."""
         answer = self._answers.get(chat_id)
         return answer.follow() if answer is not None else None
 
-    def stop(self, chat_id: str) -> bool:
+    async def stop(self, chat_id: str) -> bool:
+        """Stop the running answer; False when none is running."""
         answer = self._answers.get(chat_id)
         return answer is not None and answer.stop()
 
@@ -140,3 +175,109 @@ class LiveAnswers:
                 del self._answers[chat_id]
 
         asyncio.get_running_loop().call_later(self._settings.resume_grace_s, drop)
+
+
+class SharedAnswers(LiveAnswers):
+    """Resumable answers that every process sharing the Redis at `REDIS_URL` can re-attach to
+    and stop.
+
+    The process running an answer copies its chunks into a Redis stream, ended by an `end`
+    entry and expiring `RESUME_GRACE_S` after it; another process re-attaches by reading that
+    stream from its start and, while it reads, marks the answer followed, so the process running
+    it does not abandon it. A stop is published on a channel every process listens to.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._redis_url = settings.redis_url
+        self._redis: redis.asyncio.Redis | None = None
+        self._listening: asyncio.Task | None = None
+        self._subscribed = asyncio.Event()
+        self._copies: set[asyncio.Task] = set()
+        self._stops = f"{__package__}:answer-stops"
+
+    def start(
+        self, chat_id: str, frames: AsyncIterator[bytes], halt: asyncio.Future
+    ) -> AsyncIterator[bytes]:
+        follower = super().start(chat_id, frames, halt)
+        answer = self._answers[chat_id]
+        answer.followed_elsewhere = lambda: self._client().exists(_followed_key(chat_id))
+        copy = asyncio.create_task(self._copy(chat_id, answer))
+        self._copies.add(copy)
+        copy.add_done_callback(self._copies.discard)
+        return follower
+
+    async def follow(self, chat_id: str) -> AsyncIterator[bytes] | None:
+        if (local := await super().follow(chat_id)) is not None:
+            return local
+        if not await self._client().exists(_stream_key(chat_id)):
+            return None
+        return self._follow_elsewhere(chat_id)
+
+    async def stop(self, chat_id: str) -> bool:
+        if chat_id in self._answers:
+            return await super().stop(chat_id)
+        last = await self._client().xrevrange(_stream_key(chat_id), count=1)
+        if not last or b"end" in last[0][1]:
+            return False
+        await self._client().publish(self._stops, chat_id)
+        return True
+
+    def _client(self) -> redis.asyncio.Redis:
+        """The Redis client, and the listener for stops, made on first use: on the event loop
+        that serves the requests."""
+        if self._redis is None:
+            self._redis = redis.asyncio.from_url(self._redis_url)
+            self._listening = asyncio.create_task(self._listen_for_stops())
+        return self._redis
+
+    async def _listen_for_stops(self) -> None:
+        async with self._client().pubsub() as pubsub:
+            await pubsub.subscribe(self._stops)
+            self._subscribed.set()
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    await super().stop(message["data"].decode())
+
+    async def _copy(self, chat_id: str, answer: LiveAnswer) -> None:
+        """Copy the answer into its Redis stream as it grows; another process reads it there."""
+        client, key = self._client(), _stream_key(chat_id)
+        running_ttl_s = int(self._settings.max_stream_s + self._settings.resume_grace_s) + 1
+        try:
+            await self._subscribed.wait()  # a stop sent once the stream exists reaches us
+            await client.delete(key)  # an earlier answer of the chat
+            async for frames in answer.follow(counted=False):
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.xadd(key, {"frames": frames})
+                    pipe.expire(key, running_ttl_s)
+                    await pipe.execute()
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xadd(key, {"end": b"1"})
+                pipe.expire(key, int(self._settings.resume_grace_s) + 1)
+                await pipe.execute()
+        except RedisError:
+            logger.warning("Resumable answer %s: Redis failed; only this process has it", chat_id)
+
+    async def _follow_elsewhere(self, chat_id: str) -> AsyncIterator[bytes]:
+        client, key = self._client(), _stream_key(chat_id)
+        grace_ms = int(self._settings.resume_grace_s * 1000)
+        last = "0"
+        while True:
+            await client.set(_followed_key(chat_id), 1, px=grace_ms)
+            found = await client.xread({key: last}, block=grace_ms // 3)
+            for _, entries in found:
+                for entry_id, fields in entries:
+                    if b"end" in fields:
+                        return
+                    last = entry_id
+                    yield fields[b"frames"]
+            if not found and not await client.exists(key):
+                return  # the process running it went away
+
+
+def _stream_key(chat_id: str) -> str:
+    return f"{__package__}:answer:{chat_id}"
+
+
+def _followed_key(chat_id: str) -> str:
+    return f"{__package__}:answer-followed:{chat_id}"

@@ -63,7 +63,7 @@ async def test_a_follower_gets_everything_from_the_start_then_live():
     assert await next_frames(first) == b"ab"
     await first.aclose()
 
-    again = kept.follow("chat-aaaaaaaaaaaa")
+    again = await kept.follow("chat-aaaaaaaaaaaa")
     assert await next_frames(again) == b"ab"  # all of it, in one write
     frames.put(b"c")
     assert await next_frames(again) == b"c"
@@ -76,7 +76,7 @@ async def test_two_followers_each_get_the_whole_answer():
     first = kept.start("chat", frames.read(), future())
     frames.put(b"a")
     assert await next_frames(first) == b"a"
-    second = kept.follow("chat")
+    second = await kept.follow("chat")
     frames.put(b"b")
     frames.end()
     assert await read_all(first) == b"b"
@@ -100,7 +100,7 @@ async def test_coming_back_within_the_grace_period_keeps_it_running():
     kept, frames = answers(resume_grace_s=0.1), Frames()
     await kept.start("chat", frames.read(), future()).aclose()
     await asyncio.sleep(0.05)
-    follower = kept.follow("chat")
+    follower = await kept.follow("chat")
     frames.put(b"a")
     assert await next_frames(follower) == b"a"
     await asyncio.sleep(0.15)
@@ -122,22 +122,22 @@ async def test_a_finished_answer_is_kept_for_the_grace_period_then_dropped():
     frames.put(b"a", b"b")
     frames.end()
     assert await read_all(kept.start("chat", frames.read(), future())) == b"ab"
-    assert await read_all(kept.follow("chat")) == b"ab"
+    assert await read_all(await kept.follow("chat")) == b"ab"
     await asyncio.sleep(0.15)
-    assert kept.follow("chat") is None
+    assert await kept.follow("chat") is None
 
 
 async def test_stop_resolves_the_halt_and_only_while_it_runs():
     kept, frames = answers(), Frames()
     halt = future()
     follower = kept.start("chat", frames.read(), halt)
-    assert kept.stop("chat")
+    assert await kept.stop("chat")
     assert halt.result() is Halt.STOP
-    assert not kept.stop("nobody")
+    assert not await kept.stop("nobody")
     frames.put(b"abort")  # what the answer sends on its halt
     frames.end()
     assert await read_all(follower) == b"abort"
-    assert not kept.stop("chat")
+    assert not await kept.stop("chat")
 
 
 async def test_a_new_answer_of_the_same_chat_stops_the_earlier_one():
@@ -147,7 +147,7 @@ async def test_a_new_answer_of_the_same_chat_stops_the_earlier_one():
     kept.start("chat", later.read(), future())
     assert halt.result() is Halt.STOP
     later.put(b"new")
-    assert await next_frames(kept.follow("chat")) == b"new"
+    assert await next_frames(await kept.follow("chat")) == b"new"
     earlier.end()
     later.end()
 
@@ -176,6 +176,6 @@ async def test_no_more_answers_than_the_limit_are_kept():
     with pytest.raises(ApiError) as refused:
         kept.check_room()
     assert (refused.value.status, refused.value.type) == (503, "too_many_answers")
-    assert kept.follow("finished") is None
+    assert await kept.follow("finished") is None
     running.end()
     another.end()
