@@ -5,6 +5,7 @@ import asyncio
 import json
 import statistics
 import time
+import uuid
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -23,6 +24,7 @@ class Contender:
     env: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
     port: int = 0
+    resumable: bool = False  # has the template's resumable answers
 
 
 def summarize(streams: list[list[float]], wall_s: float, cpu_s: float, errors: list[str]) -> dict:
@@ -58,12 +60,14 @@ class Client:
         self.count = 0
         self.errors: list[str] = []  # refused requests: status and the start of the body
 
-    def request(self, tokens: int, interval_ms: int) -> tuple[str, dict]:
+    def request(self, tokens: int, interval_ms: int, resumable: bool = False) -> tuple[str, dict]:
         self.count += 1
         stream_id = f"{self.contender.name.replace(' ', '-')}-{self.count}"
         body = {"messages": [{"role": "user", "content": f"{stream_id} {tokens} {interval_ms}"}]}
         if self.contender.wire == "openai":
             body |= {"model": "bench", "stream": True}
+        if resumable:
+            body |= {"id": uuid.uuid4().hex, "resumable": True}
         return stream_id, body
 
     async def stream(
@@ -121,6 +125,34 @@ class Client:
             "finished_anyway": sum(closed[sid]["finished"] for sid in hung_up if sid in closed),
         }
 
+    async def stop_ms(self, upstream_url: str, requests: int = 50) -> dict:
+        """`DELETE /api/chat/{id}/stream` on a resumable answer with a second client attached:
+        until the provider sees its connection close (p50, p99), and whether both clients got
+        `abort`."""
+        stopped, endings = {}, []
+        async with self.http() as http:
+            for _ in range(requests):
+                stream_id, body = self.request(1000, 10, resumable=True)
+                path = f"{self.contender.chat}/{body['id']}/stream"
+                async with http.stream("POST", self.contender.chat, json=body) as response:
+                    lines = response.aiter_lines()
+                    async for line in lines:
+                        if is_token(line, "ui"):
+                            break
+                    attached = asyncio.create_task(last_chunk_type(http, path))
+                    await asyncio.sleep(0.05)  # attached and following
+                    stopped[stream_id] = time.monotonic()
+                    await http.delete(path)
+                    endings += [await last_chunk_type_of(lines), await attached]
+        closed = await wait_for_closes(upstream_url, set(stopped))
+        delays = [closed[sid]["at"] - stopped[sid] for sid in stopped if sid in closed]
+        return {
+            "p50": round(percentile(delays, 50) * 1000, 1) if delays else None,
+            "p99": round(percentile(delays, 99) * 1000, 1) if delays else None,
+            "never_closed": len(stopped) - len(delays),
+            "clients_without_abort": sum(ending != "abort" for ending in endings),
+        }
+
     async def concurrent(self, level: int) -> tuple[list[list[float]], float]:
         async with self.http() as http:
             started = time.monotonic()
@@ -128,6 +160,20 @@ class Client:
                 *(self.stream(http, TOKENS, INTERVAL_MS) for _ in range(level))
             )
             return [arrivals for _, _, arrivals in streams], time.monotonic() - started
+
+
+async def last_chunk_type(http: httpx.AsyncClient, path: str) -> str | None:
+    async with http.stream("GET", path) as response:
+        return await last_chunk_type_of(response.aiter_lines())
+
+
+async def last_chunk_type_of(lines) -> str | None:
+    """The type of the last chunk before `[DONE]`."""
+    last = None
+    async for line in lines:
+        if line.startswith("data: {"):
+            last = json.loads(line[6:])["type"]
+    return last
 
 
 def is_token(line: str, wire: str) -> bool:

@@ -47,6 +47,21 @@ def markdown(results: dict) -> str:
             f"| {result['stop_s'] if result['stop_s'] is not None else 'killed after 30'} "
             f"| {result['peak_rss_mib']} |"
         )
+    stops = {name: r["stop_ms"] for name, r in contenders.items() if "stop_ms" in r}
+    if stops:
+        lines += [
+            "",
+            "Stopping a resumable answer (`DELETE /api/chat/{id}/stream`, a second client "
+            "attached) until the provider sees its connection close:",
+            "",
+            "| contender | stop p50 / p99 ms | never closed | clients without `abort` |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {name} | {stop['p50']} / {stop['p99']} | {stop['never_closed']} "
+            f"| {stop['clients_without_abort']} |"
+            for name, stop in stops.items()
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,8 @@ contender in turn and measures, with the same client (bench/client.py):
 - cold start: process start until its health route answers 200;
 - added time to first token: its median TTFT minus that of calling the provider directly;
 - cancel propagation: client hang-up until the provider sees its connection close (p50, p99);
+- stop (the template's routes): `DELETE /api/chat/{id}/stream` on a resumable answer until the
+  provider sees its connection close (p50, p99 of 50), a second client attached;
 - at each concurrency level (streams of TOKENS tokens, INTERVAL_MS apart): the server's CPU
   time per streamed token (from /proc), tokens per second per core, the client's inter-token
   delay (p50, p99), and stalls (a stream silent for over STALL_S);
@@ -148,7 +150,9 @@ def template_route(framework: str, project: Path, upstream_url: str) -> Contende
         "RATE_LIMIT": "100000000/minute",
         "MAX_STREAMS_PER_CLIENT": "100000",
     }
-    return Contender(framework, command, "/api/health", "/api/chat", "ui", env, port=port)
+    return Contender(
+        framework, command, "/api/health", "/api/chat", "ui", env, port=port, resumable=True
+    )
 
 
 def litellm_proxy(python: Path, upstream_url: str, work: Path) -> Contender:
@@ -202,6 +206,8 @@ def measure(contender: Contender, upstream_url: str, levels: list[int], work: Pa
             "cancel_ms": asyncio.run(client.cancel_ms(upstream_url)),
             "levels": {},
         }
+        if contender.resumable:
+            result["stop_ms"] = asyncio.run(client.stop_ms(upstream_url))
         for level in levels:
             client.errors.clear()
             cpu_before = cpu_seconds(server.process.pid)
