@@ -33,7 +33,8 @@ async def test_hundreds_of_streams_with_clients_leaving_leak_nothing(api_server,
     completed = [text for text in texts if text is not None]
     assert len(completed) == STREAMS - len(range(0, STREAMS, 3))
     assert set(completed) == {streamed_text(SCRIPTS["fake-load"].tokens)}  # all, in order
-    left_behind = [r for r in upstream.records[first:] if r.model == LEFT_BEHIND_MODEL.split("/", 1)[1]]
+    _, left_behind_name = LEFT_BEHIND_MODEL.split("/", 1)
+    left_behind = [r for r in upstream.records[first:] if r.model == left_behind_name]
     assert len(left_behind) == len(range(0, STREAMS, 3))
     assert not any(record.completed for record in left_behind)
     assert after[1] <= before[1] * 1.1, f"RSS {before[1]} KiB -> {after[1]} KiB"

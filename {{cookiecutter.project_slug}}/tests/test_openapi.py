@@ -22,9 +22,17 @@ def openapi(upstream, tmp_path_factory):
 
 
 # schemathesis' pytest plugin does not run on pytest 9 yet: hypothesis drives each operation.
-@pytest.mark.parametrize("path", ["/api/chat", "/api/health", "/api/models"])
-def test_every_answer_is_what_the_document_says(openapi, path):
-    (method,) = openapi[path].keys()
+OPERATIONS = [
+    ("/api/chat", "POST"),
+    ("/api/chat/{chat_id}/stream", "GET"),
+    ("/api/chat/{chat_id}/stream", "DELETE"),
+    ("/api/health", "GET"),
+    ("/api/models", "GET"),
+]
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+def test_every_answer_is_what_the_document_says(openapi, path, method):
 
     @given(case=openapi[path][method].as_strategy())
     @settings(

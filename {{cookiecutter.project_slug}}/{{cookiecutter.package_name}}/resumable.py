@@ -110,6 +110,8 @@ class LiveAnswer:
             self._abandon = loop.call_later(self._grace_s, self._abandon_unless_followed)
 
     def _abandon_unless_followed(self) -> None:
+        if self.ended:
+            return
         if self.followed_elsewhere is None:
             self.task.cancel()
         else:

@@ -61,6 +61,31 @@ EVENT_SCHEMA = {
 }
 
 
+def error_responses(descriptions: dict[int, str]) -> dict:
+    """OpenAPI responses for these statuses, each an `{"error": ...}` body."""
+    return {
+        status: {
+            "description": description,
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        for status, description in descriptions.items()
+    }
+
+
+RESUME_RESPONSES = {
+    200: {
+        "description": "The answer from its start, then live.",
+        "content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
+    },
+    204: {"description": "No answer of this chat is kept."},
+    **error_responses({status: CHAT_ERRORS[status] for status in (401, 429)}),
+}
+STOP_RESPONSES = {
+    204: {"description": "Stopped: the provider call is closed, its streams end with `abort`."},
+    **error_responses({401: CHAT_ERRORS[401], 404: "No answer of this chat is running."}),
+}
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     core = chat.Chat(settings)
@@ -93,7 +118,7 @@ def create_app() -> FastAPI:
         stream = await core.open(body, _caller(request))
         return StreamingResponse(stream, headers=HEADERS)
 
-    @app.get("/api/chat/{chat_id}/stream", status_code=200, responses={204: {}})
+    @app.get("/api/chat/{chat_id}/stream", response_class=Response, responses=RESUME_RESPONSES)
     async def resume_stream(chat_id: str, request: Request) -> Response:
         """Re-attach to the chat's resumable answer: all of it so far, then live; 204 when
         none is kept."""
@@ -102,7 +127,7 @@ def create_app() -> FastAPI:
             return Response(status_code=204)
         return StreamingResponse(stream, headers=HEADERS)
 
-    @app.delete("/api/chat/{chat_id}/stream", status_code=204)
+    @app.delete("/api/chat/{chat_id}/stream", status_code=204, responses=STOP_RESPONSES)
     async def stop_stream(chat_id: str, request: Request) -> Response:
         """Stop the chat's running answer at once; its streams end with `abort`."""
         await core.stop(chat_id, _caller(request))
@@ -145,13 +170,7 @@ def _documenting_chat(app: FastAPI, settings: Settings) -> Callable[[], dict]:
                         "description": "The answer, chunk by chunk.",
                         "content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
                     },
-                    **{
-                        str(status): {
-                            "description": description,
-                            "content": {"application/json": {"schema": ERROR_SCHEMA}},
-                        }
-                        for status, description in CHAT_ERRORS.items()
-                    },
+                    **{str(status): r for status, r in error_responses(CHAT_ERRORS).items()},
                 },
             }
         return app.openapi_schema
