@@ -7,6 +7,7 @@ exactly the fields of that schema; newer ones must keep working too.
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,8 @@ def test_a_dropped_answer_nobody_resumes_stops_within_the_grace_period(
     ai_sdk, api, upstream, package
 ):
     read_with_ai_sdk(ai_sdk, package, api, "openai/fake-long", mode="drop")
+    dropped_at = time.monotonic()  # a moment after the client dropped: it has exited
     record = upstream.last("fake-long")
     assert record.closed.wait(timeout=RESUME_GRACE_S + 1)
     assert not record.completed
+    assert record.closed_at - dropped_at > RESUME_GRACE_S - 1  # it was kept going meanwhile

@@ -196,10 +196,11 @@ def test_replicas_behind_nginx_share_redis(upstream, tmp_path):
     assert all(served), f"nginx sent every stream to one replica: {served}"
 
 
-@pytest.fixture
-def two_replicas(upstream, tmp_path):
+@pytest.fixture(scope="module")
+def two_replicas(upstream, tmp_path_factory):
     """Two API processes sharing a Redis, and nginx with the shipped site in front of `b`
     only: what one replica started, the other is asked about."""
+    tmp_path = tmp_path_factory.mktemp("replicas")
     for name in ("a", "b", "nginx"):
         (tmp_path / name).mkdir()
     with (
