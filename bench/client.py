@@ -117,11 +117,8 @@ class Client:
                 stream_id, _, arrivals = await self.stream(http, 1000, 10, stop_after=3)
                 hung_up[stream_id] = arrivals[-1]
         closed = await wait_for_closes(upstream_url, set(hung_up))
-        delays = [closed[sid]["at"] - hung_up[sid] for sid in hung_up if sid in closed]
         return {
-            "p50": round(percentile(delays, 50) * 1000, 1) if delays else None,
-            "p99": round(percentile(delays, 99) * 1000, 1) if delays else None,
-            "never_closed": len(hung_up) - len(delays),
+            **close_delays_ms(closed, hung_up),
             "finished_anyway": sum(closed[sid]["finished"] for sid in hung_up if sid in closed),
         }
 
@@ -145,11 +142,8 @@ class Client:
                     await http.delete(path)
                     endings += [await last_chunk_type_of(lines), await attached]
         closed = await wait_for_closes(upstream_url, set(stopped))
-        delays = [closed[sid]["at"] - stopped[sid] for sid in stopped if sid in closed]
         return {
-            "p50": round(percentile(delays, 50) * 1000, 1) if delays else None,
-            "p99": round(percentile(delays, 99) * 1000, 1) if delays else None,
-            "never_closed": len(stopped) - len(delays),
+            **close_delays_ms(closed, stopped),
             "clients_without_abort": sum(ending != "abort" for ending in endings),
         }
 
@@ -199,6 +193,16 @@ async def wait_for_closes(upstream_url: str, ids: set[str], timeout_s: float = 1
             if ids <= closed.keys() or time.monotonic() > deadline:
                 return closed
             await asyncio.sleep(0.1)
+
+
+def close_delays_ms(closed: dict, since: dict[str, float]) -> dict:
+    """How long after `since[stream id]` the provider saw each stream close: p50, p99 (ms)."""
+    delays = [closed[sid]["at"] - at for sid, at in since.items() if sid in closed]
+    return {
+        "p50": round(percentile(delays, 50) * 1000, 1) if delays else None,
+        "p99": round(percentile(delays, 99) * 1000, 1) if delays else None,
+        "never_closed": len(since) - len(delays),
+    }
 
 
 def percentile(values: list[float], p: float) -> float:
