@@ -11,9 +11,8 @@ import django
 from django.conf import settings as django_settings
 from django.core.asgi import get_asgi_application
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import path
-from django.http import HttpResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from starlette.middleware.cors import CORSMiddleware
 
