@@ -11,7 +11,23 @@ from itertools import pairwise
 
 import httpx
 
-TOKENS, INTERVAL_MS, STALL_S = 50, 50, 1.0
+STALL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Streams of `tokens` tokens, one every `interval_ms` from the provider."""
+
+    name: str
+    tokens: int
+    interval_ms: int
+
+
+# A model's pace, at 1 to 500 streams at once; and a fast model's, 20 streams at once, where
+# the per-token work dominates everything else.
+PACED = Workload("paced", tokens=50, interval_ms=50)
+BURST = Workload("burst", tokens=300, interval_ms=2)
+BURST_STREAMS = 20
 
 
 @dataclass
@@ -27,12 +43,14 @@ class Contender:
     resumable: bool = False  # has the template's resumable answers
 
 
-def summarize(streams: list[list[float]], wall_s: float, cpu_s: float, errors: list[str]) -> dict:
+def summarize(
+    streams: list[list[float]], workload: Workload, wall_s: float, cpu_s: float, errors: list[str]
+) -> dict:
     tokens = sum(len(arrivals) for arrivals in streams)
     gaps = [gap for arrivals in streams for gap in gaps_of(arrivals)]
     return {
         "streams": len(streams),
-        "complete": sum(len(arrivals) == TOKENS for arrivals in streams),
+        "complete": sum(len(arrivals) == workload.tokens for arrivals in streams),
         "tokens": tokens,
         "wall_s": round(wall_s, 2),
         "cpu_s": round(cpu_s, 2),
@@ -102,13 +120,21 @@ class Client:
             for _ in range(3):
                 await self.stream(http, 3, 1)
 
-    async def ttft_ms(self, requests: int = 20) -> float:
+    async def ttft_ms(self, upstream_url: str, requests: int = 20) -> dict:
+        """Time to first token (median, ms), and its two sides as the provider saw them: until
+        the request arrived there, and from the provider's first token to this client."""
+        ttfts, before, after = [], [], []
         async with self.http() as http:
-            ttfts = []
             for _ in range(requests):
-                _, sent, arrivals = await self.stream(http, 3, 1)
+                stream_id, sent, arrivals = await self.stream(http, 3, 1)
                 ttfts.append(arrivals[0] - sent)
-        return round(statistics.median(ttfts) * 1000, 2)
+                provider = (await wait_for_closes(upstream_url, {stream_id}))[stream_id]
+                before.append(provider["arrived"] - sent)
+                after.append(arrivals[0] - provider["first_token"])
+        return {
+            name: round(statistics.median(values) * 1000, 2)
+            for name, values in (("p50", ttfts), ("to_provider", before), ("after_provider", after))
+        }
 
     async def cancel_ms(self, upstream_url: str, requests: int = 20) -> dict:
         hung_up = {}
@@ -147,11 +173,11 @@ class Client:
             "clients_without_abort": sum(ending != "abort" for ending in endings),
         }
 
-    async def concurrent(self, level: int) -> tuple[list[list[float]], float]:
+    async def concurrent(self, level: int, workload: Workload) -> tuple[list[list[float]], float]:
         async with self.http() as http:
             started = time.monotonic()
             streams = await asyncio.gather(
-                *(self.stream(http, TOKENS, INTERVAL_MS) for _ in range(level))
+                *(self.stream(http, workload.tokens, workload.interval_ms) for _ in range(level))
             )
             return [arrivals for _, _, arrivals in streams], time.monotonic() - started
 
@@ -179,10 +205,10 @@ def is_token(line: str, wire: str) -> bool:
     return bool(choices[0].get("delta", {}).get("content"))
 
 
-async def direct_ttft_ms(upstream_url: str, requests: int = 20) -> float:
+async def direct_ttft_ms(upstream_url: str, requests: int = 20) -> dict:
     """The provider's own time to first token, for the contenders' added latency."""
     direct = Contender("direct", [], "", "/v1/chat/completions", "openai")
-    return await Client(upstream_url, direct).ttft_ms(requests)
+    return await Client(upstream_url, direct).ttft_ms(upstream_url, requests)
 
 
 async def wait_for_closes(upstream_url: str, ids: set[str], timeout_s: float = 10) -> dict:

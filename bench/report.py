@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from bench.client import INTERVAL_MS, TOKENS
+from bench.client import PACED
 
 
 def report(results: dict, out: Path) -> None:
@@ -23,14 +23,27 @@ def markdown(results: dict) -> str:
     def ratio(value, base) -> str:
         return f"{value} ({value / base:.1f}x)" if value and base else str(value)
 
+    paced, burst = results["workloads"]["paced"], results["workloads"]["burst"]
+    direct = results["direct_ttft_ms"]
+
+    def added_ttft(ttft: dict) -> str:
+        def added(key: str) -> float:
+            return round(ttft[key] - direct[key], 2)
+
+        return f"{added('p50')} ({added('to_provider')} / {added('after_provider')})"
+
     lines = [
-        f"Streams of {results['tokens_per_stream']} tokens, {results['interval_ms']} ms apart; "
-        f"the provider's own time to first token: {results['direct_ttft_ms']} ms.",
+        f"Paced: streams of {paced['tokens']} tokens, {paced['interval_ms']} ms apart, "
+        f"{', '.join(map(str, results['levels']))} at once. Burst: {results['burst_streams']} "
+        f"streams of {burst['tokens']} tokens, {burst['interval_ms']} ms apart. The provider's "
+        f"own time to first token: {direct['p50']} ms ({direct['to_provider']} ms until the "
+        f"request reaches it, {direct['after_provider']} ms from its first token to the client).",
         "",
-        f"| contender | CPU µs/token @{busy} (vs raw) | tokens/s per core @{busy} | "
-        f"inter-token p50 / p99 ms @{top} | stalls, errors @{top} | added TTFT ms | "
-        "cancel p50 / p99 ms | cold start s | SIGTERM to exit s | peak RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| contender | CPU µs/token paced @{busy} (vs raw) | CPU µs/token burst (vs raw) | "
+        f"tokens/s per core paced @{busy} | inter-token p50 / p99 ms @{top} | "
+        f"stalls, errors @{top} | added TTFT ms (to / after provider) | cancel p50 / p99 ms | "
+        "cold start s | SIGTERM to exit s | peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, result in contenders.items():
         at_busy, at_top = result["levels"][busy], result["levels"][top]
@@ -38,10 +51,11 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {name} "
             f"| {ratio(at_busy['cpu_us_per_token'], raw['levels'][busy]['cpu_us_per_token'])} "
+            f"| {ratio(result['burst']['cpu_us_per_token'], raw['burst']['cpu_us_per_token'])} "
             f"| {at_busy['tokens_per_cpu_s']} "
             f"| {at_top['gap_p50_ms']} / {at_top['gap_p99_ms']} "
             f"| {at_top['stalls']}, {at_top['errors']} of {at_top['streams']} "
-            f"| {round(result['ttft_ms'] - results['direct_ttft_ms'], 2)} "
+            f"| {added_ttft(result['ttft_ms'])} "
             f"| {cancel['p50']} / {cancel['p99']} "
             f"| {result['cold_start_s']} "
             f"| {result['stop_s'] if result['stop_s'] is not None else 'killed after 30'} "
@@ -79,7 +93,7 @@ def plot(results: dict, path: Path) -> None:
     axes.set_xscale("log")
     axes.set_xlabel("concurrent streams")
     axes.set_ylabel("tokens/s delivered (all streams)")
-    axes.set_title(f"{TOKENS}-token streams, one token every {INTERVAL_MS} ms per stream")
+    axes.set_title(f"{PACED.tokens}-token streams, a token every {PACED.interval_ms} ms per stream")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -8,13 +8,16 @@ the LiteLLM proxy into another, starts the loopback provider (bench/upstream.py)
 contender in turn and measures, with the same client (bench/client.py):
 
 - cold start: process start until its health route answers 200;
-- added time to first token: its median TTFT minus that of calling the provider directly;
+- added time to first token: its median TTFT minus that of calling the provider directly, and
+  the same split in two: until the request reaches the provider, and from the provider's first
+  token to the client;
 - cancel propagation: client hang-up until the provider sees its connection close (p50, p99);
 - stop (the template's routes): `DELETE /api/chat/{id}/stream` on a resumable answer until the
   provider sees its connection close (p50, p99 of 50), a second client attached;
-- at each concurrency level (streams of TOKENS tokens, INTERVAL_MS apart): the server's CPU
-  time per streamed token (from /proc), tokens per second per core, the client's inter-token
-  delay (p50, p99), and stalls (a stream silent for over STALL_S);
+- two workloads (bench/client.py), each after a round of it as warm-up: paced (PACED, at each
+  concurrency level) and burst (BURST_STREAMS streams of BURST): the server's CPU time per
+  streamed token (from /proc), tokens per second per core, the client's inter-token delay
+  (p50, p99), and stalls (a stream silent for over STALL_S);
 - peak RSS of the server's processes.
 
 It writes bench/results/results.json, results.md (ratios to the raw relay) and tokens.png
@@ -24,6 +27,7 @@ Numbers on a shared 2-core machine are only comparable within one run.
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import resource
@@ -34,7 +38,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.client import INTERVAL_MS, TOKENS, Client, Contender, direct_ttft_ms, summarize
+from bench.client import (
+    BURST,
+    BURST_STREAMS,
+    PACED,
+    Client,
+    Contender,
+    Workload,
+    direct_ttft_ms,
+    summarize,
+)
 from bench.report import report
 from tests.support import Server, cpu_seconds, free_port, peak_rss_kib, running, serves, wait_until
 
@@ -72,8 +85,11 @@ def main() -> None:
         if proxy_python:
             contenders.append(litellm_proxy(proxy_python, upstream_url, work))
         results = {
-            "tokens_per_stream": TOKENS,
-            "interval_ms": INTERVAL_MS,
+            "workloads": {
+                workload.name: {"tokens": workload.tokens, "interval_ms": workload.interval_ms}
+                for workload in (PACED, BURST)
+            },
+            "burst_streams": BURST_STREAMS,
             "levels": levels,
             "direct_ttft_ms": asyncio.run(direct_ttft_ms(upstream_url)),
             "contenders": {},
@@ -202,21 +218,28 @@ def measure(contender: Contender, upstream_url: str, levels: list[int], work: Pa
         asyncio.run(client.warm_up())
         result = {
             "cold_start_s": round(cold_start_s, 2),
-            "ttft_ms": asyncio.run(client.ttft_ms()),
+            "ttft_ms": asyncio.run(client.ttft_ms(upstream_url)),
             "cancel_ms": asyncio.run(client.cancel_ms(upstream_url)),
-            "levels": {},
         }
         if contender.resumable:
             result["stop_ms"] = asyncio.run(client.stop_ms(upstream_url))
-        for level in levels:
-            client.errors.clear()
-            cpu_before = cpu_seconds(server.process.pid)
-            streams, wall_s = asyncio.run(client.concurrent(level))
-            cpu_s = cpu_seconds(server.process.pid) - cpu_before
-            result["levels"][str(level)] = summarize(streams, wall_s, cpu_s, client.errors)
+        run = functools.partial(load, client, server.process.pid)
+        run(BURST_STREAMS, BURST)  # warm-up
+        result["burst"] = run(BURST_STREAMS, BURST)
+        run(min(max(levels), 100), PACED)  # warm-up
+        result["levels"] = {str(level): run(level, PACED) for level in levels}
         result["peak_rss_mib"] = round(peak_rss_kib(server.process.pid) / 1024)
     result["stop_s"] = server.stop_s
     return result
+
+
+def load(client: Client, pid: int, streams: int, workload: Workload) -> dict:
+    """`streams` streams of `workload` at once, summarized with the server's CPU time."""
+    client.errors.clear()
+    cpu_before = cpu_seconds(pid)
+    arrivals, wall_s = asyncio.run(client.concurrent(streams, workload))
+    cpu_s = cpu_seconds(pid) - cpu_before
+    return summarize(arrivals, workload, wall_s, cpu_s, client.errors)
 
 
 @contextmanager

@@ -5,9 +5,10 @@
 `POST /v1/chat/completions` streams in OpenAI's wire format, which LiteLLM, the LiteLLM proxy
 and the raw relay all read. The last message says what to stream, as `<id> <tokens> <ms>`: the
 stream's id, how many tokens, and the milliseconds before each, so every contender passes the
-same instructions through unchanged. `GET /closed` tells, per id, when the connection closed
-(`time.monotonic()`: one clock for every process on Linux) and whether the stream had finished:
-how the benchmark times cancel propagation.
+same instructions through unchanged. `GET /closed` tells, per id, when the request arrived, when
+its first token went out and when the connection closed (`time.monotonic()`: one clock for every
+process on Linux), and whether the stream had finished: how the benchmark splits time to first
+token into before and after the provider, and times cancel propagation.
 """
 
 import argparse
@@ -42,16 +43,18 @@ def chunk(delta: dict, finish_reason: str | None = None) -> bytes:
 
 
 async def completions(request: Request) -> StreamingResponse:
+    arrived = time.monotonic()
     instructions = (await request.json())["messages"][-1]["content"]
     stream_id, tokens, interval_ms = instructions.split()
     tokens, interval_s = int(tokens), int(interval_ms) / 1000
 
     async def stream():
-        finished = False
+        finished, first_token = False, None
         try:
             yield chunk({"role": "assistant", "content": ""})
             for i in range(tokens):
                 await asyncio.sleep(interval_s)
+                first_token = first_token or time.monotonic()
                 yield chunk({"content": f"tok{i} "})
             yield chunk({}, "stop")
             usage = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": tokens + 7}
@@ -68,7 +71,12 @@ async def completions(request: Request) -> StreamingResponse:
             yield b"data: [DONE]\n\n"
             finished = True
         finally:
-            closed[stream_id] = {"at": time.monotonic(), "finished": finished}
+            closed[stream_id] = {
+                "arrived": arrived,
+                "first_token": first_token,
+                "at": time.monotonic(),
+                "finished": finished,
+            }
 
     return StreamingResponse(stream(), media_type="text/event-stream")
 

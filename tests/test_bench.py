@@ -19,9 +19,12 @@ def test_bench_smoke_run_measures_every_figure(tmp_path):
     for contender in results["contenders"].values():
         assert contender["cancel_ms"]["never_closed"] == 0
         assert contender["cancel_ms"]["finished_anyway"] == 0
-        for level in contender["levels"].values():
+        for level in [*contender["levels"].values(), contender["burst"]]:
             assert level["complete"] == level["streams"], level
             assert level["cpu_us_per_token"] > 0
+        # the provider saw each request before its first token reached the client
+        assert 0 < contender["ttft_ms"]["to_provider"] < contender["ttft_ms"]["p50"]
+        assert 0 < contender["ttft_ms"]["after_provider"] < contender["ttft_ms"]["p50"]
     table = (tmp_path / "results.md").read_text()
     assert "\n| raw relay | " in table and "\n| fastapi | " in table
     assert (tmp_path / "tokens.png").stat().st_size > 10_000
