@@ -76,7 +76,37 @@ def markdown(results: dict) -> str:
             f"| {stop['clients_without_abort']} |"
             for name, stop in stops.items()
         ]
+    if "page" in results:
+        lines += ["", *page_table(results)]
     return "\n".join(lines) + "\n"
+
+
+def page_table(results: dict) -> list[str]:
+    workload, levels = results["workloads"]["page"], results["page"]
+    calm = [int(n) for n, level in levels.items() if level["page"]["stalls"] == 0]
+    lines = [
+        "The page's own path (FastAPI bake, `prod --backend-only`, the API mounted in the same "
+        f"process): chats through Reflex's websocket, each a {workload['tokens']}-token answer "
+        f"at one token every {workload['interval_ms']} ms, the questions spread over 1 s; then "
+        "as many API streams of the same on the same server. Largest number of chats with none "
+        f"silent for over 1 s: {max(calm, default='none')}.",
+        "",
+        "| chats at once | page CPU µs/token (vs API route) | websocket bytes/token | "
+        "provider's token to socket p50 / p99 ms | first token p50 / max ms | "
+        "longest silence ms | chats silent > 1 s | API route CPU µs/token |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for chats, level in levels.items():
+        page, api = level["page"], level["api"]
+        ratio = page["cpu_us_per_token"] / api["cpu_us_per_token"]
+        lines.append(
+            f"| {chats} | {page['cpu_us_per_token']} ({ratio:.1f}x) | {page['ws_bytes_per_token']} "
+            f"| {page['token_to_socket_p50_ms']} / {page['token_to_socket_p99_ms']} "
+            f"| {page['first_token_p50_ms']} / {page['first_token_max_ms']} "
+            f"| {page['longest_silence_ms']} | {page['stalls']} of {page['chats']} "
+            f"| {api['cpu_us_per_token']} |"
+        )
+    return lines
 
 
 def plot(results: dict, path: Path) -> None:

@@ -18,7 +18,9 @@ contender in turn and measures, with the same client (bench/client.py):
   concurrency level) and burst (BURST_STREAMS streams of BURST): the server's CPU time per
   streamed token (from /proc), tokens per second per core, the client's inter-token delay
   (p50, p99), and stalls (a stream silent for over STALL_S);
-- peak RSS of the server's processes.
+- peak RSS of the server's processes;
+- the page's own path (bench/page.py), on the FastAPI bake: page chats through Reflex's
+  websocket at each of `--page-levels`, then API streams at the same load on the same server.
 
 It writes bench/results/results.json, results.md (ratios to the raw relay) and tokens.png
 (bench/report.py).
@@ -34,10 +36,9 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from bench import page
 from bench.client import (
     BURST,
     BURST_STREAMS,
@@ -49,7 +50,7 @@ from bench.client import (
     summarize,
 )
 from bench.report import report
-from tests.support import Server, cpu_seconds, free_port, peak_rss_kib, running, serves, wait_until
+from tests.support import cpu_seconds, free_port, peak_rss_kib, serving
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ["fastapi", "litestar", "starlette", "django", "flask"]
@@ -64,10 +65,12 @@ def main() -> None:
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--levels", default="1,10,100,500", help="concurrent streams")
     parser.add_argument("--no-proxy", action="store_true", help="skip the LiteLLM proxy")
+    parser.add_argument("--page-levels", default="10,25,50,100", help="page chats at once")
     parser.add_argument("--out", type=Path, default=TEMPLATE_DIR / "bench" / "results")
     args = parser.parse_args()
     frameworks = ["fastapi"] if args.smoke else args.frameworks.split(",")
     levels = [1, 10] if args.smoke else [int(level) for level in args.levels.split(",")]
+    page_levels = [5] if args.smoke else [int(level) for level in args.page_levels.split(",")]
     work = TEMPLATE_DIR / "bench" / ".work"
     raise_open_files_limit()
 
@@ -87,7 +90,7 @@ def main() -> None:
         results = {
             "workloads": {
                 workload.name: {"tokens": workload.tokens, "interval_ms": workload.interval_ms}
-                for workload in (PACED, BURST)
+                for workload in (PACED, BURST, page.PAGE)
             },
             "burst_streams": BURST_STREAMS,
             "levels": levels,
@@ -97,6 +100,10 @@ def main() -> None:
         for contender in contenders:
             print(f"measuring {contender.name}", flush=True)
             results["contenders"][contender.name] = measure(contender, upstream_url, levels, work)
+        if project := bakes.get("fastapi"):
+            print("measuring the page (fastapi)", flush=True)
+            env = bake_env(upstream_url)
+            results["page"] = page.measure(project, package_of(project), env, page_levels, work)
     report(results, args.out)
 
 
@@ -156,19 +163,34 @@ def raw_relay(python: Path, upstream_url: str) -> Contender:
 
 def template_route(framework: str, project: Path, upstream_url: str) -> Contender:
     port = free_port()
-    package = next(path.parent.name for path in project.glob("*/chat.py"))
     python = project / ".venv" / "bin" / "python"
-    command = [str(python), "-m", package, "api", "--port", str(port)]
-    env = {
+    command = [str(python), "-m", package_of(project), "api", "--port", str(port)]
+    return Contender(
+        framework,
+        command,
+        "/api/health",
+        "/api/chat",
+        "ui",
+        bake_env(upstream_url),
+        port=port,
+        resumable=True,
+    )
+
+
+def package_of(project: Path) -> str:
+    return next(path.parent.name for path in project.glob("*/chat.py"))
+
+
+def bake_env(upstream_url: str) -> dict:
+    """A bake's settings for the benchmark: the loopback provider, and no per-client limits (one
+    client makes every request)."""
+    return {
         "OPENAI_API_KEY": "sk-bench",
         "LLM_MODEL": "openai/bench",
         "LLM_API_BASE": upstream_url,
         "RATE_LIMIT": "100000000/minute",
         "MAX_STREAMS_PER_CLIENT": "100000",
     }
-    return Contender(
-        framework, command, "/api/health", "/api/chat", "ui", env, port=port, resumable=True
-    )
 
 
 def litellm_proxy(python: Path, upstream_url: str, work: Path) -> Contender:
@@ -240,18 +262,6 @@ def load(client: Client, pid: int, streams: int, workload: Workload) -> dict:
     arrivals, wall_s = asyncio.run(client.concurrent(streams, workload))
     cpu_s = cpu_seconds(pid) - cpu_before
     return summarize(arrivals, workload, wall_s, cpu_s, client.errors)
-
-
-@contextmanager
-def serving(
-    command: list[str], health_url: str, work: Path, name: str, env: dict | None = None
-) -> Iterator[Server]:
-    """`command` (in `work`, away from any project's .env) from when `health_url` answers 200."""
-    log = work / f"{name.replace(' ', '-')}.log"
-    with running(command, work, log, env) as server:
-        up = f"{name} is up; see {log}"
-        wait_until(lambda: serves(health_url), up, 120, server.process, 0.02)  # cold start
-        yield server
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@
 `POST /v1/chat/completions` streams in OpenAI's wire format, which LiteLLM, the LiteLLM proxy
 and the raw relay all read. The last message says what to stream, as `<id> <tokens> <ms>`: the
 stream's id, how many tokens, and the milliseconds before each, so every contender passes the
-same instructions through unchanged. `GET /closed` tells, per id, when the request arrived, when
-its first token went out and when the connection closed (`time.monotonic()`: one clock for every
-process on Linux), and whether the stream had finished: how the benchmark splits time to first
-token into before and after the provider, and times cancel propagation.
+same instructions through unchanged. Each token says when it was sent, `tok<i>@<time.monotonic()>`
+(one clock for every process on Linux). `GET /closed` tells, per id, when the request arrived,
+when its first token went out and when the connection closed, and whether the stream had
+finished: how the benchmark splits time to first token into before and after the provider, and
+times cancel propagation.
 """
 
 import argparse
@@ -54,8 +55,9 @@ async def completions(request: Request) -> StreamingResponse:
             yield chunk({"role": "assistant", "content": ""})
             for i in range(tokens):
                 await asyncio.sleep(interval_s)
-                first_token = first_token or time.monotonic()
-                yield chunk({"content": f"tok{i} "})
+                sent_at = time.monotonic()
+                first_token = first_token or sent_at
+                yield chunk({"content": f"tok{i}@{sent_at:.6f} "})
             yield chunk({}, "stop")
             usage = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": tokens + 7}
             yield frame(

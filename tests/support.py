@@ -94,6 +94,19 @@ def running(
         process.wait()
 
 
+@contextmanager
+def serving(
+    command: list[str], health_url: str, cwd: Path, name: str, env: dict | None = None
+) -> Iterator[Server]:
+    """`running(command)` from when `health_url` answers 200; its log in `cwd` (a directory away
+    from any project's .env)."""
+    log = cwd / f"{name.replace(' ', '-')}.log"
+    with running(command, cwd, log, env) as server:
+        up = f"{name} is up; see {log}"
+        wait_until(lambda: serves(health_url), up, 120, server.process, 0.02)  # cold start
+        yield server
+
+
 def process_tree(pid: int) -> list[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [pid, *(p for child in children for p in process_tree(int(child)))]

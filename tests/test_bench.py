@@ -25,6 +25,10 @@ def test_bench_smoke_run_measures_every_figure(tmp_path):
         # the provider saw each request before its first token reached the client
         assert 0 < contender["ttft_ms"]["to_provider"] < contender["ttft_ms"]["p50"]
         assert 0 < contender["ttft_ms"]["after_provider"] < contender["ttft_ms"]["p50"]
+    for level in results["page"].values():  # the page's path, through Reflex's websocket
+        assert level["page"]["complete"] == level["page"]["chats"], level
+        assert level["page"]["ws_bytes_per_token"] > 0
+        assert level["page"]["token_to_socket_p50_ms"] > 0
     table = (tmp_path / "results.md").read_text()
     assert "\n| raw relay | " in table and "\n| fastapi | " in table
     assert (tmp_path / "tokens.png").stat().st_size > 10_000
