@@ -42,9 +42,10 @@ def measure(project: Path, package: str, env: dict, levels: list[int], work: Pat
                 [str(python), str(PAGE_CLIENT), *arguments],
                 capture_output=True,
                 text=True,
-                check=True,
                 timeout=600,
             )
+            if done.returncode:
+                raise RuntimeError(f"{PAGE_CLIENT.name} failed:\n{done.stderr[-3000:]}")
             return json.loads(done.stdout)
 
         def cpu_of(run) -> tuple[object, float]:
@@ -76,9 +77,9 @@ def summarize_page(chats: list[dict], cpu_s: float) -> dict:
         if at and sent
     ]
     first = [times[0] - chat["asked"] for chat, times in zip(chats, arrived, strict=True) if times]
-    # the longest a chat waited for anything new, from its question on
+    # the longest a chat waited for anything new, from its question to its saved answer
     silences = [
-        max(b - a for a, b in pairwise([chat["asked"], *times]))
+        max(b - a for a, b in pairwise([chat["asked"], *times, chat["ended"]]))
         for chat, times in zip(chats, arrived, strict=True)
     ]
 
@@ -87,7 +88,7 @@ def summarize_page(chats: list[dict], cpu_s: float) -> dict:
 
     return {
         "chats": len(chats),
-        "complete": sum(all(chat["arrived"]) for chat in chats),
+        "complete": sum(all(chat["arrived"]) for chat in chats),  # the others showed an error
         "tokens": tokens,
         "cpu_us_per_token": round(cpu_s / tokens * 1e6) if tokens else None,
         "ws_bytes_per_token": round(sum(chat["bytes"] for chat in chats) / tokens)

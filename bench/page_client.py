@@ -11,8 +11,9 @@ out spread evenly over S seconds, as people arrive, not all in the same millisec
 tells bench/upstream.py what to stream; each token it sends carries its send time
 (`tok<i>@<time.monotonic()>`, one clock for every process on Linux).
 
-Prints JSON, one entry per chat: when each token first reached the socket, when the provider
-sent it, and the bytes of the updates received after the question.
+Prints JSON, one entry per chat: when it asked and when its answer was saved, when each token
+first reached the socket and when the provider sent it, and the bytes of the updates received
+after the question.
 """
 
 import argparse
@@ -41,6 +42,7 @@ class Chat:
         self.sent: dict[int, float] = {}  # token index -> the provider's send time
         self.bytes = 0
         self.saved = asyncio.Event()
+        self.ended = 0.0
 
     async def run(self, delay_s: float, timeout_s: float) -> dict:
         token = uuid.uuid4().hex
@@ -60,6 +62,7 @@ class Chat:
             await self.client.disconnect()
         return {
             "asked": self.asked,
+            "ended": self.ended,
             "arrived": [self.arrived.get(i) for i in range(self.tokens)],
             "sent": [self.sent.get(i) for i in range(self.tokens)],
             "bytes": self.bytes,
@@ -82,7 +85,8 @@ class Chat:
         for event in update.get("events") or ():
             if not event["name"].startswith("_"):  # a backend handler: the page sends it back
                 await self.emit(event["name"], **event.get("payload", {}))
-        if self.asked and self.arrived and not streaming(update):
+        if self.asked and not streaming(update):  # the answer saved, whole or with an error
+            self.ended = self.ended or now
             self.saved.set()
 
 

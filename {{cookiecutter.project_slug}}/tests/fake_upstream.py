@@ -666,7 +666,8 @@ class ClosingReusedConnections:
     """An OpenAI-format provider that answers the first request on each connection, then closes
     the connection unanswered when a second request arrives on it: an idle keep-alive
     connection the provider closed just as a pooled client reused it, every time instead of
-    once in a few hundred. The model `fake-500` is refused with a 500 (that one reached it)."""
+    once in a few hundred. The model `fake-500` is refused with a 500 (that one reached it);
+    `fake-slow` is answered after half a second, so that requests sent together overlap."""
 
     ANSWER_TOKENS = 5
 
@@ -674,6 +675,7 @@ class ClosingReusedConnections:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.answered = self.dropped = self.refused = 0
+        self.connections = 0  # open now: each closes when it is reused
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -689,6 +691,7 @@ class ClosingReusedConnections:
         self._thread.join(timeout=10)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.connections += 1
         try:
             answered_here = False
             while (body := await _request_body(reader)) is not None:
@@ -696,9 +699,13 @@ class ClosingReusedConnections:
                     self.dropped += 1
                     return
                 answered_here = True
-                writer.write(self._response(json.loads(body)["model"]))
+                model = json.loads(body)["model"]
+                if model == "fake-slow":
+                    await asyncio.sleep(0.5)
+                writer.write(self._response(model))
                 await writer.drain()
         finally:
+            self.connections -= 1
             writer.close()
 
     def _response(self, model: str) -> bytes:

@@ -284,6 +284,11 @@ def _litellm_callbacks_set(llm) -> bool:
     return llm.cache is not None or bool(hooks)
 
 
+# A provider closes its idle keep-alive connections together (a wave of answers leaves many in
+# the pool), so a request can draw one closed connection after another; each try uses one up.
+UNANSWERED_TRIES = 5
+
+
 async def open_stream(
     messages: list[dict], model: str, settings: Settings, tools: list[dict] | None = None
 ) -> CompletionStream:
@@ -311,16 +316,14 @@ async def open_stream(
     }
     if tools and not is_embedded(model):  # the embedded model cannot call tools
         request["tools"] = tools
-    try:
-        response = await llm.acompletion(**request)
-    except Exception as exc:
-        if not never_answered(exc):
-            raise provider_error(exc) from None
-        logger.info("the provider closed the connection unanswered; sending once more")
+    for tries_left in reversed(range(UNANSWERED_TRIES)):
         try:
             response = await llm.acompletion(**request)
-        except Exception as again:
-            raise provider_error(again) from None
+            break
+        except Exception as exc:
+            if not (tries_left and never_answered(exc)):
+                raise provider_error(exc) from None
+            logger.info("the provider closed the connection unanswered; sending again")
     return CompletionStream(response, settings.llm_fast_stream and not _litellm_callbacks_set(llm))
 
 
