@@ -76,7 +76,7 @@ class Client:
         self.url = url
         self.contender = contender
         self.count = 0
-        self.errors: list[str] = []  # refused requests: status and the start of the body
+        self.errors: list[str] = []  # refused requests (status, start of the body), broken streams
 
     def request(self, tokens: int, interval_ms: int, resumable: bool = False) -> tuple[str, dict]:
         self.count += 1
@@ -102,11 +102,15 @@ class Client:
             if response.status_code != 200:
                 self.errors.append(f"{response.status_code} {(await response.aread())[:200]!r}")
                 return stream_id, sent, arrivals
-            async for line in response.aiter_lines():
-                if is_token(line, self.contender.wire):
-                    arrivals.append(time.monotonic())
-                    if len(arrivals) == stop_after:
-                        break
+            try:
+                async for line in response.aiter_lines():
+                    if is_token(line, self.contender.wire):
+                        arrivals.append(time.monotonic())
+                        if len(arrivals) == stop_after:
+                            break
+            except httpx.HTTPError as exc:  # the server broke the stream off
+                self.errors.append(f"broken after {len(arrivals)} tokens: {exc!r}"[:200])
+                return stream_id, sent, arrivals
         if stop_after:
             arrivals.append(time.monotonic())
         return stream_id, sent, arrivals

@@ -27,7 +27,11 @@ def create_app(upstream: str) -> Starlette:
     client = httpx.AsyncClient(
         base_url=upstream,
         timeout=None,
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+        # Idle connections dropped before the provider's 5 s keep-alive closes them: without
+        # retries, a request sent on one as it closes would fail.
+        limits=httpx.Limits(
+            max_connections=None, max_keepalive_connections=100, keepalive_expiry=4
+        ),
     )
 
     async def chat(request: Request) -> StreamingResponse:
