@@ -18,13 +18,16 @@ from tests.support import cpu_seconds, free_port, serving
 
 # An answer of 300 tokens at 30 tokens/s, a realistic model's pace.
 PAGE = Workload("page", tokens=300, interval_ms=33)
+SMOKE = Workload("page", tokens=60, interval_ms=33)  # the smoke run's: it checks, not measures
 SPREAD_S = 1.0  # the questions go out over this long, as people arrive
 PAGE_CLIENT = Path(__file__).resolve().parent / "page_client.py"
 
 
-def measure(project: Path, package: str, env: dict, levels: list[int], work: Path) -> dict:
-    """At each level, that many page chats at once, then as many API streams: each with the
-    server's CPU per token; for the page, what its websocket carried and when."""
+def measure(
+    project: Path, package: str, env: dict, levels: list[int], work: Path, workload: Workload
+) -> dict:
+    """At each level, that many page chats of `workload` at once, then as many API streams: each
+    with the server's CPU per token; for the page, what its websocket carried and when."""
     python = project / ".venv" / "bin" / "python"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -53,16 +56,16 @@ def measure(project: Path, package: str, env: dict, levels: list[int], work: Pat
             result = run()
             return result, cpu_seconds(server.process.pid) - before
 
-        page_chats(10, Workload("warm-up", tokens=30, interval_ms=PAGE.interval_ms))
+        page_chats(10, Workload("warm-up", tokens=30, interval_ms=workload.interval_ms))
         results = {}
         for level in levels:
-            chats, page_cpu_s = cpu_of(lambda level=level: page_chats(level, PAGE))
+            chats, page_cpu_s = cpu_of(lambda level=level: page_chats(level, workload))
             (streams, wall_s), api_cpu_s = cpu_of(
-                lambda level=level: asyncio.run(api.concurrent(level, PAGE))
+                lambda level=level: asyncio.run(api.concurrent(level, workload))
             )
             results[str(level)] = {
                 "page": summarize_page(chats, page_cpu_s),
-                "api": summarize(streams, PAGE, wall_s, api_cpu_s, api.errors),
+                "api": summarize(streams, workload, wall_s, api_cpu_s, api.errors),
             }
     return results
 

@@ -71,6 +71,7 @@ def main() -> None:
     frameworks = ["fastapi"] if args.smoke else args.frameworks.split(",")
     levels = [1, 10] if args.smoke else [int(level) for level in args.levels.split(",")]
     page_levels = [5] if args.smoke else [int(level) for level in args.page_levels.split(",")]
+    page_workload = page.SMOKE if args.smoke else page.PAGE
     work = TEMPLATE_DIR / "bench" / ".work"
     raise_open_files_limit()
 
@@ -90,7 +91,7 @@ def main() -> None:
         results = {
             "workloads": {
                 workload.name: {"tokens": workload.tokens, "interval_ms": workload.interval_ms}
-                for workload in (PACED, BURST, page.PAGE)
+                for workload in (PACED, BURST, page_workload)
             },
             "burst_streams": BURST_STREAMS,
             "levels": levels,
@@ -103,7 +104,9 @@ def main() -> None:
         if project := bakes.get("fastapi"):
             print("measuring the page (fastapi)", flush=True)
             env = bake_env(upstream_url)
-            results["page"] = page.measure(project, package_of(project), env, page_levels, work)
+            results["page"] = page.measure(
+                project, package_of(project), env, page_levels, work, page_workload
+            )
     report(results, args.out)
 
 
