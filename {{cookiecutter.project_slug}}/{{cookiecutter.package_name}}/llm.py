@@ -6,7 +6,6 @@ at start-up, so the server answers health checks at once.
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import threading
@@ -143,9 +142,10 @@ class CompletionStream:
     Breaking out of LiteLLM's stream does not close the provider connection, `aclose()` does,
     so whoever opens a stream must close it (the chat core does, in `finally`).
 
-    `fast` reads the provider's stream as LiteLLM's provider code parsed it, skipping the
-    wrapper that rebuilds every chunk, keeps them all and logs them (most of LiteLLM's CPU per
-    token); the events are the same either way (`tests/test_fast_stream.py`).
+    `fast` reads the provider's stream as LiteLLM's provider code parsed it (OpenAI SDK streams
+    parsed by LiteLLM's own OpenAI chunk parser), skipping the wrapper that rebuilds every
+    chunk, keeps them all and logs them (most of LiteLLM's CPU per token); the events are the
+    same either way (`tests/test_fast_stream.py`).
     """
 
     def __init__(self, response, fast: bool):
@@ -179,7 +179,7 @@ class CompletionStream:
 
 
 def _parsed_by_litellm(chunks):
-    """An OpenAI SDK stream (the providers LiteLLM reaches through that SDK) read as JSON and
+    """An OpenAI SDK stream (the providers LiteLLM reaches through that SDK) with each chunk
     parsed by LiteLLM's own parser of OpenAI chunks; any other stream as it is.
 
     The SDK builds a typed object of each chunk: 117 µs a chunk here, against 26 µs for
@@ -189,23 +189,27 @@ def _parsed_by_litellm(chunks):
 
     if not isinstance(chunks, AsyncStream):
         return chunks
-    return _openai_chunks(chunks.response)
+    return _openai_chunks(chunks)
 
 
-async def _openai_chunks(response: httpx.Response):
-    from httpx_sse import EventSource
+async def _openai_chunks(stream) -> AsyncIterator:
+    """What the SDK's own iteration does (its SSE decoding and error types, the body read to
+    its end so the connection goes back to the pool), but for the typed objects."""
     from litellm.llms.openai.chat.gpt_transformation import (
         OpenAIChatCompletionStreamingHandler,
     )
+    from openai._streaming_cleanup import drain_response_async
 
     parser = OpenAIChatCompletionStreamingHandler(streaming_response=None, sync_stream=False)
     try:
-        async for event in EventSource(response).aiter_sse():
+        async for event in stream._iter_events():
             if event.data.startswith("[DONE]"):
+                if stream.response.http_version == "HTTP/1.1":
+                    await drain_response_async(stream.response)
                 return
-            yield parser.chunk_parser(json.loads(event.data))
+            yield parser.chunk_parser(event.json())
     finally:
-        await response.aclose()
+        await stream.response.aclose()
 
 
 @dataclass
@@ -316,15 +320,16 @@ async def open_stream(
     }
     if tools and not is_embedded(model):  # the embedded model cannot call tools
         request["tools"] = tools
-    for tries_left in reversed(range(UNANSWERED_TRIES)):
+    fast = settings.llm_fast_stream and not _litellm_callbacks_set(llm)
+    tries_left = UNANSWERED_TRIES
+    while True:
+        tries_left -= 1
         try:
-            response = await llm.acompletion(**request)
-            break
+            return CompletionStream(await llm.acompletion(**request), fast)
         except Exception as exc:
             if not (tries_left and never_answered(exc)):
                 raise provider_error(exc) from None
             logger.info("the provider closed the connection unanswered; sending again")
-    return CompletionStream(response, settings.llm_fast_stream and not _litellm_callbacks_set(llm))
 
 
 def never_answered(exc: Exception) -> bool:
