@@ -96,21 +96,22 @@ class Client:
         stream_id, body = self.request(tokens, interval_ms)
         sent = time.monotonic()
         arrivals: list[float] = []
-        async with http.stream(
-            "POST", self.contender.chat, json=body, headers=self.contender.headers
-        ) as response:
-            if response.status_code != 200:
-                self.errors.append(f"{response.status_code} {(await response.aread())[:200]!r}")
-                return stream_id, sent, arrivals
-            try:
+        try:
+            async with http.stream(
+                "POST", self.contender.chat, json=body, headers=self.contender.headers
+            ) as response:
+                if response.status_code != 200:
+                    error = f"{response.status_code} {(await response.aread())[:200]!r}"
+                    self.errors.append(error)
+                    return stream_id, sent, arrivals
                 async for line in response.aiter_lines():
                     if is_token(line, self.contender.wire):
                         arrivals.append(time.monotonic())
                         if len(arrivals) == stop_after:
                             break
-            except httpx.HTTPError as exc:  # the server broke the stream off
-                self.errors.append(f"broken after {len(arrivals)} tokens: {exc!r}"[:200])
-                return stream_id, sent, arrivals
+        except httpx.HTTPError as exc:  # the server refused the connection or broke it off
+            self.errors.append(f"broken after {len(arrivals)} tokens: {exc!r}"[:200])
+            return stream_id, sent, arrivals
         if stop_after:
             arrivals.append(time.monotonic())
         return stream_id, sent, arrivals
@@ -131,10 +132,11 @@ class Client:
         async with self.http() as http:
             for _ in range(requests):
                 stream_id, sent, arrivals = await self.stream(http, 3, 1)
-                ttfts.append(arrivals[0] - sent)
-                provider = (await wait_for_closes(upstream_url, {stream_id}))[stream_id]
-                before.append(provider["arrived"] - sent)
-                after.append(arrivals[0] - provider["first_token"])
+                provider = (await wait_for_closes(upstream_url, {stream_id})).get(stream_id)
+                if arrivals and provider:  # otherwise an error, in `errors`
+                    ttfts.append(arrivals[0] - sent)
+                    before.append(provider["arrived"] - sent)
+                    after.append(arrivals[0] - provider["first_token"])
         return {
             name: round(statistics.median(values) * 1000, 2)
             for name, values in (("p50", ttfts), ("to_provider", before), ("after_provider", after))
@@ -145,7 +147,8 @@ class Client:
         async with self.http() as http:
             for _ in range(requests):
                 stream_id, _, arrivals = await self.stream(http, 1000, 10, stop_after=3)
-                hung_up[stream_id] = arrivals[-1]
+                if arrivals:  # otherwise an error, in `errors`
+                    hung_up[stream_id] = arrivals[-1]
         closed = await wait_for_closes(upstream_url, set(hung_up))
         return {
             **close_delays_ms(closed, hung_up),

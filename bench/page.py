@@ -59,6 +59,7 @@ def measure(
         page_chats(10, Workload("warm-up", tokens=30, interval_ms=workload.interval_ms))
         results = {}
         for level in levels:
+            api.errors.clear()
             chats, page_cpu_s = cpu_of(lambda level=level: page_chats(level, workload))
             (streams, wall_s), api_cpu_s = cpu_of(
                 lambda level=level: asyncio.run(api.concurrent(level, workload))

@@ -14,14 +14,15 @@ def report(results: dict, out: Path) -> None:
     print((out / "results.md").read_text())
 
 
+def ratio(value, base) -> str:
+    return f"{value} ({value / base:.1f}x)" if value and base else str(value)
+
+
 def markdown(results: dict) -> str:
     contenders = results["contenders"]
     raw = contenders["raw relay"]
     top = str(max(results["levels"]))
     busy = str(max((level for level in results["levels"] if level <= 100), default=top))
-
-    def ratio(value, base) -> str:
-        return f"{value} ({value / base:.1f}x)" if value and base else str(value)
 
     paced, burst = results["workloads"]["paced"], results["workloads"]["burst"]
     direct = results["direct_ttft_ms"]
@@ -83,7 +84,11 @@ def markdown(results: dict) -> str:
 
 def page_table(results: dict) -> list[str]:
     workload, levels = results["workloads"]["page"], results["page"]
-    calm = [int(n) for n, level in levels.items() if level["page"]["stalls"] == 0]
+    calm = [
+        int(n)
+        for n, level in levels.items()
+        if level["page"]["stalls"] == 0 and level["page"]["complete"] == level["page"]["chats"]
+    ]
     lines = [
         "The page's own path (FastAPI bake, `prod --backend-only`, the API mounted in the same "
         f"process): chats through Reflex's websocket, each a {workload['tokens']}-token answer "
@@ -98,9 +103,9 @@ def page_table(results: dict) -> list[str]:
     ]
     for chats, level in levels.items():
         page, api = level["page"], level["api"]
-        ratio = page["cpu_us_per_token"] / api["cpu_us_per_token"]
         lines.append(
-            f"| {chats} | {page['cpu_us_per_token']} ({ratio:.1f}x) | {page['ws_bytes_per_token']} "
+            f"| {chats} | {ratio(page['cpu_us_per_token'], api['cpu_us_per_token'])} "
+            f"| {page['ws_bytes_per_token']} "
             f"| {page['token_to_socket_p50_ms']} / {page['token_to_socket_p99_ms']} "
             f"| {page['first_token_p50_ms']} / {page['first_token_max_ms']} "
             f"| {page['longest_silence_ms']} | {page['stalls']} of {page['chats']} "
