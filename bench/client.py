@@ -11,6 +11,8 @@ from itertools import pairwise
 
 import httpx
 
+from tests.support import cpu_seconds
+
 STALL_S = 1.0
 
 
@@ -187,6 +189,15 @@ class Client:
                 *(self.stream(http, workload.tokens, workload.interval_ms) for _ in range(level))
             )
             return [arrivals for _, _, arrivals in streams], time.monotonic() - started
+
+
+def load(client: Client, pid: int, streams: int, workload: Workload) -> dict:
+    """`streams` streams of `workload` at once, summarized with the server's CPU time."""
+    client.errors.clear()
+    cpu_before = cpu_seconds(pid)
+    arrivals, wall_s = asyncio.run(client.concurrent(streams, workload))
+    cpu_s = cpu_seconds(pid) - cpu_before
+    return summarize(arrivals, workload, wall_s, cpu_s, client.errors)
 
 
 async def last_chunk_type(http: httpx.AsyncClient, path: str) -> str | None:

@@ -6,14 +6,13 @@ FastAPI the API is mounted into that process, so its CPU covers both), drives ch
 websocket with bench/page_client.py and, at the same load, streams from the API route alone.
 """
 
-import asyncio
 import json
 import os
 import subprocess
 from itertools import pairwise
 from pathlib import Path
 
-from bench.client import STALL_S, Client, Contender, Workload, percentile, summarize
+from bench.client import STALL_S, Client, Contender, Workload, load, percentile
 from tests.support import cpu_seconds, free_port, serving
 
 # An answer of 300 tokens at 30 tokens/s, a realistic model's pace.
@@ -51,22 +50,15 @@ def measure(
                 raise RuntimeError(f"{PAGE_CLIENT.name} failed:\n{done.stderr[-3000:]}")
             return json.loads(done.stdout)
 
-        def cpu_of(run) -> tuple[object, float]:
-            before = cpu_seconds(server.process.pid)
-            result = run()
-            return result, cpu_seconds(server.process.pid) - before
-
         page_chats(10, Workload("warm-up", tokens=30, interval_ms=workload.interval_ms))
         results = {}
         for level in levels:
-            api.errors.clear()
-            chats, page_cpu_s = cpu_of(lambda level=level: page_chats(level, workload))
-            (streams, wall_s), api_cpu_s = cpu_of(
-                lambda level=level: asyncio.run(api.concurrent(level, workload))
-            )
+            cpu_before = cpu_seconds(server.process.pid)
+            chats = page_chats(level, workload)
+            page_cpu_s = cpu_seconds(server.process.pid) - cpu_before
             results[str(level)] = {
                 "page": summarize_page(chats, page_cpu_s),
-                "api": summarize(streams, workload, wall_s, api_cpu_s, api.errors),
+                "api": load(api, server.process.pid, level, workload),
             }
     return results
 

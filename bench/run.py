@@ -45,12 +45,11 @@ from bench.client import (
     PACED,
     Client,
     Contender,
-    Workload,
     direct_ttft_ms,
-    summarize,
+    load,
 )
 from bench.report import report
-from tests.support import cpu_seconds, free_port, peak_rss_kib, serving
+from tests.support import free_port, peak_rss_kib, serving
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ["fastapi", "litestar", "starlette", "django", "flask"]
@@ -256,15 +255,6 @@ def measure(contender: Contender, upstream_url: str, levels: list[int], work: Pa
         result["peak_rss_mib"] = round(peak_rss_kib(server.process.pid) / 1024)
     result["stop_s"] = server.stop_s
     return result
-
-
-def load(client: Client, pid: int, streams: int, workload: Workload) -> dict:
-    """`streams` streams of `workload` at once, summarized with the server's CPU time."""
-    client.errors.clear()
-    cpu_before = cpu_seconds(pid)
-    arrivals, wall_s = asyncio.run(client.concurrent(streams, workload))
-    cpu_s = cpu_seconds(pid) - cpu_before
-    return summarize(arrivals, workload, wall_s, cpu_s, client.errors)
 
 
 if __name__ == "__main__":
