@@ -5,7 +5,6 @@ import re
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,11 +273,8 @@ DEPLOYS = [("fastapi", "local"), ("flask", "local")]
 
 
 @pytest.mark.parametrize(("framework", "provider"), DEPLOYS, ids=["-".join(s) for s in DEPLOYS])
-def test_baked_deployment_serves_page_backend_and_stream_behind_nginx(
-    baked, page_packages, framework, provider
-):
-    with page_packages.shared_with(baked(framework, provider)) as bake:
-        assert_baked_tests_pass(bake, "-m", "export")
+def test_baked_deployment_serves_page_backend_and_stream_behind_nginx(baked, framework, provider):
+    assert_baked_tests_pass(baked(framework, provider), "-m", "export")
 
 
 # The chat page in headless Chromium: the whole browser suite once, on fastapi's bake (the API
@@ -300,43 +296,15 @@ BROWSERS = {
 
 
 @pytest.mark.parametrize(("framework", "provider"), BROWSERS, ids=["-".join(b) for b in BROWSERS])
-def test_baked_chat_page_works_in_a_real_browser(baked, page_packages, framework, provider):
+def test_baked_chat_page_works_in_a_real_browser(baked, framework, provider):
+    bake = baked(framework, provider)
     selected = BROWSERS[framework, provider]
     try:
-        with page_packages.shared_with(baked(framework, provider)) as bake:
-            assert_baked_tests_pass(bake, "-m", "browser", *(["-k", selected] if selected else []))
+        assert_baked_tests_pass(bake, "-m", "browser", *(["-k", selected] if selected else []))
     finally:
         if (bake.project / "test-artifacts").exists():
             artifacts = TEMPLATE_DIR / "test-artifacts" / f"{framework}-{provider}"
             shutil.copytree(bake.project / "test-artifacts", artifacts, dirs_exist_ok=True)
-
-
-class PagePackages:
-    """The page's npm packages, installed once for all bakes. Reflex installs them into a
-    bake's `.web/` on its first page build: ~35 s here, in every bake. The first bake to build
-    its page does that from nothing; its `.web/` is kept, and later bakes start from a copy
-    without Reflex's "installed" marker, so Reflex runs npm over it, which finds the packages
-    in place (~3 s). Every bake has the same page, so the same packages."""
-
-    MARKER = "reflex.install_frontend_packages.cached"
-
-    def __init__(self, folder: Path):
-        self.web = folder / ".web"
-
-    @contextmanager
-    def shared_with(self, bake: Bake):
-        web = bake.project / ".web"
-        if self.web.exists() and not web.exists():
-            shutil.copytree(self.web, web, symlinks=True)
-        yield bake
-        if not self.web.exists() and (web / self.MARKER).exists():
-            leave_out = shutil.ignore_patterns(self.MARKER, "build")
-            shutil.copytree(web, self.web, symlinks=True, ignore=leave_out)
-
-
-@pytest.fixture(scope="session")
-def page_packages(tmp_path_factory) -> PagePackages:
-    return PagePackages(tmp_path_factory.mktemp("page-packages"))
 
 
 def assert_baked_tests_pass(bake: Bake, *pytest_args: str) -> None:
