@@ -30,6 +30,9 @@ BAKED_MODEL = "{{ cookiecutter.default_model }}"
 FAMILIES = ["openai", "anthropic", "gemini", "ollama_chat"]
 # A model of another provider whose key the test server lacks (missing configuration).
 UNCONFIGURED_MODEL = "mistral/mistral-small-latest"
+# What a test server allows. The page's tests add BAKED_MODEL: in a local bake, a server that
+# offers the embedded model loads it at start-up, which the other servers have no use for.
+TEST_MODELS = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS] + [UNCONFIGURED_MODEL]
 FAKE_KEY = "sk-fake-test-key-0123456789"
 # Long enough for a page to reload, short enough to wait for in a test.
 RESUME_GRACE_S = 3.0
@@ -142,7 +145,6 @@ def running_app(
     """`python -m {{ cookiecutter.package_name }} <arguments>`, pointed at the fake upstream,
     until the API at `api_url` is healthy (and `ready`); stopped, with any children, at the end,
     when it must exit within 10 s of SIGTERM."""
-    models = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS]
     env = {
         key: value
         for key, value in os.environ.items()
@@ -153,7 +155,7 @@ def running_app(
         "ANTHROPIC_API_KEY": FAKE_KEY,
         "GEMINI_API_KEY": FAKE_KEY,
         "LLM_MODEL": DEFAULT_MODEL,
-        "LLM_MODELS": ",".join([*models, UNCONFIGURED_MODEL, BAKED_MODEL]),
+        "LLM_MODELS": ",".join(TEST_MODELS),
         "LLM_API_BASE": upstream.base_url,
         "SSE_HEARTBEAT_S": "0.5",
         "LLM_TIMEOUT_S": "3",

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from {{ cookiecutter.package_name }}_ui.models import label, who_answers
 
-from .conftest import BAKED_MODEL, PROJECT_DIR, UNCONFIGURED_MODEL, running_app
+from .conftest import BAKED_MODEL, PROJECT_DIR, TEST_MODELS, UNCONFIGURED_MODEL, running_app
 from .fake_upstream import SCRIPTS, streamed_text, tool_answer
 from .support import (
     free_port,
@@ -75,6 +75,7 @@ def app(upstream, tmp_path_factory, request) -> App:
         "ui_password": PASSWORD,
         "api_token": API_TOKEN,
         "max_message_chars": str(MAX_MESSAGE_CHARS),
+        "llm_models": ",".join([*TEST_MODELS, BAKED_MODEL]),
     }
     with running_app(arguments, api_url, upstream, tmp, **settings) as server:
         url = f"http://127.0.0.1:{port}"
