@@ -1,5 +1,6 @@
 """The provider layer: chunks of either shape become events, LiteLLM's errors become ApiErrors."""
 
+import asyncio
 from types import SimpleNamespace
 
 import httpx
@@ -11,6 +12,7 @@ from {{ cookiecutter.package_name }}.llm import (
     TextDelta,
     _Ending,
     _events_of,
+    _rehearse,
     litellm,
     never_answered,
     provider_error,
@@ -118,3 +120,9 @@ def failure_caused_by(cause: BaseException) -> Exception:
 def test_only_a_request_the_provider_never_answered_is_sent_again(cause, sent_again):
     assert never_answered(failure_caused_by(cause)) is sent_again
     assert not never_answered(litellm().exceptions.APIError(500, "failed", "fake", "openai"))
+
+
+def test_the_start_up_rehearsal_answers_without_a_request(monkeypatch):
+    """Without a key a real request would fail: the rehearsal's answer is LiteLLM's mock."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    asyncio.run(_rehearse(litellm()))
