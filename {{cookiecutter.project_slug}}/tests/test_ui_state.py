@@ -1,12 +1,15 @@
-"""The chat state's handlers, run by Reflex's own event processor against the real API.
+"""The chat state's handlers and their seam to the chat core (`answers`), in process: real
+LiteLLM against the fake provider, no server of the app's and no browser.
 
-No browser: events go through `BaseStateEventProcessor` as they would from a websocket, and
+Events go through Reflex's own `BaseStateEventProcessor` as they would from a websocket, and
 every state delta and script the browser would receive is recorded. (`test_browser.py` runs
 the page itself.)
 """
 
 import asyncio
+import itertools
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,15 +23,26 @@ from reflex_base.event.processor import BaseStateEventProcessor, EventFuture
 from reflex_base.utils.format import format_event_handler
 from sqlmodel import Session, select
 
+from {{ cookiecutter.package_name }}.chat import Chat, access_log
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}_ui import history
+from {{ cookiecutter.package_name }}_ui.answers import (
+    AnswerError,
+    ToolCall,
+    follow_answer,
+    open_answer,
+    stop_answer,
+    visitor,
+)
 from {{ cookiecutter.package_name }}_ui.services import Services, services, use
 from {{ cookiecutter.package_name }}_ui.state import ChatState
 
+from .conftest import DEFAULT_MODEL, FAKE_KEY, RESUME_GRACE_S, TEST_MODELS
 from .fake_upstream import SCRIPTS, streamed_text
 from .support import wait_until_async
 
 TOKEN = "test-client-token"
+SLOW_TEXT = streamed_text(SCRIPTS["fake-slow"].tokens)
 
 
 class Browser:
@@ -76,16 +90,26 @@ class Browser:
         return history.History(self.values("owner")[-1], services().database)
 
     def draft_pushes(self) -> list[tuple[int, str]]:
-        """Each append to the page's draft, in order: where it starts, and its text."""
-        scripts = [event.payload.get("function", "") for event in self.events]
-        appended = (re.search(r'slice\(0, (\d+)\) \+ ("(?:[^"\\]|\\.)*")', s) for s in scripts)
-        return [(int(match[1]), json.loads(match[2])) for match in appended if match]
+        """Each change to the page's draft, in order: an append (where it starts, its text),
+        or the draft cleared (`(0, None)`)."""
+        pushes = []
+        for event in self.events:
+            script = event.payload.get("function", "")
+            if appended := re.search(r'slice\(0, (\d+)\) \+ ("(?:[^"\\]|\\.)*")', script):
+                pushes.append((int(appended[1]), json.loads(appended[2])))
+            elif "draft" in script and '("")' in script:
+                pushes.append((0, None))
+        return pushes
 
-    def draft_shown(self) -> list[str]:
-        """Each time the page's draft was set whole (a reload), its text."""
-        scripts = [event.payload.get("function", "") for event in self.events]
-        shown = (re.search(r'\(("(?:[^"\\]|\\.)*")\)\)$', s) for s in scripts)
-        return [json.loads(match[1]) for match in shown if match]
+    def draft(self, pushes: list[tuple[int, str | None]]) -> str:
+        """The page's draft after these pushes, as the page's own script puts each."""
+        text = ""
+        for at, appended in pushes:
+            if appended is None:
+                text = ""
+            elif at <= len(text) < at + len(appended):
+                text = text[:at] + appended
+        return text
 
     async def wait_for(self, var: str, predicate, timeout_s: float = 15) -> None:
         def seen() -> bool:
@@ -94,17 +118,28 @@ class Browser:
         await wait_until_async(seen, f"the page's {var} as expected", timeout_s)
 
 
-def page_settings(api: str, tmp_path, **settings) -> Settings:
-    """The page's settings (no password unless given) against the session's API."""
-    database_url = f"sqlite:///{tmp_path / 'chat.db'}"
-    # 4 tokens of the fake-slow script (one per 50 ms) per push to the page.
-    page = {"api_url": api, "database_url": database_url, "ui_flush_ms": 200, "ui_password": None}
-    return Settings(**(page | {"redis_url": None} | settings))
+def page_settings(upstream, tmp_path, **settings) -> Settings:
+    """The page's settings against the fake provider, with the default limits (no password
+    unless given)."""
+    page = {
+        "llm_model": DEFAULT_MODEL,
+        "llm_models": TEST_MODELS,
+        "llm_api_base": upstream.base_url,
+        "llm_api_key": FAKE_KEY,
+        "tools": ["calculate", "current_time"],
+        "resume_grace_s": RESUME_GRACE_S,
+        "database_url": f"sqlite:///{tmp_path / 'chat.db'}",
+        # 4 tokens of the fake-slow script (one per 50 ms) per push to the page.
+        "ui_flush_ms": 200,
+        "ui_password": None,
+        "redis_url": None,
+    }
+    return Settings(**(page | settings))
 
 
 @pytest.fixture
-async def browser(api, tmp_path):
-    with use(Services(page_settings(api, tmp_path))):
+async def browser(upstream, tmp_path):
+    with use(Services(page_settings(upstream, tmp_path))):
         async with a_browser() as browser:
             yield browser
 
@@ -130,8 +165,9 @@ async def test_answer_is_pushed_as_new_text_only_then_lands_in_the_history(brows
     await browser.send("send", form_data={"question": "Count for me"})
     await browser.wait_for("streaming", lambda streaming: streaming is False, timeout_s=30)
 
-    full = streamed_text(SCRIPTS["fake-slow"].tokens)
-    pushes = browser.draft_pushes()
+    full = SLOW_TEXT
+    cleared, *pushes = browser.draft_pushes()
+    assert cleared == (0, None)
     # Only what is new, coalesced: several pushes, far fewer than tokens, each continuing the
     # text where the last one ended; the rest comes with the finished answer.
     assert full.startswith("".join(text for _, text in pushes))
@@ -168,37 +204,42 @@ async def test_tool_calls_show_while_they_run_and_are_saved_with_the_answer(brow
     assert [call["result"] for call in json.loads(saved.tools)] == ["42", "4"]
 
 
-async def test_a_reload_mid_answer_gets_the_whole_answer_so_far_and_it_is_saved_once(browser):
+async def test_a_reload_mid_answer_is_sent_all_of_it_again_and_it_is_saved_once(browser):
     await browser.send("set_model", model="openai/fake-slow")
     await browser.send("send", form_data={"question": "Count for me"})
-    await wait_until_async(lambda: len(browser.draft_pushes()) >= 2, "two pushes", 15)
-    await browser.handle("load")  # what a reloaded page sends first
-
-    cleared, shown = browser.draft_shown()  # when the answer started, then for the reload
-    assert cleared == ""
-    assert len(shown) >= len("".join(text for _, text in browser.draft_pushes()[:2]))
+    await wait_until_async(lambda: len(browser.draft_pushes()) >= 3, "two appends", 15)
+    before = browser.draft(browser.draft_pushes())
+    reloaded_at = len(browser.draft_pushes())
+    await browser.handle("load")  # what a reloaded page sends first: its draft is empty
     await browser.wait_for("streaming", lambda streaming: streaming is False, timeout_s=30)
-    full = streamed_text(SCRIPTS["fake-slow"].tokens)
-    assert full.startswith(shown)
+
+    # From the answering task and from the one sending it again, in whatever order: the
+    # reloaded page's draft grows from where it was and never loses or doubles text.
+    after_reload = browser.draft_pushes()[reloaded_at:]
+    drafts = [browser.draft(after_reload[:count]) for count in range(len(after_reload) + 1)]
+    assert drafts[-1].startswith(before) and SLOW_TEXT.startswith(drafts[-1])
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(drafts))
     assert [(m.role, m.content) for m in saved_messages(browser)] == [
         ("user", "Count for me"),
-        ("assistant", full),
+        ("assistant", SLOW_TEXT),
     ]
 
 
 async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, upstream):
     await browser.send("set_model", model="openai/fake-slow")
     await browser.send("send", form_data={"question": "Count for me"})
-    await wait_until_async(browser.draft_pushes, "the first text is pushed to the page", 15)
+    await wait_until_async(
+        lambda: len(browser.draft_pushes()) > 1, "the first text is pushed to the page", 15
+    )
     await browser.send("stop")
     await browser.wait_for("streaming", lambda streaming: streaming is False)
 
     answer = browser.values("messages")[-1][-1]
     assert answer.status == "stopped"
-    assert 0 < len(answer.content) < len(streamed_text(SCRIPTS["fake-slow"].tokens))
+    assert 0 < len(answer.content) < len(SLOW_TEXT)
     assert saved_messages(browser)[-1].status == "stopped"
     record = upstream.last("fake-slow")
-    # Within the API's RESUME_GRACE_S (3 s): Stop stopped the answer, not the grace period.
+    # Within RESUME_GRACE_S (3 s): Stop stopped the answer, not the grace period.
     assert await asyncio.to_thread(record.closed.wait, 2)
     assert not record.completed
 
@@ -252,9 +293,11 @@ async def test_another_visitors_conversation_opens_nothing_and_changes_nothing(b
     assert browser.errors == []
 
 
-async def test_behind_the_gate_nothing_is_read_or_saved_until_the_password(browser, api, tmp_path):
+async def test_behind_the_gate_nothing_is_read_or_saved_until_the_password(
+    browser, upstream, tmp_path
+):
     # With API_TOKEN, as a gated deployment has it (the gate warns without one).
-    gated = page_settings(api, tmp_path, ui_password="correct horse", api_token="s3cret")
+    gated = page_settings(upstream, tmp_path, ui_password="correct horse", api_token="s3cret")
     with use(Services(gated)):
         await browser.handle("load")
         assert browser.values("locked")[-1] is True
@@ -270,3 +313,81 @@ async def test_behind_the_gate_nothing_is_read_or_saved_until_the_password(brows
         assert services().gate.admits(browser.values("session")[-1])
         await browser.wait_for("locked", lambda locked: locked is False)  # then it loads
         assert browser.values("gate_error")[-1] == ""
+
+
+async def test_the_core_sees_each_visitor_by_their_address_and_a_digest_of_their_id(
+    browser, caplog
+):
+    with caplog.at_level(logging.INFO, logger=access_log.name):
+        await browser.send("send", form_data={"question": "Hello"})
+        await browser.wait_for("streaming", lambda streaming: streaming is False)
+    [entry] = [json.loads(record.getMessage()) for record in caplog.records]
+    owner = browser.values("owner")[-1]
+    assert entry["visitor"] == visitor(owner, "").visitor
+    assert owner not in json.dumps(entry)  # the key to their history stays out of the log
+    assert "client" in entry
+
+
+# The seam itself: what the page's handlers ask of the core, and what they get back.
+
+
+@pytest.fixture
+def core(upstream, tmp_path) -> Chat:
+    return Chat(page_settings(upstream, tmp_path))
+
+
+def a_visitor(name: str = "alice") -> object:
+    return visitor(f"owner-{name}", "10.0.0.1")
+
+
+def question(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_an_answer_is_its_text_then_tool_calls_as_they_change_then_its_finish(core):
+    items = [
+        item
+        async for item in open_answer(
+            core, a_visitor(), question("Compute"), "openai/fake-tools-2", "answer-0123456789abcdef"
+        )
+    ]
+    calls = [item for item in items if isinstance(item, ToolCall)]
+    assert [call.state for call in calls].count("done") == 2
+    assert isinstance(items[-1], dict) and items[-1]["usage"]["outputTokens"]
+    assert "42" in "".join(item for item in items if isinstance(item, str))
+
+
+async def test_an_answer_is_followed_from_its_start_and_stopped_by_its_id(core, upstream):
+    answer_id = "answer-0123456789abcdef"
+    started = open_answer(core, a_visitor(), question("Count"), "openai/fake-slow", answer_id)
+    first = [await anext(started), await anext(started)]
+    followed = follow_answer(core, a_visitor(), answer_id)
+    replayed = await anext(followed)
+    assert replayed == first[0]  # from the start, whatever the first reader has read
+    await stop_answer(core, a_visitor(), answer_id)
+    with pytest.raises(AnswerError, match="stopped"):
+        async for _ in followed:
+            pass
+    await started.aclose()
+    assert await asyncio.to_thread(upstream.last("fake-slow").closed.wait, 2)
+    await stop_answer(core, a_visitor(), answer_id)  # ended: no error
+
+
+async def test_a_visitor_over_their_own_limit_is_refused_and_another_is_not(core):
+    answer_ids = (f"answer-{n}-0123456789abcdef" for n in range(10))
+    limit = core.settings.max_streams_per_client
+
+    async def ask(who: str):
+        answer = open_answer(
+            core, a_visitor(who), question("Count"), "openai/fake-slow", next(answer_ids)
+        )
+        await anext(answer)  # streaming
+        return answer
+
+    streaming = [await ask("alice") for _ in range(limit)]
+    refused = f"At most {limit} answers may stream at once per visitor"
+    with pytest.raises(AnswerError, match=refused):
+        await ask("alice")
+    streaming.append(await ask("bob"))  # same address, their own limit
+    for answer in streaming:
+        await answer.aclose()

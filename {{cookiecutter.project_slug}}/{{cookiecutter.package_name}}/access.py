@@ -1,8 +1,9 @@
-"""Who may call the API, and how much: bearer token, rate limit, open streams per client.
+"""Who may ask for answers, and how many: bearer token, rate limit, open streams.
 
-A public deployment with a paid key behind it must not let one client burn the budget. The
-rate limit counts in memory, or in Redis (`REDIS_URL`) so that every process shares it; the
-open-stream limit counts per process.
+A public deployment with a paid key behind it must not let one client burn the budget. An
+HTTP client is counted by its address; a visitor of the chat page by their own id, and with
+everyone at their address in a larger count. The rate limits count in memory, or in Redis
+(`REDIS_URL`) so that every process shares them; open streams count per process.
 """
 
 import functools
@@ -13,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -33,24 +34,40 @@ def rate_limiter(settings: Settings) -> MovingWindowRateLimiter:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """What an adapter knows of the client: its address and its `Authorization` header."""
+    """Who asks. An HTTP client: its address and its `Authorization` header. A visitor of the
+    chat page, which calls the core in process past its own gate (`UI_PASSWORD`), so with no
+    token: its address (the websocket's peer, or the trusted proxy's `X-Forwarded-For`) and a
+    pseudonymous `visitor` id."""
 
     address: str
     authorization: str | None = None
+    visitor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """One count a request is held to: open streams and a rate, under `key`."""
+
+    key: str
+    max_streams: int
+    rate: RateLimitItem
+    per: str  # how a refusal names it
 
 
 class Access:
     def __init__(self, settings: Settings) -> None:
         self._token = settings.api_token.get_secret_value() if settings.api_token else None
         self._rate = parse(settings.rate_limit)
-        self._limiter = rate_limiter(settings)
         self._max_streams = settings.max_streams_per_client
+        self._address_rate = parse(settings.page_rate_limit_per_address)
+        self._address_max_streams = settings.page_max_streams_per_address
+        self._limiter = rate_limiter(settings)
         # Only touched on the event loop (Flask's views, too, run the core on one loop thread).
         self._streams: Counter[str] = Counter()
 
     def authorize(self, caller: Caller) -> None:
-        """Refuse a missing or wrong bearer token when `API_TOKEN` is set."""
-        if self._token is None:
+        """Refuse an HTTP client without the bearer token when `API_TOKEN` is set."""
+        if self._token is None or caller.visitor is not None:
             return
         scheme, _, token = (caller.authorization or "").partition(" ")
         valid = scheme.lower() == "bearer" and hmac.compare_digest(
@@ -61,31 +78,53 @@ class Access:
             raise ApiError(401, "unauthorized", message)
 
     async def admit(self, caller: Caller) -> Callable[[], None]:
-        """Count one chat request against the caller's limits; call the result when it ends.
+        """Count one answer against the caller's quotas; call the result when it ends.
 
-        The open-stream limit is checked first, so a refused request costs no rate budget.
+        Open streams are checked first, so a refused request costs no rate budget.
         """
-        if self._streams[caller.address] >= self._max_streams:
-            raise ApiError(
-                429,
-                "too_many_streams",
-                f"At most {self._max_streams} answers may stream at once per client.",
-                retry_after=1,
-            )
-        self._streams[caller.address] += 1
-        release = functools.partial(self._release, caller.address)
-        if not await self._limiter.hit(self._rate, caller.address):
-            release()
-            reset_at, _ = await self._limiter.get_window_stats(self._rate, caller.address)
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"Too many requests: the limit is {self._rate}.",
-                retry_after=max(1, math.ceil(reset_at - time.time())),
-            )
+        quotas = self._quotas(caller)
+        for quota in quotas:
+            if self._streams[quota.key] >= quota.max_streams:
+                raise ApiError(
+                    429,
+                    "too_many_streams",
+                    f"At most {quota.max_streams} answers may stream at once {quota.per}.",
+                    retry_after=1,
+                )
+        for quota in quotas:
+            self._streams[quota.key] += 1
+        release = functools.partial(self._release, [quota.key for quota in quotas])
+        for quota in quotas:
+            if not await self._limiter.hit(quota.rate, quota.key):
+                release()
+                reset_at, _ = await self._limiter.get_window_stats(quota.rate, quota.key)
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    f"Too many requests {quota.per}: the limit is {quota.rate}.",
+                    retry_after=max(1, math.ceil(reset_at - time.time())),
+                )
         return release
 
-    def _release(self, address: str) -> None:
-        self._streams[address] -= 1
-        if not self._streams[address]:
-            del self._streams[address]
+    def _quotas(self, caller: Caller) -> list[Quota]:
+        """An HTTP client's quota is its address's. A page visitor has a quota of their own
+        (the same sizes), and shares a larger one with everyone at their address: people in
+        one room usually share one public address, and a new visitor id is only a cleared
+        cookie away."""
+        if caller.visitor is None:
+            return [Quota(caller.address, self._max_streams, self._rate, "per client")]
+        return [
+            Quota(f"visitor:{caller.visitor}", self._max_streams, self._rate, "per visitor"),
+            Quota(
+                f"address:{caller.address}",
+                self._address_max_streams,
+                self._address_rate,
+                "from one address",
+            ),
+        ]
+
+    def _release(self, keys: list[str]) -> None:
+        for key in keys:
+            self._streams[key] -= 1
+            if not self._streams[key]:
+                del self._streams[key]

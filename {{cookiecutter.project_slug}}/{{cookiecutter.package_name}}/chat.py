@@ -1,13 +1,17 @@
-"""The routes, framework-agnostic. `POST /api/chat`: a request body in, UI message stream out.
+"""The routes' work, framework-agnostic: a request in, UI message chunks out.
 
-Adapters build one `Chat` per app, call `Chat.open` (which raises `ApiError` while a plain HTTP
-error is still possible), send `protocol.HEADERS`, and write each yielded chunk as soon as it
-exists. When the client goes away the adapter's framework cancels or closes the iterator, and
-its `finally` closes the provider connection (and cancels running tools), so no more tokens
-are generated or paid for. An answer may take several model calls (`steps`: the model calls
-tools, then answers with their results); the stream shows each. When the server shuts down
-(`shutdown.begin()`), open streams end at once with an `abort` chunk. A request may ask for
-its answer to survive a dropped connection (`"resumable": true`, see `resumable`).
+Two kinds of caller share it. The HTTP adapters call `open`, `reattach` and `stop` with the
+body and a `Caller` made of the request (address, token), send `protocol.HEADERS` and write
+each SSE frame as soon as it exists; `open` raises `ApiError` while a plain HTTP error is still
+possible. The chat page calls `answer`, `follow` and `stop` in process, as the visitor, and
+reads the chunks themselves (batches of dicts): no HTTP, no SSE on its path.
+
+When the client goes away its framework cancels or closes the iterator, and its `finally`
+closes the provider connection (and cancels running tools), so no more tokens are generated or
+paid for. An answer may take several model calls (`steps`: the model calls tools, then answers
+with their results); the stream shows each. When the server shuts down (`shutdown.begin()`),
+open streams end at once with an `abort` chunk. A request may ask for its answer to survive a
+dropped connection (`"resumable": true`, see `resumable`).
 """
 
 import asyncio
@@ -22,7 +26,14 @@ from enum import Enum
 from . import llm, steps
 from .access import Access, Caller
 from .errors import ApiError
-from .protocol import DONE, PING, ChatRequest, UIMessageStream, parse_chat_request
+from .protocol import (
+    HEARTBEAT,
+    ChatRequest,
+    Chunks,
+    UIMessageStream,
+    parse_chat_request,
+    sse_frames,
+)
 from .resumable import Halt, LiveAnswers, SharedAnswers
 from .settings import Settings
 from .shutdown import shutdown
@@ -36,8 +47,9 @@ TOOL_RUNNING = (steps.ToolInputAvailable, steps.ToolOutput, steps.ToolError)
 
 
 class Chat:
-    """The routes' work with what it depends on, built once per app by the adapter's
-    `create_app`: every request of the app shares its settings and its `Access` counters."""
+    """The routes' work with what it depends on, built once per app (the adapter's
+    `create_app`, the page's `services`): its requests share the settings, the `Access`
+    counters and the resumable answers."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -47,16 +59,25 @@ class Chat:
         self.answers = SharedAnswers(settings) if settings.redis_url else LiveAnswers(settings)
 
     async def open(self, body: bytes, caller: Caller) -> AsyncIterator[bytes]:
-        """`POST /api/chat`: checks the caller and the request, opens the provider stream and
-        waits for its first chunk; raises `ApiError` for every refusal."""
+        """`POST /api/chat`: `answer` to the body, framed as SSE."""
+        self.access.authorize(caller)
+        return sse_frames(await self.answer(parse_chat_request(body), caller))
+
+    async def reattach(self, chat_id: str, caller: Caller) -> AsyncIterator[bytes] | None:
+        """`GET /api/chat/{id}/stream`: `follow`, framed as SSE; None (204) when none is kept."""
+        batches = await self.follow(chat_id, caller)
+        return None if batches is None else sse_frames(batches)
+
+    async def answer(self, request: ChatRequest, caller: Caller) -> AsyncIterator[Chunks]:
+        """Check the caller and the request, open the provider stream and wait for its first
+        chunk; raises `ApiError` for every refusal. Then the answer, batch by batch."""
         settings = self.settings
         self.access.authorize(caller)
-        request = parse_chat_request(body)
         model = request.model or settings.llm_model
         _check_request(request, model, settings)
         if request.resumable:
             self.answers.check_room()
-        record = AccessRecord(client=caller.address, model=model)
+        record = AccessRecord(client=caller.address, visitor=caller.visitor, model=model)
         messages = request.llm_messages()
         if settings.log_content:
             record.messages = messages
@@ -80,24 +101,24 @@ class Chat:
             raise
         answer = steps.Steps(first, messages, ask, self.tools, settings)
         halt = asyncio.get_running_loop().create_future()
-        chunks = _ui_message_stream(answer, record, started, settings, release, halt)
+        batches = _ui_message_stream(answer, record, started, settings, release, halt)
         # Some providers (Gemini) only answer the request once the stream is read: wait for the
         # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
-        opening = await anext(chunks)
+        opening = await anext(batches)
         if request.resumable:
-            return self.answers.start(request.id, _prepend(opening, chunks), halt)
-        return _prepend(opening, chunks)
+            return self.answers.start(request.id, _prepend(opening, batches), halt)
+        return _prepend(opening, batches)
 
-    async def reattach(self, chat_id: str, caller: Caller) -> AsyncIterator[bytes] | None:
-        """`GET /api/chat/{id}/stream`: the resumable answer of that chat from its start, then
-        live; None (204) when none is kept. Counts against the caller's limits like a POST."""
+    async def follow(self, chat_id: str, caller: Caller) -> AsyncIterator[Chunks] | None:
+        """The resumable answer of that chat from its start, then live; None when none is
+        kept. Counts against the caller's limits like a new answer."""
         self.access.authorize(caller)
         release = await self.access.admit(caller)
-        frames = await self.answers.follow(chat_id)
-        if frames is None:
+        batches = await self.answers.follow(chat_id)
+        if batches is None:
             release()
             return None
-        return _releasing(frames, release)
+        return _releasing(batches, release)
 
     async def stop(self, chat_id: str, caller: Caller) -> None:
         """`DELETE /api/chat/{id}/stream`: end that chat's answer at once with `abort`, which
@@ -142,6 +163,7 @@ class AccessRecord:
 
     client: str
     model: str
+    visitor: str | None = None  # a page visitor's pseudonymous id (see access.Caller)
     # completed | cancelled | stopped (DELETE) | error | aborted | cut_off | limited
     outcome: str = "completed"
     ttft_ms: int | None = None
@@ -172,7 +194,7 @@ async def _ui_message_stream(
     settings: Settings,
     release: Callable[[], None],
     halt: asyncio.Future,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[Chunks]:
     """The answer as UI message chunks; however it ends, the provider connection is closed,
     the caller's stream slot given back, and the access log written. `halt` ends it early with
     the `Halt` it resolves to."""
@@ -210,7 +232,7 @@ async def _ui_message_stream(
                         record.duration_ms = _ms_since(started)
                         yield encoder.finish(_metadata(event, record))
                     case Pacing.HEARTBEAT:
-                        yield PING
+                        yield [HEARTBEAT]
                     case Pacing.SHUTDOWN:
                         record.outcome = "aborted"
                         yield encoder.abort()
@@ -243,7 +265,6 @@ async def _ui_message_stream(
             record.stream_path = stream.path
             record.duration_ms = record.duration_ms or _ms_since(started)
             record.log()
-    yield DONE
 
 
 def _ms_since(started: float) -> int:
@@ -260,7 +281,7 @@ def _metadata(finish: llm.Finish, record: AccessRecord) -> dict:
     }
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _prepend(first: Chunks, rest: AsyncIterator[Chunks]) -> AsyncIterator[Chunks]:
     try:
         yield first
         async for chunk in rest:
@@ -269,14 +290,14 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         await rest.aclose()
 
 
-async def _releasing(frames: AsyncIterator[bytes], release: Callable[[], None]):
-    """`frames`, giving the caller's stream slot back when the client is done with them."""
+async def _releasing(batches: AsyncIterator[Chunks], release: Callable[[], None]):
+    """`batches`, giving the caller's stream slot back when the client is done with them."""
     try:
-        async for frame in frames:
-            yield frame
+        async for batch in batches:
+            yield batch
     finally:
         release()
-        await frames.aclose()
+        await batches.aclose()
 
 
 async def _paced(

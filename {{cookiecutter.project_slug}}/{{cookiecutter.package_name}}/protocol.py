@@ -2,12 +2,14 @@
 
 Pure functions and plain data only. The `ai` npm package is the source of truth for chunk
 shapes; every chunk carries exactly the fields of the oldest (AI SDK v5) schema, because
-clients up to ai@6 reject unknown fields.
+clients up to ai@6 reject unknown fields. The core hands out chunks as dicts, in batches
+(`Chunks`: what is there to send at once); only the HTTP routes frame them as SSE
+(`sse_frames`), and the page reads them as they are.
 """
 
 import json
 import re
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -29,6 +31,10 @@ DONE = b"data: [DONE]\n\n"
 # so it must be hard to guess (the AI SDK's own ids are 16 random letters and digits).
 RESUMABLE_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")
 PING = b": ping\n\n"
+# A batch of UI message chunks. An empty chunk is a heartbeat: an SSE comment on the wire,
+# nothing to a reader in process.
+Chunks = list[dict]
+HEARTBEAT: dict = {}
 
 
 class MessagePart(BaseModel):
@@ -185,8 +191,20 @@ async def read_body(chunks: AsyncIterable[bytes], limit: int, content_length: st
 
 
 def sse(chunk: dict) -> bytes:
-    """Frame one UI message chunk as an SSE `data:` event."""
+    """Frame one UI message chunk as an SSE `data:` event, a heartbeat as a comment."""
+    if not chunk:
+        return PING
     return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def sse_frames(batches: AsyncIterator[Chunks]) -> AsyncIterator[bytes]:
+    """The HTTP body of a stream: each batch framed as SSE in one write, then `[DONE]`."""
+    try:
+        async for batch in batches:
+            yield b"".join(map(sse, batch))
+        yield DONE
+    finally:
+        await batches.aclose()
 
 
 class UIMessageStream:
@@ -194,6 +212,7 @@ class UIMessageStream:
 
     A delta is only valid between its part's `-start` and `-end`, so the encoder opens a part
     on its first delta and closes whichever part is open before switching, finishing or failing.
+    Each method returns the chunks to send, in order.
     """
 
     def __init__(self, message_id: str):
@@ -201,59 +220,60 @@ class UIMessageStream:
         self._open: tuple[str, str] | None = None  # (kind, id) of the part being streamed
         self._parts = 0
 
-    def start(self) -> bytes:
-        return sse({"type": "start", "messageId": self.message_id})
+    def start(self) -> Chunks:
+        return [{"type": "start", "messageId": self.message_id}]
 
-    def finish(self, metadata: dict) -> bytes:
-        return self._close() + sse({"type": "finish", "messageMetadata": metadata})
+    def finish(self, metadata: dict) -> Chunks:
+        return [*self._close(), {"type": "finish", "messageMetadata": metadata}]
 
-    def error(self, text: str) -> bytes:
-        return self._close() + sse({"type": "error", "errorText": text})
+    def error(self, text: str) -> Chunks:
+        return [*self._close(), {"type": "error", "errorText": text}]
 
-    def abort(self) -> bytes:
-        return self._close() + sse({"type": "abort"})
+    def abort(self) -> Chunks:
+        return [*self._close(), {"type": "abort"}]
 
-    def delta(self, kind: str, delta: str) -> bytes:
+    def delta(self, kind: str, delta: str) -> Chunks:
         """A `text` or `reasoning` delta, opening its part first if another kind was open."""
-        opened = b""
-        if self._open is None or self._open[0] != kind:
-            opened = self._close()
-            self._open = (kind, f"{kind}-{self._parts}")
-            self._parts += 1
-            opened += sse({"type": f"{kind}-start", "id": self._open[1]})
-        return opened + sse({"type": f"{kind}-delta", "id": self._open[1], "delta": delta})
+        if self._open is not None and self._open[0] == kind:
+            return [{"type": f"{kind}-delta", "id": self._open[1], "delta": delta}]
+        opened = self._close()
+        self._open = (kind, f"{kind}-{self._parts}")
+        self._parts += 1
+        opened.append({"type": f"{kind}-start", "id": self._open[1]})
+        opened.append({"type": f"{kind}-delta", "id": self._open[1], "delta": delta})
+        return opened
 
-    def start_step(self) -> bytes:
-        return sse({"type": "start-step"})
+    def start_step(self) -> Chunks:
+        return [{"type": "start-step"}]
 
-    def finish_step(self) -> bytes:
-        return self._close() + sse({"type": "finish-step"})
+    def finish_step(self) -> Chunks:
+        return [*self._close(), {"type": "finish-step"}]
 
-    def tool_input_start(self, call_id: str, name: str) -> bytes:
+    def tool_input_start(self, call_id: str, name: str) -> Chunks:
         chunk = {"type": "tool-input-start", "toolCallId": call_id, "toolName": name}
-        return self._close() + sse(chunk)
+        return [*self._close(), chunk]
 
-    def tool_input_delta(self, call_id: str, text: str) -> bytes:
-        return sse({"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": text})
+    def tool_input_delta(self, call_id: str, text: str) -> Chunks:
+        return [{"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": text}]
 
-    def tool_input_available(self, call_id: str, name: str, arguments: object) -> bytes:
+    def tool_input_available(self, call_id: str, name: str, arguments: object) -> Chunks:
         chunk = {
             "type": "tool-input-available",
             "toolCallId": call_id,
             "toolName": name,
             "input": arguments,
         }
-        return self._close() + sse(chunk)
+        return [*self._close(), chunk]
 
-    def tool_output(self, call_id: str, output: object) -> bytes:
-        return sse({"type": "tool-output-available", "toolCallId": call_id, "output": output})
+    def tool_output(self, call_id: str, output: object) -> Chunks:
+        return [{"type": "tool-output-available", "toolCallId": call_id, "output": output}]
 
-    def tool_error(self, call_id: str, text: str) -> bytes:
-        return sse({"type": "tool-output-error", "toolCallId": call_id, "errorText": text})
+    def tool_error(self, call_id: str, text: str) -> Chunks:
+        return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": text}]
 
-    def _close(self) -> bytes:
+    def _close(self) -> Chunks:
         if self._open is None:
-            return b""
+            return []
         kind, part_id = self._open
         self._open = None
-        return sse({"type": f"{kind}-end", "id": part_id})
+        return [{"type": f"{kind}-end", "id": part_id}]

@@ -1,8 +1,9 @@
 """Resumable answers: an answer that outlives its request, for a reload or a dropped connection.
 
-A request with `"resumable": true` hands its chunks to a `LiveAnswer`, which reads them in a
-task of its own and keeps them, so a client that comes back (`GET /api/chat/{id}/stream`) gets
-them all from the start, then live; several clients may follow one answer at once. Once nobody
+A request with `"resumable": true` (and every answer of the page) hands its chunks to a
+`LiveAnswer`, which reads them in a task of its own and keeps them, so a client that comes back
+(`GET /api/chat/{id}/stream`, or a reloaded page) gets them all from the start, then live;
+several clients may follow one answer at once. Once nobody
 has followed it for `RESUME_GRACE_S`, the task is cancelled, which closes the provider call;
 `DELETE /api/chat/{id}/stream` halts it at once, ending it with `abort`. A finished answer is
 kept `RESUME_GRACE_S` longer, for a client that comes back just after the end. What is kept is
@@ -13,6 +14,7 @@ process that shares the Redis.
 """
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import Enum
@@ -21,6 +23,7 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from .errors import ApiError
+from .protocol import Chunks, sse
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,19 +39,19 @@ class Halt(Enum):
 class LiveAnswer:
     """One answer's chunks, read in a task of its own and kept for every follower."""
 
-    def __init__(self, frames: AsyncIterator[bytes], halt: asyncio.Future, settings: Settings):
-        self._frames: list[bytes] = []
+    def __init__(self, batches: AsyncIterator[Chunks], halt: asyncio.Future, settings: Settings):
+        self._chunks: Chunks = []
         self._size = 0
         self._max_bytes = settings.resume_buffer_bytes
         self._grace_s = settings.resume_grace_s
         self._halt = halt
-        self._more = asyncio.Event()  # set, and replaced, whenever a frame is kept or it ends
+        self._more = asyncio.Event()  # set, and replaced, whenever a chunk is kept or it ends
         self._followers = 0
         self._abandon: asyncio.TimerHandle | None = None
         self._checking: asyncio.Task | None = None
         # Asked before abandoning it: whether a client follows it through another process.
         self.followed_elsewhere: Callable[[], Awaitable[bool]] | None = None
-        self.task = asyncio.create_task(self._keep(frames))
+        self.task = asyncio.create_task(self._keep(batches))
         # Counted from now: a request that never starts reading leaves it abandoned.
         self._await_followers()
 
@@ -64,7 +67,7 @@ class LiveAnswer:
             self._halt.set_result(Halt.STOP)
         return True
 
-    async def follow(self, counted: bool = True) -> AsyncIterator[bytes]:
+    async def follow(self, counted: bool = True) -> AsyncIterator[Chunks]:
         """Every chunk from the start, those kept at once, then each as it comes. A follower
         not `counted` (the copy to Redis) does not keep the answer from being abandoned."""
         if counted:
@@ -75,9 +78,9 @@ class LiveAnswer:
         try:
             while True:
                 more = self._more
-                if sent < len(self._frames):
-                    kept, sent = self._frames[sent:], len(self._frames)
-                    yield b"".join(kept)
+                if sent < len(self._chunks):
+                    kept, sent = self._chunks[sent:], len(self._chunks)
+                    yield kept
                 elif self.ended:
                     return
                 else:
@@ -88,16 +91,16 @@ class LiveAnswer:
                 if not self._followers:
                     self._await_followers()
 
-    async def _keep(self, frames: AsyncIterator[bytes]) -> None:
+    async def _keep(self, batches: AsyncIterator[Chunks]) -> None:
         try:
-            async for frame in frames:
-                self._frames.append(frame)
-                self._size += len(frame)
+            async for batch in batches:
+                self._chunks += batch
+                self._size += sum(len(sse(chunk)) for chunk in batch)  # as sent over HTTP
                 if self._size > self._max_bytes and not self._halt.done():
                     self._halt.set_result(Halt.OVERFLOW)
                 self._wake()
         finally:
-            await frames.aclose()
+            await batches.aclose()
             self._wake()
 
     def _wake(self) -> None:
@@ -151,17 +154,17 @@ class LiveAnswers:
             raise ApiError(503, "too_many_answers", message, retry_after=1)
 
     def start(
-        self, chat_id: str, frames: AsyncIterator[bytes], halt: asyncio.Future
-    ) -> AsyncIterator[bytes]:
+        self, chat_id: str, batches: AsyncIterator[Chunks], halt: asyncio.Future
+    ) -> AsyncIterator[Chunks]:
         """Keep the answer under `chat_id`, stopping one still running there, and follow it."""
         if (earlier := self._answers.get(chat_id)) is not None:
             earlier.stop()
-        answer = LiveAnswer(frames, halt, self._settings)
+        answer = LiveAnswer(batches, halt, self._settings)
         self._answers[chat_id] = answer
         answer.task.add_done_callback(lambda _: self._drop_later(chat_id, answer))
         return answer.follow()
 
-    async def follow(self, chat_id: str) -> AsyncIterator[bytes] | None:
+    async def follow(self, chat_id: str) -> AsyncIterator[Chunks] | None:
         """The answer from its start, then live; None when none is kept."""
         answer = self._answers.get(chat_id)
         return answer.follow() if answer is not None else None
@@ -199,9 +202,9 @@ class SharedAnswers(LiveAnswers):
         self._stops = f"{__package__}:answer-stops"
 
     def start(
-        self, chat_id: str, frames: AsyncIterator[bytes], halt: asyncio.Future
-    ) -> AsyncIterator[bytes]:
-        follower = super().start(chat_id, frames, halt)
+        self, chat_id: str, batches: AsyncIterator[Chunks], halt: asyncio.Future
+    ) -> AsyncIterator[Chunks]:
+        follower = super().start(chat_id, batches, halt)
         answer = self._answers[chat_id]
         answer.followed_elsewhere = lambda: self._client().exists(_followed_key(chat_id))
         copy = asyncio.create_task(self._copy(chat_id, answer))
@@ -209,7 +212,7 @@ class SharedAnswers(LiveAnswers):
         copy.add_done_callback(self._copies.discard)
         return follower
 
-    async def follow(self, chat_id: str) -> AsyncIterator[bytes] | None:
+    async def follow(self, chat_id: str) -> AsyncIterator[Chunks] | None:
         if (local := await super().follow(chat_id)) is not None:
             return local
         if not await self._client().exists(_stream_key(chat_id)):
@@ -248,9 +251,9 @@ class SharedAnswers(LiveAnswers):
         try:
             await self._subscribed.wait()  # a stop sent once the stream exists reaches us
             await client.delete(key)  # an earlier answer of the chat
-            async for frames in answer.follow(counted=False):
+            async for batch in answer.follow(counted=False):
                 async with client.pipeline(transaction=False) as pipe:
-                    pipe.xadd(key, {"frames": frames})
+                    pipe.xadd(key, {"chunks": json.dumps(batch, separators=(",", ":"))})
                     pipe.expire(key, running_ttl_s)
                     await pipe.execute()
             async with client.pipeline(transaction=False) as pipe:
@@ -260,7 +263,7 @@ class SharedAnswers(LiveAnswers):
         except RedisError:
             logger.warning("Resumable answer %s: Redis failed; only this process has it", chat_id)
 
-    async def _follow_elsewhere(self, chat_id: str) -> AsyncIterator[bytes]:
+    async def _follow_elsewhere(self, chat_id: str) -> AsyncIterator[Chunks]:
         client, key = self._client(), _stream_key(chat_id)
         grace_ms = int(self._settings.resume_grace_s * 1000)
         last = "0"
@@ -272,7 +275,7 @@ class SharedAnswers(LiveAnswers):
                     if b"end" in fields:
                         return
                     last = entry_id
-                    yield fields[b"frames"]
+                    yield json.loads(fields[b"chunks"])
             if not found and not await client.exists(key):
                 return  # the process running it went away
 

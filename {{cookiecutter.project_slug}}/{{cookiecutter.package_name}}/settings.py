@@ -59,9 +59,15 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     """Browser origins allowed to call the API (comma-separated); none by default."""
     rate_limit: str = "30/minute"
-    """Chat requests per client address, in `limits` notation ("30/minute", "500/day")."""
+    """Answers asked for per client (an HTTP client's address, a page visitor), in `limits`
+    notation ("30/minute", "500/day")."""
     max_streams_per_client: int = Field(default=4, gt=0)
-    """Open streams per client address, in this process."""
+    """Open streams per client (an HTTP client's address, a page visitor), in this process."""
+    page_rate_limit_per_address: str = "600/minute"
+    """Answers asked for by all the page's visitors at one address together (a room behind one
+    NAT): each visitor also has the per-client limits."""
+    page_max_streams_per_address: int = Field(default=100, gt=0)
+    """Open streams of all the page's visitors at one address together, in this process."""
     redis_url: str | None = None
     """Keep rate-limit counters and the UI's state in Redis, shared by every process."""
     log_content: bool = False
@@ -71,8 +77,6 @@ class Settings(BaseSettings):
     """If set, the page asks for it before showing anything (for a deployed page)."""
     ui_flush_ms: int = Field(default=50, ge=0)
     """The UI pushes streamed text to the browser at most once per this many milliseconds."""
-    api_url: str | None = None
-    """Where the UI finds the API; unset means the API mounted in the UI's own backend."""
     database_url: str = "sqlite:///chat.db"
     """Where the UI keeps conversations (SQLAlchemy URL; `postgresql+psycopg://…` for Postgres)."""
 
@@ -93,7 +97,7 @@ class Settings(BaseSettings):
             raise ValueError(f"no tool named {', '.join(unknown)}; tools.py has: {known}")
         return names
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "page_rate_limit_per_address")
     @classmethod
     def _parse_rate_limit(cls, value: str) -> str:
         parse(value)  # raises ValueError on a malformed limit, at start-up

@@ -1,5 +1,6 @@
 """`dev` and `prod` with a WSGI API: it cannot be mounted into Reflex's ASGI backend without
-losing client disconnects (which Stop relies on), so it runs on its own server beside the UI."""
+losing client disconnects (which its clients' cancel relies on), so it runs on its own server
+beside the UI. The page itself asks the chat core in its own process."""
 
 import argparse
 import signal
@@ -16,13 +17,12 @@ UI_OPTIONS = {"--api-port": {"type": int, "default": 8000, "help": "the API's ow
 
 
 def run_ui(args: argparse.Namespace) -> None:
-    """Start the API server, point the UI at it, run the UI; stop both when either ends."""
+    """Start the API server and the UI; stop both when either ends."""
     api_command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "api"]
     api_command += ["--host", args.host, "--port", str(args.api_port)]
     if args.command == "dev":
         api_command.append("--reload")
     _, ui_command, env = reflex_command(args)
-    env.setdefault("API_URL", f"http://127.0.0.1:{args.api_port}")
     with subprocess.Popen(api_command) as api, subprocess.Popen(ui_command, env=env) as ui:
         try:
             ui.wait()

@@ -3,12 +3,16 @@
 Reflex resends a changed state var whole, so an answer kept in state costs the sum of all its
 prefixes over the websocket: quadratic in its length. Here the page holds the draft
 (a client-side var) and each push appends the text that arrived since the last one, so the
-bytes sent grow linearly with the answer. The finished answer moves into the state once. A
-reloaded page is sent the whole draft again (`show`); each append says where its text starts,
-so one that overlaps it changes nothing.
+bytes sent grow linearly with the answer. The finished answer moves into the state once.
+
+Each append says where its text starts, so a page may take appends from two tasks at once: the
+one answering, and after a reload the one sending the answer again from its start. An append
+that starts past the draft's end (it missed one, reloading) or ends within it (the other task
+sent that text already) changes nothing.
 """
 
 import json
+import time
 
 from reflex.event import EventSpec
 from reflex.experimental.client_state import ClientStateVar
@@ -20,24 +24,54 @@ draft = ClientStateVar.create("draft", default="")
 
 
 def clear() -> EventSpec:
-    return show("")
-
-
-def show(text: str) -> EventSpec:
-    return draft.push(text)
+    return draft.push("")
 
 
 def append(text: str, at: int) -> EventSpec:
-    """Put `text` at offset `at` of the draft, as `js_length` counts; a draft shorter than
-    that missed an append (the page was reloading) and waits for `show`."""
+    """Put `text` at offset `at` of the draft, as `js_length` counts."""
     current = f"({client_state_value('draft')} ?? '')"
-    put = f"d.length < {at} ? d : d.slice(0, {at}) + {json.dumps(text)}"
+    end = at + js_length(text)
+    put = f"d.length < {at} || d.length >= {end} ? d : d.slice(0, {at}) + {json.dumps(text)}"
     return draft.push(Var(f"(d => {put})({current})"))
 
 
 def js_length(text: str) -> int:
     """The length of `text` as JavaScript counts it: in UTF-16 code units."""
     return len(text.encode("utf-16-le")) // 2
+
+
+class Pushes:
+    """Text deltas, coalesced into an append at most once per `flush_s`."""
+
+    def __init__(self, flush_s: float) -> None:
+        self._flush_s = flush_s
+        self._last = time.monotonic()
+        self._pushed: list[str] = []
+        self._pending: list[str] = []
+        self._at = 0  # where the next append starts
+
+    @property
+    def text(self) -> str:
+        """Everything so far, pushed or not."""
+        return "".join(self._pushed + self._pending)
+
+    def add(self, delta: str) -> EventSpec | None:
+        """Take a delta; the append to send, when one is due."""
+        self._pending.append(delta)
+        if time.monotonic() - self._last < self._flush_s:
+            return None
+        return self.flush()
+
+    def flush(self) -> EventSpec | None:
+        """The append of what is pending, if anything is."""
+        self._last = time.monotonic()
+        if not self._pending:
+            return None
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._pushed.append(text)
+        push, self._at = append(text, self._at), self._at + js_length(text)
+        return push
 
 
 # A JS function of the draft: hold back a fence line still being typed, close an open block.

@@ -6,26 +6,32 @@ upgrade changes one of them.
 import inspect
 
 from reflex.app import EventNamespace
+from reflex.utils.token_manager import TokenManager
 from reflex.vars import Var
 from reflex_base.registry import RegistrationContext
 from reflex_base.utils.exceptions import ReflexRuntimeError
 
 
-def tab_is_connected(token: str) -> bool:
-    """Whether the tab with this client token still has its websocket to this process. True
-    when this process serves no app (event handlers run directly, as in tests): nobody to ask."""
+async def tab_is_connected(token: str) -> bool:
+    """Whether the tab with this client token still has its websocket, to this process or
+    (with Redis) to another one. True when this process serves no app (event handlers run
+    directly, as in tests): nobody to ask."""
     try:
         namespace = RegistrationContext.ensure_context().app.event_namespace
     except ReflexRuntimeError:
         return True
-    return namespace is None or token in namespace.token_to_sid
+    return namespace is None or await namespace._token_manager.is_token_connected(token)
 
 
 def missing_internals() -> list[str]:
     """What `tab_is_connected` reads that the installed Reflex no longer has (the other uses
     are checked by what they produce)."""
-    token_to_sid = inspect.getattr_static(EventNamespace, "token_to_sid", None)
-    return [] if isinstance(token_to_sid, property) else ["EventNamespace.token_to_sid"]
+    missing = []
+    if "self._token_manager = " not in inspect.getsource(EventNamespace.__init__):
+        missing.append("EventNamespace._token_manager")
+    if not inspect.iscoroutinefunction(getattr(TokenManager, "is_token_connected", None)):
+        missing.append("TokenManager.is_token_connected")
+    return missing
 
 
 def client_state_value(name: str) -> str:

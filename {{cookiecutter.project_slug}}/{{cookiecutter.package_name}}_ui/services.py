@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine
 
+from {{ cookiecutter.package_name }}.chat import Chat
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 from .gate import Gate
@@ -22,6 +23,8 @@ class Services:
         self.settings = settings
         # One gate per process: its count of wrong tries is shared by every visitor.
         self.gate = Gate(settings)
+        # The page's own chat core: its visitors' limits and answers, apart from the API's.
+        self.chat = Chat(settings)
         self._database: Engine | None = None
         self._opening = threading.Lock()
 

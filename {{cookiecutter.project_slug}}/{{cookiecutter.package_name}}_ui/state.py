@@ -4,37 +4,37 @@ Every question and answer is saved (see `history`), answers with how they ended,
 of the browser's owner id (a cookie); with `UI_PASSWORD` set, nothing is read or saved until
 the browser holds a session from the gate (see `gate`). The answer in progress is not state:
 the page holds it (see `draft`), and the background task sends it only what is new, at most
-once per `UI_FLUSH_MS`; a reloaded page gets it whole again. The finished answer lands in
-`messages` once.
+once per `UI_FLUSH_MS`. The finished answer lands in `messages` once.
 
-Answers are resumable (see the API's `resumable`): Stop ends one through
-`DELETE /api/chat/{id}/stream`, at once, and a lost connection to the API is re-attached. A
-tab gone for `RESUME_GRACE_S` (closed, not reloaded) stops its answer the same way.
+The page asks the chat core in process (see `answers`), as the visitor: their own limits,
+their address, their line in the access log. Its answers are resumable: a reloaded page, in
+this process or another one sharing the Redis, follows the answer again from its start; Stop
+ends it at once, and so does a tab gone for `RESUME_GRACE_S` (closed, not reloaded).
 """
 
 import asyncio
 import dataclasses
 import json
+import logging
 import time
 import uuid
 
-import httpx
 import reflex as rx
 
+from {{ cookiecutter.package_name }}.access import Caller
+
 from . import draft, history
-from .client import AnswerError, ToolCall, api_client, stop_answer, stream_answer
+from .answers import AnswerError, ToolCall, follow_answer, open_answer, stop_answer, visitor
 from .gate import SESSION_S, WrongPassword
 from .models import ModelChoice, who_answers
 from .reflex_compat import tab_is_connected
 from .services import services
 
+logger = logging.getLogger(__name__)
 TITLE_CHARS = 48
 # The cookies are the app's own even beside other apps on localhost (cookies ignore the port).
 OWNER_COOKIE = "{{ cookiecutter.package_name }}_owner"
 SESSION_COOKIE = "{{ cookiecutter.package_name }}_session"
-# The answer each tab's background task is streaming, by client token: a reloaded page is
-# sent its text so far. Only the process running the task has it.
-STREAMING: dict[str, "history.StoredMessage"] = {}
 
 
 @dataclasses.dataclass
@@ -44,7 +44,7 @@ class Message:
     content: str
     status: str = "done"  # done | stopped | error
     error: str = ""
-    action: str = "retry"  # what the page offers beside an error (see client.AnswerError)
+    action: str = "retry"  # what the page offers beside an error (see answers.AnswerError)
     details: str = ""  # model, tokens and timing of an answer
     tools: list[ToolCall] = dataclasses.field(default_factory=list)
 
@@ -90,8 +90,8 @@ class TabPresence:
         self._grace_s = grace_s
         self._away_since: float | None = None
 
-    def gone_for_good(self) -> bool:
-        if tab_is_connected(self._token):
+    async def gone_for_good(self) -> bool:
+        if await tab_is_connected(self._token):
             self._away_since = None
             return False
         now = time.monotonic()
@@ -126,7 +126,7 @@ class ChatState(rx.State):
     renaming_id: int = 0  # the conversation being renamed
     menu_open: bool = False  # the conversations' drawer, on a narrow screen
     loaded: bool = False  # the open conversation is known: until then, no welcome either
-    _answer_id: str = ""  # the API's id of the answer being streamed, for Stop
+    _answer_id: str = ""  # the core's id of the answer being streamed: to follow or stop it
 
     @rx.var
     def model_line(self) -> str:
@@ -140,18 +140,14 @@ class ChatState(rx.State):
         if self.locked:
             self.conversations, self.messages, self.conversation_id = [], [], 0
             return
-        async with api_client(services().settings, timeout=10) as client:
-            response = await client.get("/api/models")
-        if response.status_code == 200:
-            api_base = services().settings.llm_api_base
-            self.models = [ModelChoice.of(model, api_base) for model in response.json()["models"]]
-            self.model = self.model or response.json()["default"]
+        settings = services().settings
+        self.models = [ModelChoice.of(m, settings.llm_api_base) for m in settings.allowed_models]
+        self.model = self.model or settings.llm_model
         self._list_conversations()
-        if not self.streaming:
-            self._open(self.conversation_id)
         self.loaded = True
-        if self.streaming and (answer := STREAMING.get(self.router.session.client_token)):
-            return draft.show(answer.content)  # a reload: the page's draft is gone
+        if self.streaming:  # a reload: the page's draft is gone
+            return ChatState.follow
+        self._open(self.conversation_id)
         return None
 
     @rx.event
@@ -276,65 +272,53 @@ class ChatState(rx.State):
 
     @rx.event(background=True, supersedes=True)
     async def generate(self, stop: bool):
-        settings = services().settings
+        chat = services().chat
         if stop:  # the answer's task is cancelled already: stop the model too
             async with self:
-                answer_id = self._answer_id
+                answer_id, caller = self._answer_id, self._caller()
             if answer_id:
-                await stop_answer(settings, answer_id)
+                await stop_answer(chat, caller, answer_id)
             return
         async with self:
             # Nothing streams for a page behind the gate.
             if not services().gate.admits(self.session):
                 self.streaming, self.locked = False, True
                 return
-            token = self.router.session.client_token
-            model = self.model or None
+            tab = TabPresence(self.router.session.client_token, chat.settings.resume_grace_s)
+            caller, model = self._caller(), self.model or None
             turns = [{"role": m.role, "content": m.content} for m in self.messages]
             if self.system_prompt.strip():
                 turns.insert(0, {"role": "system", "content": self.system_prompt})
             self._answer_id = answer_id = uuid.uuid4().hex
-        answer = STREAMING[token] = history.StoredMessage(role="assistant", content="")
-        pending: list[str] = []
+        answer = history.StoredMessage(role="assistant", content="")
+        pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
         calls: dict[str, ToolCall] = {}
-        flush_s = settings.ui_flush_ms / 1000
-        last_flush = time.monotonic()
-        tab = TabPresence(token, settings.resume_grace_s)
         try:
-            async for item in stream_answer(settings, turns, model, answer_id):
+            async for item in open_answer(chat, caller, turns, model, answer_id):
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
-                    continue
-                if isinstance(item, ToolCall):  # a few per answer: each is shown at once
+                elif isinstance(item, ToolCall):  # a few per answer: each is shown at once
                     calls[item.id] = item
                     async with self:
                         self.live_tools = list(calls.values())
-                    continue
-                pending.append(item)
-                if time.monotonic() - last_flush >= flush_s:
+                elif (push := pushes.add(item)) is not None:
                     # Reflex runs a background task to its end after the tab closes (its
                     # updates go nowhere): the answer stops instead.
-                    if tab.gone_for_good():
+                    if await tab.gone_for_good():
                         answer.status = "stopped"
-                        await stop_answer(settings, answer_id)
+                        await stop_answer(chat, caller, answer_id)
                         break
-                    text = "".join(pending)
-                    at = draft.js_length(answer.content)
-                    answer.content += text
-                    pending.clear()
-                    last_flush = time.monotonic()
-                    yield draft.append(text, at)
+                    yield push
         except asyncio.CancelledError:
             answer.status = "stopped"
             raise
         except AnswerError as exc:
             answer.status, answer.error, answer.action = "error", str(exc), exc.action
-        except httpx.HTTPError:
-            answer.status, answer.error = "error", "The API could not be reached."
+        except Exception:
+            logger.exception("The answer %s failed", answer_id)
+            answer.status, answer.error = "error", "The answer failed on the server."
         finally:
-            if STREAMING.get(token) is answer:
-                del STREAMING[token]
-            answer.content += "".join(pending)
+            answer.content = pushes.text
             for call in calls.values():
                 if call.state == "running":  # the answer ended first
                     call.state, call.result = "error", "Stopped before it finished."
@@ -343,6 +327,21 @@ class ChatState(rx.State):
                 self.streaming, self.live_tools = False, []
                 # The conversation stays open while it streams: switching waits for the end.
                 self._save(answer)
+
+    @rx.event(background=True, supersedes=True)
+    async def follow(self):
+        """A reloaded page: the answer being streamed, sent again from its start, then live,
+        from whichever process runs it. The task that started it saves it."""
+        chat = services().chat
+        async with self:
+            answer_id, caller = self._answer_id, self._caller()
+        pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
+        try:
+            async for item in follow_answer(chat, caller, answer_id):
+                if isinstance(item, str) and (push := pushes.add(item)) is not None:
+                    yield push
+        except AnswerError:
+            pass  # the task that started it shows how it ended, with the answer it saves
 
     def _ask(self, question: str):
         """Save the question (the first one opens a conversation) and answer it."""
@@ -389,6 +388,13 @@ class ChatState(rx.State):
         none, and a browser without a (well-formed) owner id gets a new, empty one."""
         if not services().gate.admits(self.session):
             raise Locked
+        return history.History(self._owner(), services().database)
+
+    def _caller(self) -> Caller:
+        """This visitor, as the chat core counts and logs them."""
+        return visitor(self._owner(), self.router.session.client_ip)
+
+    def _owner(self) -> str:
         if not history.is_owner_id(self.owner):
             self.owner = history.new_owner_id()
-        return history.History(self.owner, services().database)
+        return self.owner

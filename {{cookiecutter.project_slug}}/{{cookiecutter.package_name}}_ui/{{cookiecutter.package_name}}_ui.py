@@ -1,23 +1,23 @@
 {%- if cookiecutter.framework == "flask" -%}
-"""The chat page. It talks to the API served beside it (`API_URL`)."""
-
-import functools
-
-import reflex as rx
+"""The chat page. Its backend asks the chat core in process; the HTTP API, for other
+clients, runs beside it on Flask."""
 {%- else -%}
-"""The chat page. The API is mounted into Reflex's backend, so one server serves both."""
+"""The chat page. Its backend asks the chat core in process; the HTTP API, for other
+clients, is mounted into Reflex's backend, so one server serves both."""
+{%- endif %}
 
 import functools
 
 import reflex as rx
 
 from {{ cookiecutter.package_name }} import llm
+{%- if cookiecutter.framework != "flask" %}
 from {{ cookiecutter.package_name }}.api import create_app, mount_into_reflex
-from {{ cookiecutter.package_name }}.settings import get_settings
 {%- endif %}
+from {{ cookiecutter.package_name }}.settings import get_settings
 
 from . import draft
-from .client import ToolCall
+from .answers import ToolCall
 from .services import open_history
 from .state import ChatState, ConversationItem, Message
 
@@ -596,10 +596,8 @@ app = rx.App(
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
 {%- if cookiecutter.framework != "flask" %}
     api_transformer=mount_into_reflex(create_app()),
+{%- endif %}
 )
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
-{%- else %}
-)
-{%- endif %}
 app.register_lifespan_task(open_history)
 app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load)

@@ -56,3 +56,35 @@ async def test_the_rate_limit_says_when_to_retry_and_a_refused_request_costs_not
     assert 1 <= refused.value.retry_after <= 60
     assert "2 per 1 minute" in refused.value.message
     (await limited.admit(Caller("10.0.0.2")))()
+
+
+def test_a_page_visitor_needs_no_token():
+    """The page asks in process, past its own gate: the token guards the HTTP API only."""
+    access(api_token="s3cret").authorize(Caller("10.0.0.1", visitor="v1"))
+
+
+async def test_visitors_at_one_address_each_have_their_own_streams_within_the_addresss():
+    """A room behind one NAT: each visitor is held to the per-client limit alone, and all of
+    them together to the larger per-address one."""
+    room = access(max_streams_per_client=2, page_max_streams_per_address=3)
+    await room.admit(Caller("10.0.0.1", visitor="alice"))
+    await room.admit(Caller("10.0.0.1", visitor="alice"))
+    with pytest.raises(ApiError, match="At most 2 answers may stream at once per visitor"):
+        await room.admit(Caller("10.0.0.1", visitor="alice"))
+    release = await room.admit(Caller("10.0.0.1", visitor="bob"))
+    with pytest.raises(ApiError, match="At most 3 answers may stream at once from one address"):
+        await room.admit(Caller("10.0.0.1", visitor="carol"))
+    await room.admit(Caller("10.0.0.1"))  # an HTTP client at that address is counted apart
+    release()
+    await room.admit(Caller("10.0.0.1", visitor="carol"))
+
+
+async def test_visitors_at_one_address_share_its_rate_limit():
+    room = access(rate_limit="2/minute", page_rate_limit_per_address="3/minute")
+    for visitor in ("alice", "alice", "bob"):
+        (await room.admit(Caller("10.0.0.1", visitor=visitor)))()
+    with pytest.raises(ApiError) as refused:
+        await room.admit(Caller("10.0.0.1", visitor="carol"))
+    assert refused.value.type == "rate_limited"
+    assert "from one address" in refused.value.message
+    (await room.admit(Caller("10.0.0.2", visitor="carol")))()

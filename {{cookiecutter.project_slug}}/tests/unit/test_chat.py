@@ -12,7 +12,7 @@ from {{ cookiecutter.package_name }} import chat
 from {{ cookiecutter.package_name }}.chat import AccessRecord, _check_request, _ui_message_stream
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.llm import Finish, ReasoningDelta, TextDelta
-from {{ cookiecutter.package_name }}.protocol import ChatRequest
+from {{ cookiecutter.package_name }}.protocol import ChatRequest, sse_frames
 from {{ cookiecutter.package_name }}.resumable import Halt
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.shutdown import ShutdownNotice
@@ -49,20 +49,23 @@ class FakeStream:
 
 
 class Answer:
-    """`_ui_message_stream` over a fake stream, with what it releases and logs."""
+    """`_ui_message_stream` over a fake stream, as the HTTP routes send it, with what it
+    releases and logs."""
 
     def __init__(self, stream: FakeStream, **settings):
         self.stream = stream
         self.released = 0
         self.record = AccessRecord(client="10.0.0.1", model="openai/fake")
         self.halt = asyncio.get_running_loop().create_future()
-        self.chunks = _ui_message_stream(
-            stream,
-            self.record,
-            time.perf_counter(),
-            Settings(redis_url=None, **settings),
-            self._release,
-            self.halt,
+        self.chunks = sse_frames(
+            _ui_message_stream(
+                stream,
+                self.record,
+                time.perf_counter(),
+                Settings(redis_url=None, **settings),
+                self._release,
+                self.halt,
+            )
         )
 
     def _release(self) -> None:

@@ -6,18 +6,13 @@ import pytest
 
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.protocol import (
+    HEARTBEAT,
     UIMessageStream,
     parse_chat_request,
     read_body,
     sse,
+    sse_frames,
 )
-
-
-def chunks_of(frames: bytes) -> list[dict]:
-    """The chunks in SSE `data:` frames, in order."""
-    events = frames.decode().split("\n\n")
-    assert events[-1] == "", "every frame ends with a blank line"
-    return [json.loads(event.removeprefix("data: ")) for event in events[:-1]]
 
 
 def test_both_message_shapes_give_the_same_text():
@@ -148,24 +143,36 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading():
         await read_body(never_read(), limit=4, content_length="5")
 
 
-def test_a_chunk_is_one_compact_data_frame():
+def test_a_chunk_is_one_compact_data_frame_and_a_heartbeat_a_comment():
     assert sse({"type": "text-delta", "delta": "é\n"}) == (
         b'data: {"type":"text-delta","delta":"\\u00e9\\n"}\n\n'
     )
+    assert sse(HEARTBEAT) == b": ping\n\n"
+
+
+async def test_a_stream_is_each_batch_in_one_write_then_done():
+    async def batches():
+        yield [{"type": "start"}, HEARTBEAT]
+        yield [{"type": "finish"}]
+
+    frames = [frame async for frame in sse_frames(batches())]
+    assert frames == [
+        b'data: {"type":"start"}\n\n: ping\n\n',
+        b'data: {"type":"finish"}\n\n',
+        b"data: [DONE]\n\n",
+    ]
 
 
 def test_parts_open_on_their_first_delta_and_close_before_the_next_kind_and_the_finish():
     stream = UIMessageStream("msg-1")
-    frames = b"".join(
-        [
-            stream.start(),
-            stream.delta("reasoning", "Think"),
-            stream.delta("text", "Hel"),
-            stream.delta("text", "lo"),
-            stream.finish({"finishReason": "stop"}),
-        ]
+    chunks = (
+        stream.start()
+        + stream.delta("reasoning", "Think")
+        + stream.delta("text", "Hel")
+        + stream.delta("text", "lo")
+        + stream.finish({"finishReason": "stop"})
     )
-    assert chunks_of(frames) == [
+    assert chunks == [
         {"type": "start", "messageId": "msg-1"},
         {"type": "reasoning-start", "id": "reasoning-0"},
         {"type": "reasoning-delta", "id": "reasoning-0", "delta": "Think"},
@@ -188,18 +195,18 @@ def test_parts_open_on_their_first_delta_and_close_before_the_next_kind_and_the_
 )
 def test_an_error_or_abort_closes_the_open_part_first(end, last):
     stream = UIMessageStream("msg-1")
-    assert chunks_of(stream.delta("text", "Par") + end(stream)) == [
+    assert (stream.delta("text", "Par") + end(stream)) == [
         {"type": "text-start", "id": "text-0"},
         {"type": "text-delta", "id": "text-0", "delta": "Par"},
         {"type": "text-end", "id": "text-0"},
         last,
     ]
-    assert chunks_of(end(stream)) == [last], "nothing is left open to close twice"
+    assert (end(stream)) == [last], "nothing is left open to close twice"
 
 
 def test_text_before_a_tool_call_is_closed_and_the_next_step_opens_a_new_part():
     stream = UIMessageStream("msg-1")
-    frames = (
+    chunks = (
         stream.start_step()
         + stream.delta("text", "Let me see.")
         + stream.tool_input_start("call_1", "calculate")
@@ -211,7 +218,7 @@ def test_text_before_a_tool_call_is_closed_and_the_next_step_opens_a_new_part():
         + stream.delta("text", "42.")
         + stream.finish_step()
     )
-    assert chunks_of(frames) == [
+    assert chunks == [
         {"type": "start-step"},
         {"type": "text-start", "id": "text-0"},
         {"type": "text-delta", "id": "text-0", "delta": "Let me see."},
@@ -236,6 +243,6 @@ def test_text_before_a_tool_call_is_closed_and_the_next_step_opens_a_new_part():
         {"type": "text-end", "id": "text-1"},
         {"type": "finish-step"},
     ]
-    assert chunks_of(stream.tool_error("call_2", "It broke.")) == [
+    assert (stream.tool_error("call_2", "It broke.")) == [
         {"type": "tool-output-error", "toolCallId": "call_2", "errorText": "It broke."}
     ]

@@ -10,11 +10,12 @@ from {{ cookiecutter.package_name }}_ui import reflex_compat
 REFLEX = f"Reflex {version('reflex')}"
 
 
-def test_a_tab_counts_as_connected_where_no_app_is_served():
-    assert reflex_compat.tab_is_connected("any-token"), f"{REFLEX}: RegistrationContext changed"
+async def test_a_tab_counts_as_connected_where_no_app_is_served():
+    connected = await reflex_compat.tab_is_connected("any-token")
+    assert connected, f"{REFLEX}: RegistrationContext changed"
 
 
-def test_the_event_namespace_still_maps_tokens_to_websockets():
+def test_the_event_namespace_still_asks_its_token_manager_about_websockets():
     assert reflex_compat.missing_internals() == [], REFLEX
 
 

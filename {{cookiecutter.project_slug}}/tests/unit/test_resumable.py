@@ -5,21 +5,27 @@ import asyncio
 import pytest
 
 from {{ cookiecutter.package_name }}.errors import ApiError
+from {{ cookiecutter.package_name }}.protocol import sse
 from {{ cookiecutter.package_name }}.resumable import Halt, LiveAnswers
 from {{ cookiecutter.package_name }}.settings import Settings
 
 
+def chunks(*texts: str) -> list[dict]:
+    return [{"type": "text-delta", "id": "text-0", "delta": text} for text in texts]
+
+
 class Frames:
-    """An answer's frames as the test puts them in, recording whether it was closed."""
+    """An answer's batches of chunks as the test puts them in (a text delta for each text),
+    recording whether it was closed."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.closed = False
         self.cancelled = False
 
-    def put(self, *frames: bytes) -> None:
-        for frame in frames:
-            self.queue.put_nowait(frame)
+    def put(self, *texts: str) -> None:
+        for text in texts:
+            self.queue.put_nowait(chunks(text))
 
     def end(self) -> None:
         self.queue.put_nowait(None)
@@ -39,12 +45,12 @@ def answers(**settings) -> LiveAnswers:
     return LiveAnswers(Settings(redis_url=None, **({"resume_grace_s": 0.2} | settings)))
 
 
-async def next_frames(follower) -> bytes:
+async def next_frames(follower) -> list[dict]:
     return await asyncio.wait_for(anext(follower), 1)
 
 
-async def read_all(follower) -> bytes:
-    return b"".join([frame async for frame in follower])
+async def read_all(follower) -> list[dict]:
+    return [chunk async for batch in follower for chunk in batch]
 
 
 async def settle() -> None:
@@ -59,34 +65,34 @@ def future() -> asyncio.Future:
 async def test_a_follower_gets_everything_from_the_start_then_live():
     kept, frames = answers(), Frames()
     first = kept.start("chat-aaaaaaaaaaaa", frames.read(), future())
-    frames.put(b"a", b"b")
-    assert await next_frames(first) == b"ab"
+    frames.put("a", "b")
+    assert await next_frames(first) == chunks("a", "b")
     await first.aclose()
 
     again = await kept.follow("chat-aaaaaaaaaaaa")
-    assert await next_frames(again) == b"ab"  # all of it, in one write
-    frames.put(b"c")
-    assert await next_frames(again) == b"c"
+    assert await next_frames(again) == chunks("a", "b")  # all of it, in one write
+    frames.put("c")
+    assert await next_frames(again) == chunks("c")
     frames.end()
-    assert await read_all(again) == b""
+    assert await read_all(again) == []
 
 
 async def test_two_followers_each_get_the_whole_answer():
     kept, frames = answers(), Frames()
     first = kept.start("chat", frames.read(), future())
-    frames.put(b"a")
-    assert await next_frames(first) == b"a"
+    frames.put("a")
+    assert await next_frames(first) == chunks("a")
     second = await kept.follow("chat")
-    frames.put(b"b")
+    frames.put("b")
     frames.end()
-    assert await read_all(first) == b"b"
-    assert await read_all(second) == b"ab"
+    assert await read_all(first) == chunks("b")
+    assert await read_all(second) == chunks("a", "b")
 
 
 async def test_an_answer_nobody_follows_is_cancelled_after_the_grace_period():
     kept, frames = answers(resume_grace_s=0.1), Frames()
     follower = kept.start("chat", frames.read(), future())
-    frames.put(b"a")
+    frames.put("a")
     await next_frames(follower)
     await follower.aclose()
     await asyncio.sleep(0.05)
@@ -101,12 +107,12 @@ async def test_coming_back_within_the_grace_period_keeps_it_running():
     await kept.start("chat", frames.read(), future()).aclose()
     await asyncio.sleep(0.05)
     follower = await kept.follow("chat")
-    frames.put(b"a")
-    assert await next_frames(follower) == b"a"
+    frames.put("a")
+    assert await next_frames(follower) == chunks("a")
     await asyncio.sleep(0.15)
     assert not frames.closed
     frames.end()
-    assert await read_all(follower) == b""
+    assert await read_all(follower) == []
 
 
 async def test_a_request_that_never_reads_leaves_it_abandoned_too():
@@ -119,10 +125,10 @@ async def test_a_request_that_never_reads_leaves_it_abandoned_too():
 
 async def test_a_finished_answer_is_kept_for_the_grace_period_then_dropped():
     kept, frames = answers(resume_grace_s=0.1), Frames()
-    frames.put(b"a", b"b")
+    frames.put("a", "b")
     frames.end()
-    assert await read_all(kept.start("chat", frames.read(), future())) == b"ab"
-    assert await read_all(await kept.follow("chat")) == b"ab"
+    assert await read_all(kept.start("chat", frames.read(), future())) == chunks("a", "b")
+    assert await read_all(await kept.follow("chat")) == chunks("a", "b")
     await asyncio.sleep(0.15)
     assert await kept.follow("chat") is None
 
@@ -134,9 +140,9 @@ async def test_stop_resolves_the_halt_and_only_while_it_runs():
     assert await kept.stop("chat")
     assert halt.result() is Halt.STOP
     assert not await kept.stop("nobody")
-    frames.put(b"abort")  # what the answer sends on its halt
+    frames.put("abort")  # what the answer sends on its halt
     frames.end()
-    assert await read_all(follower) == b"abort"
+    assert await read_all(follower) == chunks("abort")
     assert not await kept.stop("chat")
 
 
@@ -146,20 +152,20 @@ async def test_a_new_answer_of_the_same_chat_stops_the_earlier_one():
     kept.start("chat", earlier.read(), halt)
     kept.start("chat", later.read(), future())
     assert halt.result() is Halt.STOP
-    later.put(b"new")
-    assert await next_frames(await kept.follow("chat")) == b"new"
+    later.put("new")
+    assert await next_frames(await kept.follow("chat")) == chunks("new")
     earlier.end()
     later.end()
 
 
 async def test_an_answer_outgrowing_its_buffer_is_halted():
-    kept, frames = answers(resume_buffer_bytes=5), Frames()
+    kept, frames = answers(resume_buffer_bytes=len(sse(chunks("abc")[0])) + 1), Frames()
     halt = future()
     follower = kept.start("chat", frames.read(), halt)
-    frames.put(b"abc")
+    frames.put("abc")
     await next_frames(follower)
     assert not halt.done()
-    frames.put(b"def")
+    frames.put("def")
     await next_frames(follower)
     assert halt.result() is Halt.OVERFLOW
     frames.end()

@@ -2,7 +2,8 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }}_ui.client import refusal
+from {{ cookiecutter.package_name }}.errors import ApiError
+from {{ cookiecutter.package_name }}_ui.answers import refusal
 from {{ cookiecutter.package_name }}_ui.models import label, who_answers
 
 
@@ -36,10 +37,8 @@ def test_the_embedded_model_is_introduced_with_how_to_use_a_hosted_one():
 @pytest.mark.parametrize(
     ("status", "kind", "message", "says", "action"),
     [
-        (401, "unauthorized", "A valid token is required.", "the same API_TOKEN", "configure"),
         (401, "upstream_auth", "The provider rejected the key.", "Check its API key", "configure"),
         (503, "missing_configuration", "Model m needs X_KEY; set it.", "needs X_KEY", "configure"),
-        (413, "body_too_large", "The body exceeds 9 bytes.", "too large to send", "edit"),
         (422, "message_too_long", "messages.3: at most 8 characters.", "(at most 8 char", "edit"),
         (422, "too_many_messages", "messages: at most 9.", "limit of messages", "new_chat"),
         (400, "context_too_long", "Too long for this model.", "Too long for this", "new_chat"),
@@ -47,15 +46,15 @@ def test_the_embedded_model_is_introduced_with_how_to_use_a_hosted_one():
     ],
 )
 def test_a_refusal_says_what_to_do(status, kind, message, says, action):
-    shown = refusal(status, kind, message)
+    shown = refusal(ApiError(status, kind, message))
     assert says in str(shown)
     assert shown.action == action
 
 
 def test_a_rate_limit_says_how_long_to_wait():
-    def wait(retry_after: str | None) -> str:
-        return str(refusal(429, "rate_limited", "Too many.", retry_after))
+    def wait(retry_after: int | None) -> str:
+        return str(refusal(ApiError(429, "rate_limited", "Too many.", retry_after)))
 
-    assert wait("1") == "Too many. Wait 1 second, then retry."
-    assert wait("7") == "Too many. Wait 7 seconds, then retry."
+    assert wait(1) == "Too many. Wait 1 second, then retry."
+    assert wait(7) == "Too many. Wait 7 seconds, then retry."
     assert wait(None) == "Too many."

@@ -1,0 +1,154 @@
+"""The page's seam to the chat core: it opens, follows and stops answers in process, as the
+visitor, with no HTTP, SSE or token on the way.
+
+The core (`Chat`) hands out UI message chunks; the page shows text deltas, tool calls and the
+finish line, and a refusal or a failure as an `AnswerError` worded with what it offers next.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+from collections.abc import AsyncIterator
+
+from {{ cookiecutter.package_name }}.access import Caller
+from {{ cookiecutter.package_name }}.chat import Chat
+from {{ cookiecutter.package_name }}.errors import ApiError
+from {{ cookiecutter.package_name }}.protocol import ChatRequest, Chunks
+
+CHECK_THE_KEY = "Check its API key in .env and restart the app."
+EDIT_IT = "Edit it and send it again."
+
+
+class AnswerError(Exception):
+    """The question was refused or the model failed mid-answer; the text is user-facing.
+
+    `action` is what the page offers next to it: `retry` (ask again), `edit` (the question
+    must change first), `new_chat` (this conversation cannot go on) or `configure` (the text
+    says what to set; asking again cannot help).
+    """
+
+    def __init__(self, message: str, action: str = "retry") -> None:
+        super().__init__(message)
+        self.action = action
+
+
+@dataclasses.dataclass
+class ToolCall:
+    """A tool call of an answer, as the page shows it."""
+
+    id: str
+    name: str
+    arguments: str = ""  # JSON, once complete
+    state: str = "running"  # running | done | error
+    result: str = ""  # the output (JSON unless text), or the error
+
+
+# What the page shows of an answer, in order: text deltas, tool calls (a copy at each change)
+# and, last, the `finish` metadata.
+Item = str | ToolCall | dict
+
+
+def visitor(owner: str, address: str) -> Caller:
+    """The page's visitor as the core's caller. The owner id is the key to their history, so
+    limits and logs see a digest of it, never the id itself."""
+    return Caller(address, visitor=hashlib.sha256(owner.encode()).hexdigest()[:16])
+
+
+async def open_answer(
+    chat: Chat, caller: Caller, messages: list[dict], model: str | None, answer_id: str
+) -> AsyncIterator[Item]:
+    """Ask for the answer to `messages`, resumable under `answer_id` (a reloaded page follows
+    it again; `stop_answer` ends it), and yield what the page shows of it."""
+    request = ChatRequest(messages=messages, model=model, id=answer_id, resumable=True)
+    try:
+        batches = await chat.answer(request, caller)
+    except ApiError as exc:
+        raise refusal(exc) from None
+    async for item in _shown(batches):
+        yield item
+
+
+async def follow_answer(chat: Chat, caller: Caller, answer_id: str) -> AsyncIterator[Item]:
+    """The answer from its start, then live, in whichever process runs it; nothing when none
+    is kept."""
+    try:
+        batches = await chat.follow(answer_id, caller)
+    except ApiError as exc:
+        raise refusal(exc) from None
+    if batches is not None:
+        async for item in _shown(batches):
+            yield item
+
+
+async def stop_answer(chat: Chat, caller: Caller, answer_id: str) -> None:
+    """End the answer at once; one that has ended already is no error."""
+    with contextlib.suppress(ApiError):
+        await chat.stop(answer_id, caller)
+
+
+async def _shown(batches: AsyncIterator[Chunks]) -> AsyncIterator[Item]:
+    calls: dict[str, ToolCall] = {}
+    try:
+        async for batch in batches:
+            for chunk in batch:
+                match chunk.get("type"):
+                    case "text-delta":
+                        yield chunk["delta"]
+                    case (
+                        "tool-input-start"
+                        | "tool-input-available"
+                        | "tool-output-available"
+                        | "tool-output-error"
+                    ):
+                        yield _tool_call(calls, chunk)
+                    case "finish":
+                        yield chunk["messageMetadata"]
+                        return
+                    case "error":
+                        raise AnswerError(chunk["errorText"])
+                    case "abort":
+                        raise AnswerError("The server stopped this answer.")
+    finally:
+        await batches.aclose()
+    raise AnswerError("The answer ended before it was complete.")
+
+
+def _tool_call(calls: dict[str, ToolCall], chunk: dict) -> ToolCall:
+    """The call `chunk` is about, updated by it."""
+    call = calls.setdefault(chunk["toolCallId"], ToolCall(chunk["toolCallId"], ""))
+    match chunk["type"]:
+        case "tool-input-start":
+            call.name = chunk["toolName"]
+        case "tool-input-available":
+            call.name, call.arguments = chunk["toolName"], json.dumps(chunk["input"])
+        case "tool-output-available":
+            output = chunk["output"]
+            call.state = "done"
+            call.result = output if isinstance(output, str) else json.dumps(output)
+        case "tool-output-error":
+            call.state, call.result = "error", chunk["errorText"]
+    return dataclasses.replace(call)
+
+
+def refusal(error: ApiError) -> AnswerError:
+    """Say what to do about a refusal: retry (after the wait), shorten the question, start a
+    new chat, or configure the server."""
+    match error.type:
+        case "upstream_auth":
+            return AnswerError(f"{error.message} {CHECK_THE_KEY}", "configure")
+        case "missing_configuration":
+            return AnswerError(error.message, "configure")
+        case "message_too_long":
+            # The core names a JSON path ("messages.3: at most 8000 characters are accepted.").
+            limit = error.message.partition(": ")[2].rstrip(".")
+            return AnswerError(f"The question is too long ({limit}). {EDIT_IT}", "edit")
+        case "too_many_messages":
+            return AnswerError("This conversation has reached the limit of messages.", "new_chat")
+        case "context_too_long":
+            return AnswerError(error.message, "new_chat")
+    if error.retry_after is not None:
+        seconds = error.retry_after
+        wait = f"Wait {seconds} second{'s' * (seconds != 1)}, then retry."
+        return AnswerError(f"{error.message} {wait}")
+    return AnswerError(error.message)
