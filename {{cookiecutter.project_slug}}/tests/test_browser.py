@@ -1,6 +1,7 @@
 """The chat page in a real browser (headless Chromium), against the app started with its own
 CLI (`prod`) and the fake provider on loopback, behind `UI_PASSWORD` (each new browser context,
-a new visitor, passes the gate first) and with `API_TOKEN` set (the page sends it).
+a new visitor, passes the gate first) and with `API_TOKEN` set (the page needs none). The limits
+are the defaults: every visitor comes from 127.0.0.1, as a room behind one NAT would.
 
 `pytest -m browser` runs these (`make test-browser`); they build the frontend first, about a
 minute. Screenshots go to `test-artifacts/`, at desktop and phone sizes, with the websocket
@@ -37,8 +38,9 @@ ARTIFACTS = PROJECT_DIR / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
 PASSWORD = "correct horse battery staple"
 API_TOKEN = "browser-suite-api-token"
-# Below the tests' MAX_REQUEST_BYTES (20000), so that a long question meets each limit.
 MAX_MESSAGE_CHARS = 8000
+# The defaults the app runs with (settings.py): a visitor's own open streams.
+MAX_STREAMS_PER_VISITOR = 4
 AXE_CORE = "axe-core@4.14.1"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -291,6 +293,51 @@ def test_closing_the_tab_stops_the_answer_and_the_provider_call(page, app, upstr
     sidebar.get_by_role("button", name="Count until I leave", exact=True).click()
     expect(answers(other).last).to_have_attribute("data-status", "stopped")
     other.close()
+
+
+def new_visitor(app: App, browser: Browser) -> Page:
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    page.goto(app.url)
+    enter_password(page)
+    return page
+
+
+def test_a_room_of_visitors_at_one_address_all_get_their_answers(app, browser):
+    """Eight people behind one NAT ask at once, three rounds, with the default limits: each
+    is a client of their own, so nobody is refused."""
+    room = [new_visitor(app, browser) for _ in range(8)]
+    for round_ in range(1, 4):
+        for page in room:
+            ask(page, f"Question {round_}", "openai/fake-slow")
+        for page in room:
+            expect(answers(page)).to_have_count(round_, timeout=30_000)
+            expect(answers(page).last).to_have_attribute("data-status", "done")
+            expect(answers(page).last).to_contain_text(streamed_text(3).strip())
+    screenshot(room[0], "room-visitor")
+    for page in room:
+        page.context.close()
+
+
+def test_a_visitor_over_their_own_limit_is_refused_and_another_is_not(page, app, browser):
+    tabs = [page] + [open_tab(page, app.url) for _ in range(MAX_STREAMS_PER_VISITOR)]
+    for tab in tabs[:-1]:
+        ask(tab, "Count a lot", "openai/fake-long")
+        expect(tab.get_by_role("button", name="Stop")).to_be_visible()
+    ask(tabs[-1], "One more", "openai/fake-fast")
+    refused = answers(tabs[-1]).last
+    expect(refused).to_have_attribute("data-status", "error")
+    expect(refused.get_by_role("alert")).to_contain_text(
+        f"At most {MAX_STREAMS_PER_VISITOR} answers may stream at once per visitor"
+    )
+    screenshot(tabs[-1], "refused-visitor")
+
+    other = new_visitor(app, browser)
+    ask(other, "Meanwhile", "openai/fake-slow")
+    expect(answers(other).last).to_have_attribute("data-status", "done", timeout=20_000)
+    expect(tabs[0].get_by_role("button", name="Stop")).to_be_visible()  # still streaming
+    other.context.close()
+    for tab in tabs[1:]:
+        tab.close()
 
 
 def test_a_provider_failure_shows_next_to_the_partial_text(page, axe):
@@ -624,12 +671,10 @@ def test_with_api_token_set_the_page_answers_and_other_callers_are_refused(page,
 
 
 LONG_WORDS = "word " * (MAX_MESSAGE_CHARS // 5 + 200)  # over the characters a message may have
-HUGE_WORDS = "word " * 5_000  # over the bytes a request may have (MAX_REQUEST_BYTES)
 # Each refusal before the stream: the model and question that meet it, what the page says,
 # and the action it offers (none where only the server's configuration can help).
 REFUSALS = {
     "401": ("openai/fake-401", "Hello", "Check its API key in .env and restart the app.", None),
-    "413": ("openai/fake-fast", HUGE_WORDS, "This conversation is too large to send", "Edit"),
     "422": ("openai/fake-fast", LONG_WORDS, f"at most {MAX_MESSAGE_CHARS} characters", "Edit"),
     "429": ("openai/fake-429", "Hello", "Wait 7 seconds, then retry.", "Retry"),
     "502": ("openai/fake-500", "Hello", "The model provider failed (status 500).", "Retry"),

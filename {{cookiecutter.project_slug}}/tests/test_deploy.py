@@ -1,10 +1,12 @@
 """The deployment as shipped: `deploy/nginx.conf` in front of the API, and several API processes
-sharing Redis. Real nginx and redis-server (Debian packages), on loopback."""
+sharing Redis; the page exported as the Dockerfile does, in front of one or two backends. Real
+nginx and redis-server (Debian packages), on loopback."""
 
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -81,6 +83,13 @@ def running_nginx(
     command = [NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr"]
     with serving(command, port, stderr=subprocess.PIPE, text=True):
         yield f"http://127.0.0.1:{port}"
+
+
+def point_nginx_at(backends: dict[int, list[str]], proxy: str, workdir: Path) -> None:
+    """Send nginx's site to other backends; connections open now stay where they are."""
+    port = int(proxy.rsplit(":", 1)[1])
+    (workdir / "site.conf").write_text(loopback_site(port, backends, EXPORTED_PAGE))
+    os.kill(int((workdir / "nginx.pid").read_text()), signal.SIGHUP)
 
 
 @contextmanager
@@ -310,3 +319,64 @@ def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
     assert ping.status_code == 200
     assert health.status_code == 200
     assert sent < SLOW.tokens / 2
+
+{%- if cookiecutter.framework != "flask" %}
+
+
+@needs_nginx
+@needs_redis
+@pytest.mark.export
+def test_a_reload_on_the_other_replica_shows_the_running_answer_and_it_goes_on(
+    upstream, tmp_path
+):
+    """Two replicas sharing Redis behind nginx: an answer starts on one; the page reloads and
+    its websocket lands on the other, which follows the answer from its start while the first
+    goes on generating it (and saves it)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from .test_browser import CHROMIUM, CHROMIUM_ARGS, answers, live_text, screenshot
+
+    for name in ("a", "b", "nginx"):
+        (tmp_path / name).mkdir()
+    ports = {name: free_port() for name in ("a", "b")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    full = streamed_text(SCRIPTS["fake-steady"].tokens).strip()
+    with running_redis() as redis_url, running_nginx([urls["a"]], tmp_path / "nginx") as proxy:
+        export_page(backend_url=proxy)
+        shared = {
+            "redis_url": redis_url,
+            "database_url": f"sqlite:///{tmp_path / 'chat.db'}",
+            "llm_model": "openai/fake-steady",
+        }
+        replica = {
+            name: running_app(
+                ["prod", "--backend-only", "--port", str(ports[name])],
+                urls[name],
+                upstream,
+                tmp_path / name,
+                **shared,
+            )
+            for name in ("a", "b")
+        }
+        with replica["a"], replica["b"], sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(proxy)
+            page.get_by_role("textbox", name="Your question").fill("Count for me")
+            page.keyboard.press("Enter")
+            page.wait_for_function("document.querySelector('#live-answer')?.innerText.length > 30")
+            point_nginx_at({8000: [urls["b"]]}, proxy, tmp_path / "nginx")
+            before = live_text(page)
+            page.reload()
+            page.wait_for_function(
+                f"document.querySelector('#live-answer')?.innerText.length > {len(before)}"
+            )
+            shown = live_text(page).removesuffix("Generating…").strip()
+            screenshot(page, "reload-on-the-other-replica")
+            expect(answers(page)).to_have_count(1, timeout=20_000)
+            saved = answers(page).last.inner_text()
+            browser.close()
+    assert full.startswith(shown) and len(shown) >= len(before.removesuffix("Generating…").strip())
+    assert full in saved
+    assert upstream.last("fake-steady").completed
+{%- endif %}
