@@ -184,8 +184,9 @@ def package_of(project: Path) -> str:
 
 
 def bake_env(upstream_url: str) -> dict:
-    """A bake's settings for the benchmark: the loopback provider, and no per-client limits (one
-    client makes every request)."""
+    """A bake's settings for the benchmark: the loopback provider, and no per-client limits for
+    the routes (load from one client: it makes every request). The page's chats are visitors
+    of their own and keep the page's default limits for their address."""
     return {
         "OPENAI_API_KEY": "sk-bench",
         "LLM_MODEL": "openai/bench",

@@ -34,7 +34,8 @@ SLOW = SCRIPTS["fake-slow"]
 needs_nginx = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="needs nginx")
 needs_redis = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
 
-# Only what the site file cannot say: where nginx keeps its files when not installed as a service.
+# Only what the site file cannot say: where nginx keeps its files when not installed as a service,
+# and the media types of the files it serves (as the nginx image's own main file includes them).
 MAIN_CONF = Template("""\
 daemon off;
 $user
@@ -42,6 +43,7 @@ pid $dir/nginx.pid;
 error_log $dir/error.log;
 events { worker_connections 1024; }
 http {
+    include /etc/nginx/mime.types;
     access_log off;
     client_body_temp_path $dir/client_body;
     proxy_temp_path $dir/proxy;

@@ -147,6 +147,8 @@ def refusal(error: ApiError) -> AnswerError:
             return AnswerError("This conversation has reached the limit of messages.", "new_chat")
         case "context_too_long":
             return AnswerError(error.message, "new_chat")
+        case "too_many_streams":  # answers of this visitor's (or address's) other tabs
+            return AnswerError(f"{error.message} Wait for one to end, then retry.")
     if error.retry_after is not None:
         seconds = error.retry_after
         wait = f"Wait {seconds} second{'s' * (seconds != 1)}, then retry."

@@ -43,6 +43,7 @@ def test_the_embedded_model_is_introduced_with_how_to_use_a_hosted_one():
         (422, "too_many_messages", "messages: at most 9.", "limit of messages", "new_chat"),
         (400, "context_too_long", "Too long for this model.", "Too long for this", "new_chat"),
         (502, "upstream_error", "The provider failed.", "The provider failed.", "retry"),
+        (429, "too_many_streams", "At most 4 at once.", "Wait for one to end", "retry"),
     ],
 )
 def test_a_refusal_says_what_to_do(status, kind, message, says, action):
