@@ -328,9 +328,7 @@ def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
 @needs_nginx
 @needs_redis
 @pytest.mark.export
-def test_a_reload_on_the_other_replica_shows_the_running_answer_and_it_goes_on(
-    upstream, tmp_path
-):
+def test_a_reload_on_the_other_replica_shows_the_running_answer(upstream, tmp_path):
     """Two replicas sharing Redis behind nginx: an answer starts on one; the page reloads and
     its websocket lands on the other, which follows the answer from its start while the first
     goes on generating it (and saves it)."""

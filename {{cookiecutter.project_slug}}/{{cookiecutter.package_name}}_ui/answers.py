@@ -88,13 +88,21 @@ async def stop_answer(chat: Chat, caller: Caller, answer_id: str) -> None:
 
 
 async def _shown(batches: AsyncIterator[Chunks]) -> AsyncIterator[Item]:
+    """What the page shows of the chunks: the text deltas of a batch (what was there at once,
+    all of it for a follower coming back) as one."""
     calls: dict[str, ToolCall] = {}
     try:
         async for batch in batches:
+            text: list[str] = []
             for chunk in batch:
-                match chunk.get("type"):
-                    case "text-delta":
-                        yield chunk["delta"]
+                kind = chunk.get("type")
+                if kind == "text-delta":
+                    text.append(chunk["delta"])
+                    continue
+                if text:
+                    yield "".join(text)
+                    text.clear()
+                match kind:
                     case (
                         "tool-input-start"
                         | "tool-input-available"
@@ -109,6 +117,8 @@ async def _shown(batches: AsyncIterator[Chunks]) -> AsyncIterator[Item]:
                         raise AnswerError(chunk["errorText"])
                     case "abort":
                         raise AnswerError("The server stopped this answer.")
+            if text:
+                yield "".join(text)
     finally:
         await batches.aclose()
     raise AnswerError("The answer ended before it was complete.")

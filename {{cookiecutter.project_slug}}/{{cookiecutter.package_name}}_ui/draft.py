@@ -14,25 +14,28 @@ sent that text already) changes nothing.
 import json
 import time
 
-from reflex.event import EventSpec
+from reflex.event import Event, EventSpec
 from reflex.experimental.client_state import ClientStateVar
 from reflex.vars import Var
 
-from .reflex_compat import client_state_value, js_call
+from .reflex_compat import client_state_value, js_call, script_event, script_of
 
 draft = ClientStateVar.create("draft", default="")
+# The page's script that sets the draft to the value of an expression, made once: an append is
+# sent 20 times a second per answer, and Reflex's own `push` builds it anew each time.
+_SET_TO = script_of(draft.push(Var("EXPRESSION")))
 
 
 def clear() -> EventSpec:
     return draft.push("")
 
 
-def append(text: str, at: int) -> EventSpec:
+def append(text: str, at: int) -> Event:
     """Put `text` at offset `at` of the draft, as `js_length` counts."""
     current = f"({client_state_value('draft')} ?? '')"
     end = at + js_length(text)
     put = f"d.length < {at} || d.length >= {end} ? d : d.slice(0, {at}) + {json.dumps(text)}"
-    return draft.push(Var(f"(d => {put})({current})"))
+    return script_event(_SET_TO.replace("EXPRESSION", f"(d => {put})({current})"))
 
 
 def js_length(text: str) -> int:
@@ -45,7 +48,7 @@ class Pushes:
 
     def __init__(self, flush_s: float) -> None:
         self._flush_s = flush_s
-        self._last = time.monotonic()
+        self._last = 0.0  # the first text goes out at once
         self._pushed: list[str] = []
         self._pending: list[str] = []
         self._at = 0  # where the next append starts
@@ -55,14 +58,14 @@ class Pushes:
         """Everything so far, pushed or not."""
         return "".join(self._pushed + self._pending)
 
-    def add(self, delta: str) -> EventSpec | None:
+    def add(self, delta: str) -> Event | None:
         """Take a delta; the append to send, when one is due."""
         self._pending.append(delta)
         if time.monotonic() - self._last < self._flush_s:
             return None
         return self.flush()
 
-    def flush(self) -> EventSpec | None:
+    def flush(self) -> Event | None:
         """The append of what is pending, if anything is."""
         self._last = time.monotonic()
         if not self._pending:

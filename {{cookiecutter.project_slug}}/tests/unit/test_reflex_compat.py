@@ -3,6 +3,7 @@ Reflex upgrade, a failure here names what changed, before the page breaks in a b
 
 from importlib.metadata import version
 
+from reflex.event import Event
 from reflex.experimental.client_state import ClientStateVar
 
 from {{ cookiecutter.package_name }}_ui import reflex_compat
@@ -31,3 +32,9 @@ def test_a_js_call_renders_as_a_call_of_its_argument():
     argument = ClientStateVar.create("probe", default="").value
     expected = "shown(" + str(argument) + ")"  # not an f-string: Vars format with markers
     assert str(reflex_compat.js_call("shown", argument)) == expected, REFLEX
+
+
+def test_a_script_event_is_the_event_reflex_makes_for_the_same_script():
+    spec = ClientStateVar.create("probe", default="").push("pushed")
+    [made_by_reflex] = Event.from_event_type(spec)
+    assert reflex_compat.script_event(reflex_compat.script_of(spec)) == made_by_reflex, REFLEX
