@@ -334,6 +334,8 @@ class ChatState(rx.State):
         from whichever process runs it. The task that started it saves it."""
         chat = services().chat
         async with self:
+            if not services().gate.admits(self.session):
+                return
             answer_id, caller = self._answer_id, self._caller()
         pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
         try:
