@@ -1,10 +1,5 @@
-{%- if cookiecutter.framework == "flask" -%}
-"""The chat page. Its backend asks the chat core in process; the HTTP API, for other
-clients, runs beside it on Flask."""
-{%- else -%}
-"""The chat page. Its backend asks the chat core in process; the HTTP API, for other
-clients, is mounted into Reflex's backend, so one server serves both."""
-{%- endif %}
+"""The chat page. Its backend asks the chat core in process; the HTTP API is for other clients
+(`dev` and `prod` serve it too, as `{{ "ui_beside" if cookiecutter.framework == "flask" else "ui_mounted" }}.py` says)."""
 
 import functools
 
