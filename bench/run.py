@@ -184,15 +184,17 @@ def package_of(project: Path) -> str:
 
 
 def bake_env(upstream_url: str) -> dict:
-    """A bake's settings for the benchmark: the loopback provider, and no per-client limits for
-    the routes (load from one client: it makes every request). The page's chats are visitors
-    of their own and keep the page's default limits for their address."""
+    """A bake's settings for the benchmark: the loopback provider, and no limits per client or
+    per address: this is load from one client, which makes every request (each page chat is a
+    visitor of its own, and all of them come from 127.0.0.1)."""
     return {
         "OPENAI_API_KEY": "sk-bench",
         "LLM_MODEL": "openai/bench",
         "LLM_API_BASE": upstream_url,
         "RATE_LIMIT": "100000000/minute",
         "MAX_STREAMS_PER_CLIENT": "100000",
+        "PAGE_RATE_LIMIT_PER_ADDRESS": "100000000/minute",
+        "PAGE_MAX_STREAMS_PER_ADDRESS": "100000",
     }
 
 

@@ -153,7 +153,7 @@ def running_app(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.endswith("_API_KEY") and not key.startswith(("LLM_", "API_URL"))
+        if not key.endswith("_API_KEY") and not key.startswith("LLM_")
     }
     env |= {
         "OPENAI_API_KEY": FAKE_KEY,

@@ -38,6 +38,7 @@ ARTIFACTS = PROJECT_DIR / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
 PASSWORD = "correct horse battery staple"
 API_TOKEN = "browser-suite-api-token"
+# Below the tests' MAX_REQUEST_BYTES (20000), so that a long question meets each limit.
 MAX_MESSAGE_CHARS = 8000
 # The defaults the app runs with (settings.py): a visitor's own open streams.
 MAX_STREAMS_PER_VISITOR = 4
@@ -671,10 +672,12 @@ def test_with_api_token_set_the_page_answers_and_other_callers_are_refused(page,
 
 
 LONG_WORDS = "word " * (MAX_MESSAGE_CHARS // 5 + 200)  # over the characters a message may have
+HUGE_WORDS = "word " * 5_000  # over the size a conversation may have (MAX_REQUEST_BYTES)
 # Each refusal before the stream: the model and question that meet it, what the page says,
 # and the action it offers (none where only the server's configuration can help).
 REFUSALS = {
     "401": ("openai/fake-401", "Hello", "Check its API key in .env and restart the app.", None),
+    "413": ("openai/fake-fast", HUGE_WORDS, "This conversation is too large to send", "Edit"),
     "422": ("openai/fake-fast", LONG_WORDS, f"at most {MAX_MESSAGE_CHARS} characters", "Edit"),
     "429": ("openai/fake-429", "Hello", "Wait 7 seconds, then retry.", "Retry"),
     "502": ("openai/fake-500", "Hello", "The model provider failed (status 500).", "Retry"),

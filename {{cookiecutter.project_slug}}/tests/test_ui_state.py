@@ -42,6 +42,7 @@ from .fake_upstream import SCRIPTS, streamed_text
 from .support import wait_until_async
 
 TOKEN = "test-client-token"
+ADDRESS = "203.0.113.7"  # the page's websocket peer
 SLOW_TEXT = streamed_text(SCRIPTS["fake-slow"].tokens)
 
 
@@ -68,7 +69,8 @@ class Browser:
 
     async def send(self, handler: str, state: type[rx.State] = ChatState, **payload) -> EventFuture:
         name = format_event_handler(state.event_handlers[handler])
-        event = Event(name=name, router_data={"query": {}, "path": "/"}, payload=payload)
+        router_data = {"query": {}, "path": "/", "ip": ADDRESS}
+        event = Event(name=name, router_data=router_data, payload=payload)
         return await self.processor.enqueue(TOKEN, event)
 
     async def handle(self, handler: str, **payload) -> None:
@@ -325,7 +327,7 @@ async def test_the_core_sees_each_visitor_by_their_address_and_a_digest_of_their
     owner = browser.values("owner")[-1]
     assert entry["visitor"] == visitor(owner, "").visitor
     assert owner not in json.dumps(entry)  # the key to their history stays out of the log
-    assert "client" in entry
+    assert entry["client"] == ADDRESS
 
 
 # The seam itself: what the page's handlers ask of the core, and what they get back.
@@ -361,7 +363,7 @@ async def test_an_answer_is_followed_from_its_start_and_stopped_by_its_id(core, 
     answer_id = "answer-0123456789abcdef"
     started = open_answer(core, a_visitor(), question("Count"), "openai/fake-slow", answer_id)
     first = [await anext(started), await anext(started)]
-    followed = follow_answer(core, a_visitor(), answer_id)
+    followed = follow_answer(core, answer_id)
     replayed = await anext(followed)
     assert replayed.startswith("".join(first))  # all of it so far, in one piece
     await stop_answer(core, a_visitor(), answer_id)
@@ -391,3 +393,29 @@ async def test_a_visitor_over_their_own_limit_is_refused_and_another_is_not(core
     streaming.append(await ask("bob"))  # same address, their own limit
     for answer in streaming:
         await answer.aclose()
+
+
+async def test_every_way_an_answer_ends_gives_the_visitors_stream_back(upstream, tmp_path):
+    core = Chat(page_settings(upstream, tmp_path, max_streams_per_client=1))
+    ids = (f"answer-{n}-0123456789abcdef" for n in range(10))
+
+    def ask(model: str = "openai/fake-slow"):
+        return open_answer(core, a_visitor(), question("Count"), model, next(ids))
+
+    [item async for item in ask("openai/fake-fast")]  # to its end
+    stopped = ask()
+    await anext(stopped)
+    await stop_answer(core, a_visitor(), "answer-1-0123456789abcdef")
+    with pytest.raises(AnswerError, match="stopped"):
+        [item async for item in stopped]
+    left = ask()  # the tab went away: its reader is closed, the answer stopped
+    await anext(left)
+    await left.aclose()
+    await stop_answer(core, a_visitor(), "answer-2-0123456789abcdef")
+    with pytest.raises(AnswerError, match="stopped"):  # followed to its end
+        [item async for item in follow_answer(core, "answer-2-0123456789abcdef")]
+    failed = ask("openai/fake-fail-mid")
+    with pytest.raises(AnswerError):
+        [item async for item in failed]
+    last = ask("openai/fake-fast")  # admitted: one stream at a time, and none is held
+    assert isinstance([item async for item in last][-1], dict)

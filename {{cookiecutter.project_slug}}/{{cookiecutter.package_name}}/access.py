@@ -94,17 +94,28 @@ class Access:
         for quota in quotas:
             self._streams[quota.key] += 1
         release = functools.partial(self._release, [quota.key for quota in quotas])
-        for quota in quotas:
-            if not await self._limiter.hit(quota.rate, quota.key):
-                release()
-                reset_at, _ = await self._limiter.get_window_stats(quota.rate, quota.key)
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    f"Too many requests {quota.per}: the limit is {quota.rate}.",
-                    retry_after=max(1, math.ceil(reset_at - time.time())),
-                )
+        try:
+            # Every quota is tested before any is spent: a refusal by one costs the others
+            # nothing.
+            for quota in quotas:
+                if not await self._limiter.test(quota.rate, quota.key):
+                    raise await self._rate_limited(quota)
+            for quota in quotas:
+                if not await self._limiter.hit(quota.rate, quota.key):
+                    raise await self._rate_limited(quota)
+        except BaseException:  # a refusal, or the caller cancelled while the limiter answered
+            release()
+            raise
         return release
+
+    async def _rate_limited(self, quota: Quota) -> ApiError:
+        reset_at, _ = await self._limiter.get_window_stats(quota.rate, quota.key)
+        return ApiError(
+            429,
+            "rate_limited",
+            f"Too many requests {quota.per}: the limit is {quota.rate}.",
+            retry_after=max(1, math.ceil(reset_at - time.time())),
+        )
 
     def _quotas(self, caller: Caller) -> list[Quota]:
         """An HTTP client's quota is its address's. A page visitor has a quota of their own

@@ -31,6 +31,7 @@ from .protocol import (
     ChatRequest,
     Chunks,
     UIMessageStream,
+    body_too_large,
     parse_chat_request,
     sse_frames,
 )
@@ -114,7 +115,11 @@ class Chat:
         kept. Counts against the caller's limits like a new answer."""
         self.access.authorize(caller)
         release = await self.access.admit(caller)
-        batches = await self.answers.follow(chat_id)
+        try:
+            batches = await self.answers.follow(chat_id)
+        except BaseException:
+            release()
+            raise
         if batches is None:
             release()
             return None
@@ -139,6 +144,9 @@ class Chat:
 
 
 def _check_request(request: ChatRequest, model: str, settings: Settings) -> None:
+    # Over HTTP the body's own limit meets it first; the page sends its conversation as it is.
+    if sum(len(message.text()) for message in request.messages) > settings.max_request_bytes:
+        raise body_too_large(settings.max_request_bytes)
     if model not in settings.allowed_models:
         allowed = ", ".join(settings.allowed_models)
         raise ApiError(

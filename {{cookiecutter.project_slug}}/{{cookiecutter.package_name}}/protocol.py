@@ -197,14 +197,21 @@ def sse(chunk: dict) -> bytes:
     return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
 
+class StreamCut(Exception):
+    """The chunks end before their answer did (an abandoned answer, a process gone away)."""
+
+
 async def sse_frames(batches: AsyncIterator[Chunks]) -> AsyncIterator[bytes]:
-    """The HTTP body of a stream: each batch framed as SSE in one write, then `[DONE]`."""
+    """The HTTP body of a stream: each batch framed as SSE in one write, then `[DONE]`; a cut
+    stream ends without it, as the AI SDK expects of an incomplete one."""
     try:
         async for batch in batches:
             yield b"".join(map(sse, batch))
-        yield DONE
+    except StreamCut:
+        return
     finally:
         await batches.aclose()
+    yield DONE
 
 
 class UIMessageStream:

@@ -23,7 +23,7 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from .errors import ApiError
-from .protocol import Chunks, sse
+from .protocol import Chunks, StreamCut, sse
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class LiveAnswer:
         self._halt = halt
         self._more = asyncio.Event()  # set, and replaced, whenever a chunk is kept or it ends
         self._followers = 0
+        self.complete = False  # its chunks ran out: it is no longer cut short
         self._abandon: asyncio.TimerHandle | None = None
         self._checking: asyncio.Task | None = None
         # Asked before abandoning it: whether a client follows it through another process.
@@ -68,8 +69,9 @@ class LiveAnswer:
         return True
 
     async def follow(self, counted: bool = True) -> AsyncIterator[Chunks]:
-        """Every chunk from the start, those kept at once, then each as it comes. A follower
-        not `counted` (the copy to Redis) does not keep the answer from being abandoned."""
+        """Every chunk from the start, those kept at once, then each as it comes; `StreamCut`
+        at the end of one that did not complete. A follower not `counted` (the copy to Redis)
+        does not keep the answer from being abandoned."""
         if counted:
             self._followers += 1
             if self._abandon is not None:
@@ -82,6 +84,8 @@ class LiveAnswer:
                     kept, sent = self._chunks[sent:], len(self._chunks)
                     yield kept
                 elif self.ended:
+                    if not self.complete:
+                        raise StreamCut
                     return
                 else:
                     await more.wait()
@@ -99,6 +103,7 @@ class LiveAnswer:
                 if self._size > self._max_bytes and not self._halt.done():
                     self._halt.set_result(Halt.OVERFLOW)
                 self._wake()
+            self.complete = True
         finally:
             await batches.aclose()
             self._wake()
@@ -251,13 +256,17 @@ class SharedAnswers(LiveAnswers):
         try:
             await self._subscribed.wait()  # a stop sent once the stream exists reaches us
             await client.delete(key)  # an earlier answer of the chat
-            async for batch in answer.follow(counted=False):
-                async with client.pipeline(transaction=False) as pipe:
-                    pipe.xadd(key, {"chunks": json.dumps(batch, separators=(",", ":"))})
-                    pipe.expire(key, running_ttl_s)
-                    await pipe.execute()
+            end = b"complete"
+            try:
+                async for batch in answer.follow(counted=False):
+                    async with client.pipeline(transaction=False) as pipe:
+                        pipe.xadd(key, {"chunks": json.dumps(batch, separators=(",", ":"))})
+                        pipe.expire(key, running_ttl_s)
+                        await pipe.execute()
+            except StreamCut:
+                end = b"cut"
             async with client.pipeline(transaction=False) as pipe:
-                pipe.xadd(key, {"end": b"1"})
+                pipe.xadd(key, {"end": end})
                 pipe.expire(key, int(self._settings.resume_grace_s) + 1)
                 await pipe.execute()
         except RedisError:
@@ -273,11 +282,13 @@ class SharedAnswers(LiveAnswers):
             for _, entries in found:
                 for entry_id, fields in entries:
                     if b"end" in fields:
+                        if fields[b"end"] != b"complete":
+                            raise StreamCut
                         return
                     last = entry_id
                     yield json.loads(fields[b"chunks"])
             if not found and not await client.exists(key):
-                return  # the process running it went away
+                raise StreamCut  # the process running it went away
 
 
 def _stream_key(chat_id: str) -> str:

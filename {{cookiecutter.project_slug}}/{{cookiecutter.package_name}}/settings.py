@@ -63,10 +63,10 @@ class Settings(BaseSettings):
     notation ("30/minute", "500/day")."""
     max_streams_per_client: int = Field(default=4, gt=0)
     """Open streams per client (an HTTP client's address, a page visitor), in this process."""
-    page_rate_limit_per_address: str = "600/minute"
+    page_rate_limit_per_address: str = "300/minute"
     """Answers asked for by all the page's visitors at one address together (a room behind one
     NAT): each visitor also has the per-client limits."""
-    page_max_streams_per_address: int = Field(default=100, gt=0)
+    page_max_streams_per_address: int = Field(default=50, gt=0)
     """Open streams of all the page's visitors at one address together, in this process."""
     redis_url: str | None = None
     """Keep rate-limit counters and the UI's state in Redis, shared by every process."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from {{ cookiecutter.package_name }}.access import Caller
 from {{ cookiecutter.package_name }}.chat import Chat
 from {{ cookiecutter.package_name }}.errors import ApiError
-from {{ cookiecutter.package_name }}.protocol import ChatRequest, Chunks
+from {{ cookiecutter.package_name }}.protocol import ChatRequest, Chunks, StreamCut
 
 CHECK_THE_KEY = "Check its API key in .env and restart the app."
 EDIT_IT = "Edit it and send it again."
@@ -31,6 +31,10 @@ class AnswerError(Exception):
     def __init__(self, message: str, action: str = "retry") -> None:
         super().__init__(message)
         self.action = action
+
+
+class AnswerStopped(AnswerError):
+    """The answer was stopped (Stop in another tab or process, the server shutting down)."""
 
 
 @dataclasses.dataclass
@@ -69,13 +73,11 @@ async def open_answer(
         yield item
 
 
-async def follow_answer(chat: Chat, caller: Caller, answer_id: str) -> AsyncIterator[Item]:
-    """The answer from its start, then live, in whichever process runs it; nothing when none
-    is kept."""
-    try:
-        batches = await chat.follow(answer_id, caller)
-    except ApiError as exc:
-        raise refusal(exc) from None
+async def follow_answer(chat: Chat, answer_id: str) -> AsyncIterator[Item]:
+    """The page's own answer from its start, then live, in whichever process runs it; nothing
+    when none is kept. Not counted against the visitor's limits: the task that asked for it
+    holds its place."""
+    batches = await chat.answers.follow(answer_id)
     if batches is not None:
         async for item in _shown(batches):
             yield item
@@ -89,8 +91,10 @@ async def stop_answer(chat: Chat, caller: Caller, answer_id: str) -> None:
 
 async def _shown(batches: AsyncIterator[Chunks]) -> AsyncIterator[Item]:
     """What the page shows of the chunks: the text deltas of a batch (what was there at once,
-    all of it for a follower coming back) as one."""
+    all of it for a follower coming back) as one. They are read to their end, when the answer
+    has given the visitor's stream back, before an error or a stop is raised."""
     calls: dict[str, ToolCall] = {}
+    outcome: AnswerError | None = AnswerError("The answer ended before it was complete.")
     try:
         async for batch in batches:
             text: list[str] = []
@@ -111,17 +115,20 @@ async def _shown(batches: AsyncIterator[Chunks]) -> AsyncIterator[Item]:
                     ):
                         yield _tool_call(calls, chunk)
                     case "finish":
+                        outcome = None
                         yield chunk["messageMetadata"]
-                        return
                     case "error":
-                        raise AnswerError(chunk["errorText"])
+                        outcome = AnswerError(chunk["errorText"])
                     case "abort":
-                        raise AnswerError("The server stopped this answer.")
+                        outcome = AnswerStopped("The answer was stopped.")
             if text:
                 yield "".join(text)
+    except StreamCut:
+        pass
     finally:
         await batches.aclose()
-    raise AnswerError("The answer ended before it was complete.")
+    if outcome is not None:
+        raise outcome
 
 
 def _tool_call(calls: dict[str, ToolCall], chunk: dict) -> ToolCall:
@@ -153,6 +160,8 @@ def refusal(error: ApiError) -> AnswerError:
             # The core names a JSON path ("messages.3: at most 8000 characters are accepted.").
             limit = error.message.partition(": ")[2].rstrip(".")
             return AnswerError(f"The question is too long ({limit}). {EDIT_IT}", "edit")
+        case "body_too_large":
+            return AnswerError(f"This conversation is too large to send. {EDIT_IT}", "edit")
         case "too_many_messages":
             return AnswerError("This conversation has reached the limit of messages.", "new_chat")
         case "context_too_long":

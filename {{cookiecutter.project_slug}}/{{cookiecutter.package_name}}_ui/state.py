@@ -24,7 +24,15 @@ import reflex as rx
 from {{ cookiecutter.package_name }}.access import Caller
 
 from . import draft, history
-from .answers import AnswerError, ToolCall, follow_answer, open_answer, stop_answer, visitor
+from .answers import (
+    AnswerError,
+    AnswerStopped,
+    ToolCall,
+    follow_answer,
+    open_answer,
+    stop_answer,
+    visitor,
+)
 from .gate import SESSION_S, WrongPassword
 from .models import ModelChoice, who_answers
 from .reflex_compat import tab_is_connected
@@ -293,8 +301,9 @@ class ChatState(rx.State):
         answer = history.StoredMessage(role="assistant", content="")
         pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
         calls: dict[str, ToolCall] = {}
+        items = open_answer(chat, caller, turns, model, answer_id)
         try:
-            async for item in open_answer(chat, caller, turns, model, answer_id):
+            async for item in items:
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
                 elif isinstance(item, ToolCall):  # a few per answer: each is shown at once
@@ -312,12 +321,15 @@ class ChatState(rx.State):
         except asyncio.CancelledError:
             answer.status = "stopped"
             raise
+        except AnswerStopped:  # by Stop in a tab served by another process
+            answer.status = "stopped"
         except AnswerError as exc:
             answer.status, answer.error, answer.action = "error", str(exc), exc.action
         except Exception:
             logger.exception("The answer %s failed", answer_id)
             answer.status, answer.error = "error", "The answer failed on the server."
         finally:
+            await items.aclose()  # after a `break`, too: the answer is not followed any more
             answer.content = pushes.text
             for call in calls.values():
                 if call.state == "running":  # the answer ended first
@@ -336,10 +348,10 @@ class ChatState(rx.State):
         async with self:
             if not services().gate.admits(self.session):
                 return
-            answer_id, caller = self._answer_id, self._caller()
+            answer_id = self._answer_id
         pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
         try:
-            async for item in follow_answer(chat, caller, answer_id):
+            async for item in follow_answer(chat, answer_id):
                 if isinstance(item, str) and (push := pushes.add(item)) is not None:
                     yield push
         except AnswerError:

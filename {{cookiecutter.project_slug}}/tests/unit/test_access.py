@@ -1,5 +1,7 @@
 """Who may call the API, and how much: the token, the rate limit, open streams per client."""
 
+import asyncio
+
 import pytest
 
 from {{ cookiecutter.package_name }}.access import Access, Caller
@@ -79,12 +81,31 @@ async def test_visitors_at_one_address_each_have_their_own_streams_within_the_ad
     await room.admit(Caller("10.0.0.1", visitor="carol"))
 
 
-async def test_visitors_at_one_address_share_its_rate_limit():
-    room = access(rate_limit="2/minute", page_rate_limit_per_address="3/minute")
-    for visitor in ("alice", "alice", "bob"):
+async def test_visitors_at_one_address_share_its_rate_limit_and_a_refusal_costs_nothing():
+    room = access(rate_limit="1/minute", page_rate_limit_per_address="3/minute")
+    for visitor in ("alice", "bob", "dave"):
         (await room.admit(Caller("10.0.0.1", visitor=visitor)))()
     with pytest.raises(ApiError) as refused:
         await room.admit(Caller("10.0.0.1", visitor="carol"))
     assert refused.value.type == "rate_limited"
     assert "from one address" in refused.value.message
-    (await room.admit(Caller("10.0.0.2", visitor="carol")))()
+    (await room.admit(Caller("10.0.0.2", visitor="carol")))()  # her own budget is untouched
+
+
+async def test_a_caller_cancelled_while_the_limiter_answers_gives_the_stream_back():
+    limited = access(max_streams_per_client=1)
+    limiter = limited._limiter
+    answering = asyncio.Event()
+
+    async def slow_test(*args, **kwargs):  # a limiter in Redis, taking its time
+        answering.set()
+        await asyncio.sleep(10)
+
+    original, limiter.test = limiter.test, slow_test
+    admitting = asyncio.create_task(limited.admit(Caller("10.0.0.1")))
+    await answering.wait()
+    admitting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await admitting
+    limiter.test = original
+    await limited.admit(Caller("10.0.0.1"))  # its one stream is free again

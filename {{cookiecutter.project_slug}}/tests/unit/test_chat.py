@@ -250,12 +250,15 @@ def request(*texts: str) -> ChatRequest:
     ("chat_request", "model", "status", "type"),
     [
         (request("Hi"), "openai/other", 400, "model_not_allowed"),
-        (request("Hi", "again", "and again"), "openai/fake", 422, "too_many_messages"),
+        (request("Hi", "again", "and", "again"), "openai/fake", 422, "too_many_messages"),
         (request("Hi", "x" * 11), "openai/fake", 422, "message_too_long"),
+        (request("x" * 10, "x" * 10, "x"), "openai/fake", 413, "body_too_large"),
     ],
 )
 def test_requests_beyond_the_limits_are_refused(chat_request, model, status, type):
-    settings = Settings(llm_model="openai/fake", max_messages=2, max_message_chars=10)
+    settings = Settings(
+        llm_model="openai/fake", max_messages=3, max_message_chars=10, max_request_bytes=20
+    )
     with pytest.raises(ApiError) as refused:
         _check_request(chat_request, model, settings)
     assert (refused.value.status, refused.value.type) == (status, type)

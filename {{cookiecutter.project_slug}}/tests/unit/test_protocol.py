@@ -7,6 +7,7 @@ import pytest
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.protocol import (
     HEARTBEAT,
+    StreamCut,
     UIMessageStream,
     parse_chat_request,
     read_body,
@@ -161,6 +162,15 @@ async def test_a_stream_is_each_batch_in_one_write_then_done():
         b'data: {"type":"finish"}\n\n',
         b"data: [DONE]\n\n",
     ]
+
+
+async def test_a_cut_stream_ends_without_done():
+    async def batches():
+        yield [{"type": "start"}]
+        raise StreamCut
+
+    frames = [frame async for frame in sse_frames(batches())]
+    assert frames == [b'data: {"type":"start"}\n\n']
 
 
 def test_parts_open_on_their_first_delta_and_close_before_the_next_kind_and_the_finish():

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from {{ cookiecutter.package_name }}.errors import ApiError
-from {{ cookiecutter.package_name }}.protocol import sse
+from {{ cookiecutter.package_name }}.protocol import StreamCut, sse
 from {{ cookiecutter.package_name }}.resumable import Halt, LiveAnswers
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -100,6 +100,18 @@ async def test_an_answer_nobody_follows_is_cancelled_after_the_grace_period():
     await asyncio.sleep(0.1)
     await settle()
     assert frames.cancelled and frames.closed
+
+
+async def test_a_follower_of_an_answer_cut_short_is_told_so():
+    """Abandoned, it never completed: unlike a finished one, its followers end with `StreamCut`
+    (the HTTP routes then send no `[DONE]`)."""
+    kept, frames = answers(resume_grace_s=0.2), Frames()
+    frames.put("a")
+    await kept.start("chat", frames.read(), future()).aclose()
+    while not frames.cancelled:  # abandoned after 0.2 s, kept 0.2 s more
+        await asyncio.sleep(0.01)
+    with pytest.raises(StreamCut):
+        await read_all(await kept.follow("chat"))
 
 
 async def test_coming_back_within_the_grace_period_keeps_it_running():

@@ -39,6 +39,7 @@ def test_the_embedded_model_is_introduced_with_how_to_use_a_hosted_one():
     [
         (401, "upstream_auth", "The provider rejected the key.", "Check its API key", "configure"),
         (503, "missing_configuration", "Model m needs X_KEY; set it.", "needs X_KEY", "configure"),
+        (413, "body_too_large", "The request exceeds 9 bytes.", "too large to send", "edit"),
         (422, "message_too_long", "messages.3: at most 8 characters.", "(at most 8 char", "edit"),
         (422, "too_many_messages", "messages: at most 9.", "limit of messages", "new_chat"),
         (400, "context_too_long", "Too long for this model.", "Too long for this", "new_chat"),
