@@ -59,6 +59,7 @@ def core(upstream, **settings) -> Chat:
         "llm_models": [f"{family}/{model}" for family in FAMILIES for model in SCRIPTS],
         "tools": ["calculate", "current_time"],
         "redis_url": None,
+        # Load from one client: every test here asks as the same caller, dozens a minute.
         "rate_limit": "100000/minute",
     }
     return Chat(Settings(**(defaults | settings)))
