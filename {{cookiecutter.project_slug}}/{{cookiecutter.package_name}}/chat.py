@@ -3,8 +3,9 @@
 Two kinds of caller share it. The HTTP adapters call `open`, `reattach` and `stop` with the
 body and a `Caller` made of the request (address, token), send `protocol.HEADERS` and write
 each SSE frame as soon as it exists; `open` raises `ApiError` while a plain HTTP error is still
-possible. The chat page calls `answer`, `follow` and `stop` in process, as the visitor, and
-reads the chunks themselves (batches of dicts): no HTTP, no SSE on its path.
+possible. The chat page calls `answer` and `stop` in process, as the visitor, follows its own
+answers again in `answers`, and reads the chunks themselves (batches of dicts): no HTTP, no
+SSE on its path.
 
 When the client goes away its framework cancels or closes the iterator, and its `finally`
 closes the provider connection (and cancels running tools), so no more tokens are generated or
