@@ -3,11 +3,12 @@
 A request with `"resumable": true` (and every answer of the page) hands its chunks to a
 `LiveAnswer`, which reads them in a task of its own and keeps them, so a client that comes back
 (`GET /api/chat/{id}/stream`, or a reloaded page) gets them all from the start, then live;
-several clients may follow one answer at once. Once nobody
-has followed it for `RESUME_GRACE_S`, the task is cancelled, which closes the provider call;
-`DELETE /api/chat/{id}/stream` halts it at once, ending it with `abort`. A finished answer is
-kept `RESUME_GRACE_S` longer, for a client that comes back just after the end. What is kept is
-bounded: `RESUME_BUFFER_BYTES` per answer, `RESUME_MAX_ANSWERS` answers per process.
+several clients may follow one answer at once. Once nobody has followed it for
+`RESUME_GRACE_S`, the task is cancelled, which closes the provider call, and its followers
+end with `StreamCut`; `DELETE /api/chat/{id}/stream` halts it at once, ending it with `abort`.
+A finished answer is kept `RESUME_GRACE_S` longer, for a client that comes back just after the
+end. What is kept is bounded: `RESUME_BUFFER_BYTES` per answer, `RESUME_MAX_ANSWERS` answers
+per process.
 
 With `REDIS_URL` set (`SharedAnswers`), an answer can be re-attached and stopped through any
 process that shares the Redis.
