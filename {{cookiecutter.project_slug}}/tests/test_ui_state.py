@@ -246,6 +246,19 @@ async def test_stop_keeps_the_partial_answer_and_closes_the_upstream(browser, up
     assert not record.completed
 
 
+async def test_stop_before_the_first_token_ends_the_opening_call(browser, upstream):
+    before = len(upstream.records)
+    await browser.send("set_model", model="openai/fake-stall-first")  # its first token at 30 s
+    await browser.send("send", form_data={"question": "Wait"})
+    await wait_until_async(lambda: len(upstream.records) > before, "the provider is asked", 15)
+    await browser.send("stop")
+    await browser.wait_for("streaming", lambda streaming: streaming is False)
+
+    assert browser.values("messages")[-1][-1].status == "stopped"
+    assert saved_messages(browser)[-1].status == "stopped"
+    assert await asyncio.to_thread(upstream.last("fake-stall-first").closed.wait, 2)
+
+
 async def test_provider_failure_shows_next_to_the_partial_text(browser):
     await browser.send("set_model", model="openai/fake-fail-mid")
     await browser.send("send", form_data={"question": "Try"})

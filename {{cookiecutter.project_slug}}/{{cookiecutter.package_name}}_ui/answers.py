@@ -5,7 +5,6 @@ The core (`Chat`) hands out UI message chunks; the page shows text deltas, tool 
 finish line, and a refusal or a failure as an `AnswerError` worded with what it offers next.
 """
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -83,10 +82,13 @@ async def follow_answer(chat: Chat, answer_id: str) -> AsyncIterator[Item]:
             yield item
 
 
-async def stop_answer(chat: Chat, caller: Caller, answer_id: str) -> None:
-    """End the answer at once; one that has ended already is no error."""
-    with contextlib.suppress(ApiError):
+async def stop_answer(chat: Chat, caller: Caller, answer_id: str) -> bool:
+    """End the answer at once; False if none is running (ended, or not opened yet)."""
+    try:
         await chat.stop(answer_id, caller)
+    except ApiError:
+        return False
+    return True
 
 
 async def _shown(batches: AsyncIterator[Chunks]) -> AsyncIterator[Item]:

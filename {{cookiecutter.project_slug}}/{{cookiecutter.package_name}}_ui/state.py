@@ -274,18 +274,25 @@ class ChatState(rx.State):
         return [draft.clear(), ChatState.generate(False)]
 
     @rx.event
-    def stop(self):
-        # A newer call of a `supersedes` handler cancels the running one, even mid-read.
-        return ChatState.generate(True)
+    async def stop(self):
+        """A running answer is ended by the core at once, even mid-read of a stalled provider,
+        and the task answering saves it as stopped. Cancelling that task instead can land in
+        Reflex's own code between two pushes, and then it never saves; so it is cancelled
+        only while the core has no answer yet (before the provider's first chunk), when it
+        has pushed nothing."""
+        if not self.streaming:
+            return None
+        if await stop_answer(services().chat, self._caller(), self._answer_id):
+            return None
+        return ChatState.generate(True)  # a newer call of a `supersedes` handler cancels it
 
     @rx.event(background=True, supersedes=True)
     async def generate(self, stop: bool):
         chat = services().chat
-        if stop:  # the answer's task is cancelled already: stop the model too
+        if stop:  # it was cancelled while opening its answer, which may have opened since
             async with self:
                 answer_id, caller = self._answer_id, self._caller()
-            if answer_id:
-                await stop_answer(chat, caller, answer_id)
+            await stop_answer(chat, caller, answer_id)
             return
         async with self:
             # Nothing streams for a page behind the gate.
@@ -321,7 +328,7 @@ class ChatState(rx.State):
         except asyncio.CancelledError:
             answer.status = "stopped"
             raise
-        except AnswerStopped:  # by Stop in a tab served by another process
+        except AnswerStopped:  # by Stop, in this tab or another one
             answer.status = "stopped"
         except AnswerError as exc:
             answer.status, answer.error, answer.action = "error", str(exc), exc.action
