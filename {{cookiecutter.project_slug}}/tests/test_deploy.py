@@ -368,6 +368,8 @@ def test_a_reload_on_the_other_replica_shows_the_running_answer(upstream, tmp_pa
             point_nginx_at({8000: [urls["b"]]}, proxy, tmp_path / "nginx")
             before = live_text(page)
             page.reload()
+            # The reloaded draft is empty, and replica a's appends start past its end: the text
+            # that shows was sent from its start by replica b, which read it from Redis.
             page.wait_for_function(
                 f"document.querySelector('#live-answer')?.innerText.length > {len(before)}"
             )
