@@ -66,9 +66,20 @@ class Chat:
         return sse_frames(await self.answer(parse_chat_request(body), caller))
 
     async def reattach(self, chat_id: str, caller: Caller) -> AsyncIterator[bytes] | None:
-        """`GET /api/chat/{id}/stream`: `follow`, framed as SSE; None (204) when none is kept."""
-        batches = await self.follow(chat_id, caller)
-        return None if batches is None else sse_frames(batches)
+        """`GET /api/chat/{id}/stream`: the resumable answer of that chat from its start, then
+        live, framed as SSE; None (204) when none is kept. Counts against the caller's limits
+        like a new answer."""
+        self.access.authorize(caller)
+        release = await self.access.admit(caller)
+        try:
+            batches = await self.answers.follow(chat_id)
+        except BaseException:
+            release()
+            raise
+        if batches is None:
+            release()
+            return None
+        return sse_frames(_releasing(batches, release))
 
     async def answer(self, request: ChatRequest, caller: Caller) -> AsyncIterator[Chunks]:
         """Check the caller and the request, open the provider stream and wait for its first
@@ -110,21 +121,6 @@ class Chat:
         if request.resumable:
             return self.answers.start(request.id, _prepend(opening, batches), halt)
         return _prepend(opening, batches)
-
-    async def follow(self, chat_id: str, caller: Caller) -> AsyncIterator[Chunks] | None:
-        """The resumable answer of that chat from its start, then live; None when none is
-        kept. Counts against the caller's limits like a new answer."""
-        self.access.authorize(caller)
-        release = await self.access.admit(caller)
-        try:
-            batches = await self.answers.follow(chat_id)
-        except BaseException:
-            release()
-            raise
-        if batches is None:
-            release()
-            return None
-        return _releasing(batches, release)
 
     async def stop(self, chat_id: str, caller: Caller) -> None:
         """`DELETE /api/chat/{id}/stream`: end that chat's answer at once with `abort`, which

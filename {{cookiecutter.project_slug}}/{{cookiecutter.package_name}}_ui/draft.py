@@ -59,17 +59,11 @@ class Pushes:
         return "".join(self._pushed + self._pending)
 
     def add(self, delta: str) -> Event | None:
-        """Take a delta; the append to send, when one is due."""
+        """Take a delta; the append of all that is pending, when one is due."""
         self._pending.append(delta)
         if time.monotonic() - self._last < self._flush_s:
             return None
-        return self.flush()
-
-    def flush(self) -> Event | None:
-        """The append of what is pending, if anything is."""
         self._last = time.monotonic()
-        if not self._pending:
-            return None
         text = "".join(self._pending)
         self._pending.clear()
         self._pushed.append(text)
