@@ -8,7 +8,7 @@ reasoning, markdown, a failure mid-answer, refusals, a stall. Only ids and timin
 import httpx
 import pytest
 
-from {{ cookiecutter.package_name }} import llm
+from {{ cookiecutter.package_name }} import litellm_compat, llm, openai_compat
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import FAKE_KEY, FAMILIES, running_api
@@ -71,21 +71,22 @@ def test_the_fast_path_answers_as_litellm_does(api_server, litellm_path_server, 
         litellm_path_server.wait_for_access_log(model=model, stream_path="litellm")
 
 
+async def stream_once(upstream) -> str:
+    """One answer through `llm.open_stream`, read to its end; the path it took."""
+    settings = Settings(llm_api_base=upstream.base_url, llm_api_key=FAKE_KEY)
+    messages = [{"role": "user", "content": "Hello?"}]
+    stream = await llm.open_stream(messages, "openai/fake-fast", settings)
+    try:
+        assert [event async for event in stream][-1].output_tokens == 20
+    finally:
+        await stream.aclose()
+    return stream.path
+
+
 async def test_litellm_callbacks_keep_litellm_path_and_still_run(upstream, monkeypatch):
     """Callbacks (Langfuse, cost tracking, ...) run in LiteLLM's stream wrapper, so a process
     that sets one streams through it, and the callback sees the answer."""
-    settings = Settings(llm_api_base=upstream.base_url, llm_api_key=FAKE_KEY)
-
-    async def stream_once() -> str:
-        messages = [{"role": "user", "content": "Hello?"}]
-        stream = await llm.open_stream(messages, "openai/fake-fast", settings)
-        try:
-            assert [event async for event in stream][-1].output_tokens == 20
-        finally:
-            await stream.aclose()
-        return stream.path
-
-    assert await stream_once() == "provider"
+    assert await stream_once(upstream) == "provider"
     from litellm.integrations.custom_logger import CustomLogger
 
     logged: list[object] = []
@@ -99,6 +100,16 @@ async def test_litellm_callbacks_keep_litellm_path_and_still_run(upstream, monke
     for name in ("success_callback", "_async_success_callback", "input_callback"):
         monkeypatch.setattr(module, name, list(getattr(module, name)))
     monkeypatch.setattr(module, "callbacks", [Recorder()])
-    assert await stream_once() == "litellm"
+    assert await stream_once(upstream) == "litellm"
     # LiteLLM calls it from a task of its own.
     await wait_until_async(lambda: logged, "LiteLLM's success callback ran")
+
+
+@pytest.mark.parametrize("compat", [litellm_compat, openai_compat])
+async def test_without_a_private_name_answers_take_litellm_public_path(
+    upstream, compat, monkeypatch
+):
+    """An upgrade of LiteLLM or the OpenAI SDK that drops a name the fast path takes costs CPU,
+    not answers: the start-up check sees it, and every answer streams through the wrapper."""
+    monkeypatch.setattr(compat, "missing_internals", lambda: ["AsyncStream._iter_events"])
+    assert await stream_once(upstream) == "litellm"

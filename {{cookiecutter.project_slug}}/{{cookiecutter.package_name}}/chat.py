@@ -41,6 +41,7 @@ from .settings import Settings
 from .shutdown import shutdown
 from .tools import REGISTRY
 
+logger = logging.getLogger(__name__)
 access_log = logging.getLogger(__package__ + ".access")
 # What the time to first token measures up to: the model's first output of any kind.
 FIRST_OUTPUT = (llm.TextDelta, llm.ReasoningDelta, steps.ToolInputStart)
@@ -109,9 +110,11 @@ class Chat:
             first = await ask(messages)
         except BaseException as exc:
             release()
-            record.outcome = "error" if isinstance(exc, ApiError) else "cancelled"
+            record.outcome = "error" if isinstance(exc, Exception) else "cancelled"
             record.log()
-            raise
+            if isinstance(exc, ApiError) or not isinstance(exc, Exception):
+                raise
+            raise _internal_error() from None
         answer = steps.Steps(first, messages, ask, self.tools, settings)
         halt = asyncio.get_running_loop().create_future()
         batches = _ui_message_stream(answer, record, started, settings, release, halt)
@@ -260,6 +263,12 @@ async def _ui_message_stream(
             if not announced:
                 raise  # nothing is sent yet: the adapter answers with an HTTP error
             yield encoder.error(exc.message)
+        except Exception:
+            record.outcome = "error"
+            error = _internal_error()
+            if not announced:
+                raise error from None
+            yield encoder.error(error.message)
         except BaseException:
             record.outcome = "cancelled"
             raise
@@ -270,6 +279,13 @@ async def _ui_message_stream(
             record.stream_path = stream.path
             record.duration_ms = record.duration_ms or _ms_since(started)
             record.log()
+
+
+def _internal_error() -> ApiError:
+    """A bug met while answering (the provider's failures are `ApiError`s already, see `llm`):
+    logged with its traceback, and told to the client without it. Called in `except`."""
+    logger.exception("The answer failed")
+    return ApiError(500, "internal_error", "The server failed while answering; it is logged.")
 
 
 def _ms_since(started: float) -> int:

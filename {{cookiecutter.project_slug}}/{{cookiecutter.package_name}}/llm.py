@@ -6,6 +6,7 @@ at start-up, so the server answers health checks at once.
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import threading
@@ -15,6 +16,7 @@ from typing import ClassVar
 
 import httpx
 
+from . import litellm_compat, openai_compat
 from .errors import ApiError
 from .settings import Settings
 
@@ -94,6 +96,7 @@ def _preload(settings: Settings) -> None:
             logger.warning(_needs(settings.llm_model, missing))
         if not _litellm_callbacks_set(llm):  # they would log the rehearsal as an answer
             asyncio.run(_rehearse(llm))
+        _log_stream_path(llm, settings)
 {%- if cookiecutter.llm_provider == "local" %}
         # Offered at all, the embedded model loads now: cold, that takes a second or more,
         # which the first answer would otherwise spend silent.
@@ -166,7 +169,11 @@ class CompletionStream:
     `fast` reads the provider's stream as LiteLLM's provider code parsed it (OpenAI SDK streams
     parsed by LiteLLM's own OpenAI chunk parser), skipping the wrapper that rebuilds every
     chunk, keeps them all and logs them (most of LiteLLM's CPU per token); the events are the
-    same either way (`tests/test_fast_stream.py`).
+    same either way (`tests/test_fast_stream.py`). It takes private names of LiteLLM and the
+    OpenAI SDK, kept in `litellm_compat` and `openai_compat`: without them, it is not taken.
+
+    Only the provider's failures become `ApiError`s; a bug in making events of its chunks goes
+    on to the chat core, which logs it.
     """
 
     def __init__(self, response, fast: bool):
@@ -182,21 +189,31 @@ class CompletionStream:
         await self._response.aclose()
 
     async def _read(self, fast: bool) -> AsyncIterator[Event]:
-        chunks, ending = self._response, _Ending()
+        ending = _Ending()
+        async for chunk in self._chunks(fast):
+            for event in _events_of(chunk, ending):
+                yield event
+        yield ending.finish()
+
+    async def _chunks(self, fast: bool) -> AsyncIterator:
+        """The provider's chunks. Whatever fails in reading them is the provider's failure, as
+        LiteLLM's own stream wrapper has it (it maps every exception of the provider's code to
+        its types); a bug in the events made of them is not."""
+        chunks = self._response
         try:
             if fast:
-                chunks = await self._response.fetch_stream()  # some providers connect only now
+                chunks = await litellm_compat.provider_stream(self._response)
                 chunks = _parsed_by_litellm(chunks)
             if not hasattr(chunks, "__aiter__"):  # a blocking SDK's stream: the wrapper runs it
                 chunks, self.path = self._response, "litellm"
             async for chunk in chunks:
-                for event in _events_of(chunk, ending):
-                    yield event
+                yield chunk
         except Exception as exc:
-            raise provider_error(_litellm_exception(self._response, exc)) from None
+            if fast:
+                exc = litellm_compat.mapped_exception(self._response, exc)
+            raise provider_error(exc) from None
         finally:
             await self._response.aclose()
-        yield ending.finish()
 
 
 def _parsed_by_litellm(chunks):
@@ -206,31 +223,20 @@ def _parsed_by_litellm(chunks):
     The SDK builds a typed object of each chunk: 117 µs a chunk here, against 26 µs for
     LiteLLM's parser, and a third of the route's CPU per token under load.
     """
-    from openai import AsyncStream
-
-    if not isinstance(chunks, AsyncStream):
+    if not openai_compat.is_sdk_stream(chunks):
         return chunks
     return _openai_chunks(chunks)
 
 
 async def _openai_chunks(stream) -> AsyncIterator:
-    """What the SDK's own iteration does (its SSE decoding and error types, the body read to
-    its end so the connection goes back to the pool), but for the typed objects."""
-    from litellm.llms.openai.chat.gpt_transformation import (
-        OpenAIChatCompletionStreamingHandler,
-    )
-    from openai._streaming_cleanup import drain_response_async
+    parse = litellm_compat.openai_chunk_parser()
+    async for data in openai_compat.event_data(stream):
+        yield parse(json.loads(data))
 
-    parser = OpenAIChatCompletionStreamingHandler(streaming_response=None, sync_stream=False)
-    try:
-        async for event in stream._iter_events():
-            if event.data.startswith("[DONE]"):
-                if stream.response.http_version == "HTTP/1.1":
-                    await drain_response_async(stream.response)
-                return
-            yield parser.chunk_parser(event.json())
-    finally:
-        await stream.response.aclose()
+
+def fast_path_missing() -> list[str]:
+    """What the fast stream path needs that the installed LiteLLM or OpenAI SDK lacks."""
+    return litellm_compat.missing_internals() + openai_compat.missing_internals()
 
 
 @dataclass
@@ -285,19 +291,24 @@ def _tool_call_delta(call) -> ToolCallDelta:
     )
 
 
-def _litellm_exception(wrapper, exc: Exception) -> Exception:
-    """The provider's exception as LiteLLM's type for it, as LiteLLM's wrapper would raise it
-    (the wrapper's own exceptions are that type already, and come back unchanged)."""
-    from litellm.litellm_core_utils.exception_mapping_utils import exception_type
+def _why_not_fast(llm, settings: Settings) -> str | None:
+    """Why answers are read through LiteLLM's stream wrapper instead of the fast path (see
+    `CompletionStream`); None when they are not."""
+    if not settings.llm_fast_stream:
+        return "LLM_FAST_STREAM is off"
+    if _litellm_callbacks_set(llm):
+        return "LiteLLM callbacks are set"
+    if missing := fast_path_missing():
+        return f"the installed LiteLLM or OpenAI SDK lacks {', '.join(missing)}"
+    return None
 
-    try:
-        return exception_type(
-            model=wrapper.model,
-            custom_llm_provider=wrapper.custom_llm_provider,
-            original_exception=exc,
-        )
-    except Exception as mapped:  # it raises the mapped exception rather than returning it
-        return mapped
+
+def _log_stream_path(llm, settings: Settings) -> None:
+    if (why_not := _why_not_fast(llm, settings)) is None:
+        logger.info("Answers stream on the fast path (the provider's parsed stream).")
+    else:
+        log = logger.warning if fast_path_missing() else logger.info
+        log("Answers stream through LiteLLM's stream wrapper: %s.", why_not)
 
 
 def _litellm_callbacks_set(llm) -> bool:
@@ -341,13 +352,15 @@ async def open_stream(
     }
     if tools and not is_embedded(model):  # the embedded model cannot call tools
         request["tools"] = tools
-    fast = settings.llm_fast_stream and not _litellm_callbacks_set(llm)
+    fast = _why_not_fast(llm, settings) is None
     tries_left = UNANSWERED_TRIES
     while True:
         tries_left -= 1
         try:
             return CompletionStream(await llm.acompletion(**request), fast)
         except Exception as exc:
+            if not is_provider_failure(exc):
+                raise  # a bug: the chat core logs it
             if not (tries_left and never_answered(exc)):
                 raise provider_error(exc) from None
             logger.info("the provider closed the connection unanswered; sending again")
@@ -363,6 +376,15 @@ def never_answered(exc: Exception) -> bool:
         return False
     connection_failures = (httpx.NetworkError, httpx.RemoteProtocolError, ConnectionError)
     return any(isinstance(cause, connection_failures) for cause in causes)
+
+
+def is_provider_failure(exc: Exception) -> bool:
+    """Whether `exc` is the provider's or the HTTP client's failure, as `acompletion` raises
+    them (LiteLLM's types are the OpenAI SDK's); anything else is a bug, which must not pass
+    for the provider's fault."""
+    from openai import APIError
+
+    return isinstance(exc, (APIError, httpx.HTTPError, OSError))  # OSError: TimeoutError too
 
 
 def provider_error(exc: Exception) -> ApiError:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from {{ cookiecutter.package_name }} import chat
+from {{ cookiecutter.package_name }} import chat, llm
+from {{ cookiecutter.package_name }}.access import Caller
 from {{ cookiecutter.package_name }}.chat import AccessRecord, _check_request, _ui_message_stream
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.llm import Finish, ReasoningDelta, TextDelta
@@ -211,6 +212,34 @@ async def test_a_provider_failure_before_any_token_is_raised_for_an_http_error()
     with pytest.raises(ApiError, match="Slow down"):
         await answer.read()
     answer.assert_closed("error")
+
+
+async def test_a_bug_mid_answer_is_logged_and_ends_with_an_error_chunk(caplog):
+    """Not the provider's fault: the client is told the server failed, the log has why."""
+    answer = Answer(FakeStream(TextDelta("Par"), AttributeError("'NoneType' has no 'delta'")))
+    with caplog.at_level(logging.ERROR, logger=chat.logger.name):
+        frames = await answer.read()
+    assert types(frames)[-3:] == ["text-end", "error", "[DONE]"]
+    assert frames[-2]["errorText"] == "The server failed while answering; it is logged."
+    assert "AttributeError: 'NoneType' has no 'delta'" in caplog.text  # the traceback
+    answer.assert_closed("error")
+
+
+async def test_a_bug_in_the_model_call_is_a_500_internal_error_and_logged(monkeypatch, caplog):
+    """An unexpected exception where LiteLLM is called, before any token: a 500, not a 502
+    blaming the provider."""
+    module = llm.litellm()
+
+    async def broken_completion(**request):
+        raise AttributeError("'dict' object has no attribute 'choices'")
+
+    monkeypatch.setattr(module, "acompletion", broken_completion)
+    core = chat.Chat(Settings(llm_model="openai/fake", llm_api_key="sk-fake", redis_url=None))
+    with caplog.at_level(logging.ERROR, logger=chat.logger.name), pytest.raises(ApiError) as failed:
+        await core.answer(request("Hi"), Caller("10.0.0.1"))
+    assert (failed.value.status, failed.value.type) == (500, "internal_error")
+    assert "no attribute 'choices'" not in failed.value.message
+    assert "Traceback" in caplog.text and "no attribute 'choices'" in caplog.text
 
 
 async def test_a_client_going_away_closes_the_provider_connection():
