@@ -14,10 +14,10 @@ import pytest
 
 from .fake_upstream import SCRIPTS, FakeUpstream
 from .support import (
+    PostgresServer,
     free_port,
     new_postgres_schema,
     postgres_bin_dir,
-    running_postgres,
     serves,
     stop_process_group,
     wait_until,
@@ -65,8 +65,8 @@ def postgres_server() -> str:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         pytest.skip("needs PostgreSQL's server programs (apt install postgresql)")
-    with running_postgres(bin_dir) as url:
-        yield url
+    with PostgresServer(bin_dir) as server:
+        yield server.url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,5 +1,5 @@
 """What the end-to-end tests share: free ports, waiting for a condition, processes that are
-always stopped, a PostgreSQL server, and what /proc says of a process."""
+always stopped, PostgreSQL and Redis servers, and what /proc says of a process."""
 
 import asyncio
 import glob
@@ -12,8 +12,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -126,38 +126,86 @@ def _version_in_path(path: str) -> int:
     return int(path.split("/")[4])
 
 
-@contextmanager
-def running_postgres(bin_dir: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL server on a free loopback port; yields the SQLAlchemy URL of its
-    `postgres` database. As root (CI) it runs as the package's `postgres` user: the server
-    refuses to run as root."""
-    directory = Path(tempfile.mkdtemp(prefix="postgres-"))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(directory, "postgres")
-    data = directory / "data"
-    port = free_port()
-    try:
-        initdb = [bin_dir / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync"]
-        subprocess.run([*as_postgres, *initdb], check=True, capture_output=True)
-        server = [bin_dir / "postgres", "-D", data, "-p", str(port), "-k", directory]
+class PostgresServer:
+    """A throwaway PostgreSQL server on a free loopback port, which can be stopped and started
+    again on the same port and data (a restarted database). As root (CI) it runs as the
+    package's `postgres` user: the server refuses to run as root."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self._bin_dir = bin_dir
+        self._directory = Path(tempfile.mkdtemp(prefix="postgres-"))
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(self._directory, "postgres")
+        self._port = free_port()
+        self._process: subprocess.Popen | None = None
+        # The URL of its `postgres` database.
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self._port}/postgres"
+        initdb = ["initdb", "-D", self._data, "-U", "postgres", "-A", "trust", "--no-sync"]
+        self._run(initdb)
+
+    @property
+    def _data(self) -> str:
+        return str(self._directory / "data")
+
+    def _run(self, command: list) -> subprocess.CompletedProcess:
+        program = [*self._as_postgres, self._bin_dir / command[0], *command[1:]]
+        return subprocess.run(program, capture_output=True)
+
+    def start(self) -> None:
+        server = ["postgres", "-D", self._data, "-p", str(self._port), "-k", self._directory]
         settings = ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
-        process = subprocess.Popen(
-            [*as_postgres, *server, *settings],
+        self._process = subprocess.Popen(
+            [*self._as_postgres, self._bin_dir / server[0], *server[1:], *settings],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        try:
-            ready = [bin_dir / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]
-            accepting = lambda: subprocess.run(ready).returncode == 0  # noqa: E731
-            wait_until(accepting, "PostgreSQL accepts connections", 30, process, 0.2)
-            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-        finally:
-            # SIGINT, PostgreSQL's fast shutdown: SIGTERM would wait for pooled connections.
-            stop_process_group(process, signal.SIGINT)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        ready = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self._port)]
+        accepting = lambda: self._run(ready).returncode == 0  # noqa: E731
+        wait_until(accepting, "PostgreSQL accepts connections", 30, self._process, 0.2)
+
+    def stop(self) -> None:
+        """SIGINT, PostgreSQL's fast shutdown: it closes the clients' connections (SIGTERM
+        would wait for the pooled ones)."""
+        if self._process is not None:
+            stop_process_group(self._process, signal.SIGINT)
+            self._process = None
+
+    def __enter__(self) -> "PostgresServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
+class RedisServer:
+    """redis-server on a free loopback port, keeping nothing on disk, which can be killed and
+    started again on the same port (empty, as after a crash)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+        wait_until(lambda: listening(self.port), "redis-server listens", process=self._process)
+
+    def kill(self) -> None:
+        if self._process is not None:
+            stop_process_group(self._process, signal.SIGKILL)
+            self._process = None
+
+    def __enter__(self) -> "RedisServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.kill()
 
 
 def new_postgres_schema(server_url: str) -> str:

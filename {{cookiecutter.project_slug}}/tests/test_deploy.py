@@ -23,7 +23,7 @@ import pytest
 from .conftest import PROJECT_DIR, RESUME_GRACE_S, running_api, running_app
 from .fake_upstream import SCRIPTS, streamed_text
 from .streams import chat_body, read_events, read_stream, reattach, start_and_drop
-from .support import free_port, listening, wait_until
+from .support import RedisServer, free_port, listening, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SITE_CONF = PROJECT_DIR / "deploy" / "nginx.conf"
@@ -92,14 +92,6 @@ def point_nginx_at(backends: dict[int, list[str]], proxy: str, workdir: Path) ->
     port = int(proxy.rsplit(":", 1)[1])
     (workdir / "site.conf").write_text(loopback_site(port, backends, EXPORTED_PAGE))
     os.kill(int((workdir / "nginx.pid").read_text()), signal.SIGHUP)
-
-
-@contextmanager
-def running_redis() -> Iterator[str]:
-    port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    with serving(command, port, stdout=subprocess.DEVNULL):
-        yield f"redis://127.0.0.1:{port}"
 
 
 @contextmanager
@@ -189,8 +181,8 @@ def test_replicas_behind_nginx_share_redis(upstream, tmp_path):
     they enforce one rate limit together."""
     for name in ("a", "b", "nginx"):
         (tmp_path / name).mkdir()
-    with running_redis() as redis_url:
-        shared = {"redis_url": redis_url, "rate_limit": "6/minute"}
+    with RedisServer() as redis:
+        shared = {"redis_url": redis.url, "rate_limit": "6/minute"}
         with (
             running_api(upstream, tmp_path / "a", **shared) as a,
             running_api(upstream, tmp_path / "b", **shared) as b,
@@ -215,9 +207,9 @@ def two_replicas(upstream, tmp_path_factory):
     for name in ("a", "b", "nginx"):
         (tmp_path / name).mkdir()
     with (
-        running_redis() as redis_url,
-        running_api(upstream, tmp_path / "a", redis_url=redis_url) as a,
-        running_api(upstream, tmp_path / "b", redis_url=redis_url) as b,
+        RedisServer() as redis,
+        running_api(upstream, tmp_path / "a", redis_url=redis.url) as a,
+        running_api(upstream, tmp_path / "b", redis_url=redis.url) as b,
         running_nginx([b.url], tmp_path / "nginx") as proxy,
     ):
         yield a.url, proxy
@@ -264,18 +256,18 @@ def test_a_follower_on_the_other_replica_keeps_the_answer_going_and_stops_it(
 
 
 @needs_redis
-@pytest.mark.parametrize("redis", [True, False])
-def test_the_ui_state_lives_in_redis_when_redis_url_is_set(redis):
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_ui_state_lives_in_redis_when_redis_url_is_set(shared):
     """What lets the UI run in several processes: its state is shared, not per process."""
     code = "from reflex.istate.manager import StateManager; print(type(StateManager.create()))"
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    with running_redis() as redis_url:
-        if redis:
-            env["REDIS_URL"] = redis_url
+    with RedisServer() as redis:
+        if shared:
+            env["REDIS_URL"] = redis.url
         created = subprocess.run(
             [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
         )
-    expected = "StateManagerRedis" if redis else "StateManagerDisk"
+    expected = "StateManagerRedis" if shared else "StateManagerDisk"
     assert expected in created.stdout, created.stderr
 
 
@@ -341,10 +333,10 @@ def test_a_reload_on_the_other_replica_shows_the_running_answer(upstream, tmp_pa
     ports = {name: free_port() for name in ("a", "b")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     full = streamed_text(SCRIPTS["fake-steady"].tokens).strip()
-    with running_redis() as redis_url, running_nginx([urls["a"]], tmp_path / "nginx") as proxy:
+    with RedisServer() as redis, running_nginx([urls["a"]], tmp_path / "nginx") as proxy:
         export_page(backend_url=proxy)
         shared = {
-            "redis_url": redis_url,
+            "redis_url": redis.url,
             "database_url": f"sqlite:///{tmp_path / 'chat.db'}",
             "llm_model": "openai/fake-steady",
         }

@@ -3,7 +3,8 @@
 A public deployment with a paid key behind it must not let one client burn the budget. An
 HTTP client is counted by its address; a visitor of the chat page by their own id, and with
 everyone at their address in a larger count. The rate limits count in memory, or in Redis
-(`REDIS_URL`) so that every process shares them; open streams count per process.
+(`REDIS_URL`) so that every process shares them (in memory again while Redis is unreachable);
+open streams count per process.
 """
 
 import functools
@@ -11,25 +12,64 @@ import hmac
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from .errors import ApiError
+from .redis_link import Pauses, client_options, redis_watch
 from .settings import Settings
 
+T = TypeVar("T")
 
-def rate_limiter(settings: Settings) -> MovingWindowRateLimiter:
-    """A limiter counting in this process's memory, or in Redis when `REDIS_URL` is set."""
-    storage = (
-        storage_from_string(f"async+{settings.redis_url}", implementation="redispy")
-        if settings.redis_url
-        else storage_from_string("async+memory://")
-    )
-    return MovingWindowRateLimiter(storage)
+
+class RateLimiter:
+    """Moving-window rate limits, counted in Redis when `REDIS_URL` is set, so that every
+    process shares them, and in this process otherwise, or while Redis is unreachable (see
+    `redis_link`)."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self._memory = MovingWindowRateLimiter(storage_from_string("async+memory://"))
+        self._redis = None
+        if redis_url:
+            storage = storage_from_string(
+                f"async+{redis_url}",
+                implementation="redispy",
+                wrap_exceptions=True,
+                **client_options(),
+            )
+            self._redis = MovingWindowRateLimiter(storage)
+        self._pauses = Pauses()
+        self._redis_again_at = 0.0  # after a failure, Redis is left alone until then
+
+    async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
+        return await self._count(lambda limiter: limiter.test(item, *identifiers))
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        return await self._count(lambda limiter: limiter.hit(item, *identifiers))
+
+    async def reset_at(self, item: RateLimitItem, *identifiers: str) -> float:
+        """When the window of `identifiers` has room again (a Unix time)."""
+        stats = await self._count(lambda limiter: limiter.get_window_stats(item, *identifiers))
+        return stats.reset_time
+
+    async def _count(self, ask: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        if self._redis is not None and time.monotonic() >= self._redis_again_at:
+            try:
+                answer = await ask(self._redis)
+            except StorageError as exc:
+                redis_watch.failed(exc.storage_error)
+                self._redis_again_at = time.monotonic() + self._pauses.next()
+            else:
+                redis_watch.answered()
+                self._pauses.reset()
+                return answer
+        return await ask(self._memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +101,7 @@ class Access:
         self._max_streams = settings.max_streams_per_client
         self._address_rate = parse(settings.page_rate_limit_per_address)
         self._address_max_streams = settings.page_max_streams_per_address
-        self._limiter = rate_limiter(settings)
+        self._limiter = RateLimiter(settings.redis_url)
         # Only touched on the event loop (Flask's views, too, run the core on one loop thread).
         self._streams: Counter[str] = Counter()
 
@@ -109,7 +149,7 @@ class Access:
         return release
 
     async def _rate_limited(self, quota: Quota) -> ApiError:
-        reset_at, _ = await self._limiter.get_window_stats(quota.rate, quota.key)
+        reset_at = await self._limiter.reset_at(quota.rate, quota.key)
         return ApiError(
             429,
             "rate_limited",

@@ -36,6 +36,7 @@ from .protocol import (
     parse_chat_request,
     sse_frames,
 )
+from .redis_link import redis_watch
 from .resumable import Halt, LiveAnswers, SharedAnswers
 from .settings import Settings
 from .shutdown import shutdown
@@ -134,8 +135,14 @@ class Chat:
 
     def health(self) -> dict:
         """`GET /api/health`: alive, at once; which provider serves the default model and
-        whether its key is configured, once LiteLLM has loaded (`"llm": "ready"`)."""
-        return {"status": "ok", **llm.describe(self.settings.llm_model, self.settings)}
+        whether its key is configured, once LiteLLM has loaded (`"llm": "ready"`); with
+        `REDIS_URL`, `"status": "degraded"` while Redis is unreachable (still 200: the
+        process answers, see `redis_link`)."""
+        health = {"status": "ok", **llm.describe(self.settings.llm_model, self.settings)}
+        if self.settings.redis_url:
+            health["redis"] = "ok" if redis_watch.reachable else "unreachable"
+            health["status"] = "ok" if redis_watch.reachable else "degraded"
+        return health
 
     def models(self, caller: Caller) -> dict:
         """`GET /api/models`: the allow-list, default first."""

@@ -16,7 +16,6 @@ process that shares the Redis.
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import Enum
 
@@ -25,9 +24,11 @@ from redis.exceptions import RedisError
 
 from .errors import ApiError
 from .protocol import Chunks, StreamCut, sse
+from .redis_link import Pauses, client_options, redis_watch
 from .settings import Settings
 
-logger = logging.getLogger(__name__)
+# The Redis channel on which a process asks the one running an answer to stop it.
+STOPS = f"{__package__}:answer-stops"
 
 
 class Halt(Enum):
@@ -129,7 +130,8 @@ class LiveAnswer:
     async def _check_elsewhere(self, followed_elsewhere: Callable[[], Awaitable[bool]]) -> None:
         try:
             followed = await followed_elsewhere()
-        except RedisError:
+        except RedisError as exc:  # nobody can follow it elsewhere meanwhile
+            redis_watch.failed(exc)
             followed = False
         if self._followers:
             return
@@ -154,7 +156,7 @@ class LiveAnswers:
             return
         for chat_id, answer in list(self._answers.items()):
             if answer.ended:
-                del self._answers[chat_id]
+                self._drop(chat_id, answer)
         if len(self._answers) >= limit:
             message = f"The server keeps at most {limit} resumable answers; try again shortly."
             raise ApiError(503, "too_many_answers", message, retry_after=1)
@@ -181,11 +183,14 @@ class LiveAnswers:
         return answer is not None and answer.stop()
 
     def _drop_later(self, chat_id: str, answer: LiveAnswer) -> None:
-        def drop() -> None:
-            if self._answers.get(chat_id) is answer:
-                del self._answers[chat_id]
+        asyncio.get_running_loop().call_later(
+            self._settings.resume_grace_s, self._drop, chat_id, answer
+        )
 
-        asyncio.get_running_loop().call_later(self._settings.resume_grace_s, drop)
+    def _drop(self, chat_id: str, answer: LiveAnswer) -> None:
+        """Keep the ended `answer` no longer (unless a newer one of the chat replaced it)."""
+        if self._answers.get(chat_id) is answer:
+            del self._answers[chat_id]
 
 
 class SharedAnswers(LiveAnswers):
@@ -196,6 +201,10 @@ class SharedAnswers(LiveAnswers):
     entry and expiring `RESUME_GRACE_S` after it; another process re-attaches by reading that
     stream from its start and, while it reads, marks the answer followed, so the process running
     it does not abandon it. A stop is published on a channel every process listens to.
+
+    While Redis is unreachable, the answers stay with this process (see `redis_link`): the
+    listener for stops subscribes again, and a copy starts again from the answer's start, once
+    Redis is back.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -204,8 +213,7 @@ class SharedAnswers(LiveAnswers):
         self._redis: redis.asyncio.Redis | None = None
         self._listening: asyncio.Task | None = None
         self._subscribed = asyncio.Event()
-        self._copies: set[asyncio.Task] = set()
-        self._stops = f"{__package__}:answer-stops"
+        self._copies: dict[LiveAnswer, asyncio.Task] = {}
 
     def start(
         self, chat_id: str, batches: AsyncIterator[Chunks], halt: asyncio.Future
@@ -214,72 +222,110 @@ class SharedAnswers(LiveAnswers):
         answer = self._answers[chat_id]
         answer.followed_elsewhere = lambda: self._client().exists(_followed_key(chat_id))
         copy = asyncio.create_task(self._copy(chat_id, answer))
-        self._copies.add(copy)
-        copy.add_done_callback(self._copies.discard)
+        self._copies[answer] = copy
+        copy.add_done_callback(lambda _: self._copies.pop(answer, None))
         return follower
 
     async def follow(self, chat_id: str) -> AsyncIterator[Chunks] | None:
         if (local := await super().follow(chat_id)) is not None:
             return local
-        if not await self._client().exists(_stream_key(chat_id)):
-            return None
+        try:
+            if not await self._client().exists(_stream_key(chat_id)):
+                return None
+        except RedisError as exc:
+            raise _unreachable(exc) from None
         return self._follow_elsewhere(chat_id)
 
     async def stop(self, chat_id: str) -> bool:
         if chat_id in self._answers:
             return await super().stop(chat_id)
-        last = await self._client().xrevrange(_stream_key(chat_id), count=1)
-        if not last or b"end" in last[0][1]:
-            return False
-        await self._client().publish(self._stops, chat_id)
+        try:
+            last = await self._client().xrevrange(_stream_key(chat_id), count=1)
+            if not last or b"end" in last[0][1]:
+                return False
+            await self._client().publish(STOPS, chat_id)
+        except RedisError as exc:
+            raise _unreachable(exc) from None
         return True
 
     def _client(self) -> redis.asyncio.Redis:
         """The Redis client, and the listener for stops, made on first use: on the event loop
         that serves the requests."""
         if self._redis is None:
-            self._redis = redis.asyncio.from_url(self._redis_url)
+            self._redis = redis.asyncio.from_url(self._redis_url, **client_options())
             self._listening = asyncio.create_task(self._listen_for_stops())
         return self._redis
 
     async def _listen_for_stops(self) -> None:
-        async with self._client().pubsub() as pubsub:
-            await pubsub.subscribe(self._stops)
-            self._subscribed.set()
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    await super().stop(message["data"].decode())
+        """For the life of the process; through an outage, subscribing again after a pause."""
+        pauses = Pauses()
+        while True:
+            try:
+                async with self._client().pubsub() as pubsub:
+                    await pubsub.subscribe(STOPS)
+                    self._subscribed.set()
+                    redis_watch.answered()
+                    pauses.reset()
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            await super().stop(message["data"].decode())
+            except RedisError as exc:
+                redis_watch.failed(exc)
+            self._subscribed.clear()  # a copy now waits: the stops sent meanwhile are lost
+            await asyncio.sleep(pauses.next())
+
+    def _drop(self, chat_id: str, answer: LiveAnswer) -> None:
+        super()._drop(chat_id, answer)
+        if (copy := self._copies.get(answer)) is not None:
+            copy.cancel()  # still waiting for Redis: it would keep the chunks in memory
 
     async def _copy(self, chat_id: str, answer: LiveAnswer) -> None:
-        """Copy the answer into its Redis stream as it grows; another process reads it there."""
+        """Copy the answer into its Redis stream as it grows; from its start again after an
+        outage, until it is dropped."""
+        self._client()  # the listener for stops, too
+        pauses = Pauses()
+        while True:
+            await self._subscribed.wait()  # a stop sent once the stream exists reaches us
+            try:
+                await self._copy_once(chat_id, answer)
+                return
+            except RedisError as exc:
+                redis_watch.failed(exc)
+            await asyncio.sleep(pauses.next())
+
+    async def _copy_once(self, chat_id: str, answer: LiveAnswer) -> None:
         client, key = self._client(), _stream_key(chat_id)
         running_ttl_s = int(self._settings.max_stream_s + self._settings.resume_grace_s) + 1
+        await client.delete(key)  # an earlier answer of the chat, or a copy cut by an outage
+        end = b"complete"
         try:
-            await self._subscribed.wait()  # a stop sent once the stream exists reaches us
-            await client.delete(key)  # an earlier answer of the chat
-            end = b"complete"
-            try:
-                async for batch in answer.follow(counted=False):
-                    async with client.pipeline(transaction=False) as pipe:
-                        pipe.xadd(key, {"chunks": json.dumps(batch, separators=(",", ":"))})
-                        pipe.expire(key, running_ttl_s)
-                        await pipe.execute()
-            except StreamCut:
-                end = b"cut"
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.xadd(key, {"end": end})
-                pipe.expire(key, int(self._settings.resume_grace_s) + 1)
-                await pipe.execute()
-        except RedisError:
-            logger.warning("Resumable answer %s: Redis failed; only this process has it", chat_id)
+            async for batch in answer.follow(counted=False):
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.xadd(key, {"chunks": json.dumps(batch, separators=(",", ":"))})
+                    pipe.expire(key, running_ttl_s)
+                    await pipe.execute()
+        except StreamCut:
+            end = b"cut"
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {"end": end})
+            pipe.expire(key, int(self._settings.resume_grace_s) + 1)
+            await pipe.execute()
+        redis_watch.answered()
 
     async def _follow_elsewhere(self, chat_id: str) -> AsyncIterator[Chunks]:
+        """The answer as another process copies it; `StreamCut` if Redis fails meanwhile."""
         client, key = self._client(), _stream_key(chat_id)
         grace_ms = int(self._settings.resume_grace_s * 1000)
         last = "0"
         while True:
-            await client.set(_followed_key(chat_id), 1, px=grace_ms)
-            found = await client.xread({key: last}, block=grace_ms // 3)
+            try:
+                await client.set(_followed_key(chat_id), 1, px=grace_ms)
+                found = await client.xread({key: last}, block=grace_ms // 3)
+                if not found and not await client.exists(key):
+                    raise StreamCut  # the process running it went away
+            except RedisError as exc:
+                redis_watch.failed(exc)
+                raise StreamCut from None
             for _, entries in found:
                 for entry_id, fields in entries:
                     if b"end" in fields:
@@ -288,8 +334,12 @@ class SharedAnswers(LiveAnswers):
                         return
                     last = entry_id
                     yield json.loads(fields[b"chunks"])
-            if not found and not await client.exists(key):
-                raise StreamCut  # the process running it went away
+
+
+def _unreachable(error: RedisError) -> ApiError:
+    redis_watch.failed(error)
+    message = "Answers of other processes cannot be reached while Redis is down; try again."
+    return ApiError(503, "redis_unavailable", message, retry_after=2)
 
 
 def _stream_key(chat_id: str) -> str:

@@ -13,7 +13,7 @@ import time
 
 from limits import parse
 
-from {{ cookiecutter.package_name }}.access import rate_limiter
+from {{ cookiecutter.package_name }}.access import RateLimiter
 from {{ cookiecutter.package_name }}.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Gate:
             if password
             else b""
         )
-        self._wrong_tries = rate_limiter(settings)
+        self._wrong_tries = RateLimiter(settings.redis_url)
 
     @property
     def is_open(self) -> bool:

@@ -11,9 +11,12 @@ are Alembic's (`migrations/`), brought up to date when the app opens the databas
 
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
 
 from {{ cookiecutter.package_name }}_ui import migrate
@@ -21,6 +24,15 @@ from {{ cookiecutter.package_name }}_ui import migrate
 NEW_TITLE = "New chat"
 # `secrets.token_urlsafe(32)`: 256 random bits, which nobody guesses.
 _OWNER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class HistoryUnavailable(Exception):
+    """The database failed (down, read-only, full): nothing was read or saved."""
+
+
+def _summary(error: SQLAlchemyError) -> str:
+    """The database's own words, without the statement SQLAlchemy appends."""
+    return f"{type(error).__name__}: {str(error).splitlines()[0]}"
 
 
 def _now() -> datetime:
@@ -65,13 +77,18 @@ def open_database(url: str) -> Engine:
     """An engine on `url`, with the tables migrated to the newest schema."""
     # Reflex runs handlers on several threads; SQLite's default forbids sharing a connection.
     connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-    engine = create_engine(url, connect_args=connect_args)
-    migrate.upgrade(engine)
+    # A pooled connection is tested before use, so that a restarted database costs no failure.
+    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    try:
+        migrate.upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise HistoryUnavailable(_summary(exc)) from exc
     return engine
 
 
 class History:
-    """One owner's conversations and messages; nothing of anyone else's is reachable."""
+    """One owner's conversations and messages; nothing of anyone else's is reachable. Every
+    method raises `HistoryUnavailable` when the database fails."""
 
     def __init__(self, owner: str, database: Engine) -> None:
         if not is_owner_id(owner):
@@ -81,7 +98,7 @@ class History:
 
     def conversations(self) -> list[Conversation]:
         """The owner's conversations, the most recently active first."""
-        with Session(self._engine) as session:
+        with self._session() as session:
             statement = (
                 select(Conversation)
                 .where(Conversation.owner == self.owner)
@@ -90,28 +107,28 @@ class History:
             return list(session.exec(statement))
 
     def get(self, conversation_id: int) -> Conversation | None:
-        with Session(self._engine) as session:
+        with self._session() as session:
             return self._owned(session, conversation_id)
 
     def create(self, title: str, system_prompt: str = "", model: str = "") -> Conversation:
         conversation = Conversation(
             owner=self.owner, title=title, system_prompt=system_prompt, model=model
         )
-        with Session(self._engine) as session:
+        with self._session() as session:
             session.add(conversation)
             session.commit()
             session.refresh(conversation)
         return conversation
 
     def update(self, conversation_id: int, **fields: str) -> None:
-        with Session(self._engine) as session:
+        with self._session() as session:
             if conversation := self._owned(session, conversation_id):
                 conversation.sqlmodel_update({**fields, "updated_at": _now()})
                 session.add(conversation)
                 session.commit()
 
     def delete(self, conversation_id: int) -> None:
-        with Session(self._engine) as session:
+        with self._session() as session:
             if conversation := self._owned(session, conversation_id):
                 in_it = col(StoredMessage.conversation_id) == conversation_id
                 session.exec(delete(StoredMessage).where(in_it))
@@ -119,7 +136,7 @@ class History:
                 session.commit()
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
-        with Session(self._engine) as session:
+        with self._session() as session:
             if self._owned(session, conversation_id) is None:
                 return []
             statement = (
@@ -132,7 +149,7 @@ class History:
     def add_message(self, message: StoredMessage) -> StoredMessage | None:
         """Save a message (filling in its id), None if its conversation is not the owner's;
         the conversation moves to the top of the list."""
-        with Session(self._engine) as session:
+        with self._session() as session:
             conversation = self._owned(session, message.conversation_id)
             if conversation is None:
                 return None
@@ -144,7 +161,7 @@ class History:
         return message
 
     def update_message(self, conversation_id: int, message_id: int, content: str) -> None:
-        with Session(self._engine) as session:
+        with self._session() as session:
             if self._owned(session, conversation_id) is None:
                 return
             message = session.get(StoredMessage, message_id)
@@ -155,7 +172,7 @@ class History:
 
     def delete_messages_after(self, conversation_id: int, message_id: int) -> None:
         """Forget what followed a message (its answer and later turns), to ask it again."""
-        with Session(self._engine) as session:
+        with self._session() as session:
             if self._owned(session, conversation_id) is None:
                 return
             session.exec(
@@ -165,6 +182,14 @@ class History:
                 )
             )
             session.commit()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with Session(self._engine) as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise HistoryUnavailable(_summary(exc)) from exc
 
     def _owned(self, session: Session, conversation_id: int) -> Conversation | None:
         statement = select(Conversation).where(

@@ -30,7 +30,8 @@ class Services:
 
     @property
     def database(self) -> Engine:
-        """Opened (and migrated) on first use, not when the page is compiled."""
+        """Opened (and migrated) on first use, not when the page is compiled; tried again on
+        the next use if the database failed."""
         with self._opening:
             if self._database is None:
                 self._database = open_database(self.settings.database_url)

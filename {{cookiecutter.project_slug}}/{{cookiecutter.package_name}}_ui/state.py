@@ -18,6 +18,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import reflex as rx
 
@@ -40,6 +42,8 @@ from .services import services
 
 logger = logging.getLogger(__name__)
 TITLE_CHARS = 48
+HISTORY_DOWN = "Your conversations cannot be reached right now, so nothing new is saved."
+QUESTION_BOX = "question"  # the composer's id
 # The cookies are the app's own even beside other apps on localhost (cookies ignore the port).
 OWNER_COOKIE = "{{ cookiecutter.package_name }}_owner"
 SESSION_COOKIE = "{{ cookiecutter.package_name }}_session"
@@ -134,6 +138,7 @@ class ChatState(rx.State):
     renaming_id: int = 0  # the conversation being renamed
     menu_open: bool = False  # the conversations' drawer, on a narrow screen
     loaded: bool = False  # the open conversation is known: until then, no welcome either
+    history_notice: str = ""  # the database failed the last time it was asked
     _answer_id: str = ""  # the core's id of the answer being streamed: to follow or stop it
 
     @rx.var
@@ -151,11 +156,14 @@ class ChatState(rx.State):
         settings = services().settings
         self.models = [ModelChoice.of(m, settings.llm_api_base) for m in settings.allowed_models]
         self.model = self.model or settings.llm_model
-        self._list_conversations()
         self.loaded = True
         if self.streaming:  # a reload: the page's draft is gone
+            with self._history_trouble_shown():
+                self._list_conversations()
             return ChatState.follow
-        self._open(self.conversation_id)
+        with self._history_trouble_shown():
+            self._list_conversations()
+            self._open(self.conversation_id)
         return None
 
     @rx.event
@@ -180,7 +188,8 @@ class ChatState(rx.State):
     def open_conversation(self, conversation_id: int):
         self.menu_open = False
         if not self.streaming:
-            self._open(conversation_id)
+            with self._history_trouble_shown():
+                self._open(conversation_id)
 
     @rx.event
     def set_menu_open(self, is_open: bool):
@@ -194,8 +203,9 @@ class ChatState(rx.State):
     def finish_rename(self, form_data: dict):
         title = (form_data.get("title") or "").strip()
         if title and self.renaming_id:
-            self._history().update(self.renaming_id, title=title[:200])
-            self._list_conversations()
+            with self._history_trouble_shown():
+                self._history().update(self.renaming_id, title=title[:200])
+                self._list_conversations()
         self.renaming_id = 0
 
     @rx.event
@@ -206,22 +216,25 @@ class ChatState(rx.State):
     def delete_conversation(self, conversation_id: int):
         if self.streaming and conversation_id == self.conversation_id:
             return
-        self._history().delete(conversation_id)
-        if conversation_id == self.conversation_id:
-            self._open(0)
-        self._list_conversations()
+        with self._history_trouble_shown():
+            self._history().delete(conversation_id)
+            if conversation_id == self.conversation_id:
+                self._open(0)
+            self._list_conversations()
 
     @rx.event
     def set_system_prompt(self, system_prompt: str):
         self.system_prompt = system_prompt
         if self.conversation_id:
-            self._history().update(self.conversation_id, system_prompt=system_prompt)
+            with self._history_trouble_shown():
+                self._history().update(self.conversation_id, system_prompt=system_prompt)
 
     @rx.event
     def set_model(self, model: str):
         self.model = model
         if self.conversation_id:
-            self._history().update(self.conversation_id, model=model)
+            with self._history_trouble_shown():
+                self._history().update(self.conversation_id, model=model)
 
     @rx.event
     def send(self, form_data: dict):
@@ -237,8 +250,10 @@ class ChatState(rx.State):
         """Drop the last answer (done, stopped or failed) and ask again."""
         if self.streaming or not self.messages or self.messages[-1].role != "assistant":
             return None
-        self._truncate_after(self.messages[-2].id)
-        return ChatState.start_answer
+        with self._history_trouble_shown():
+            self._truncate_after(self.messages[-2].id)
+            return ChatState.start_answer
+        return None
 
     @rx.event
     def start_edit(self, message_id: int):
@@ -263,10 +278,12 @@ class ChatState(rx.State):
         message_id, self.editing_id = self.editing_id, 0
         if not question or self.streaming or not message_id:
             return None
-        self._history().update_message(self.conversation_id, message_id, question)
-        self._truncate_after(message_id)
-        self.messages[-1].content = question
-        return ChatState.start_answer
+        with self._history_trouble_shown():
+            self._history().update_message(self.conversation_id, message_id, question)
+            self._truncate_after(message_id)
+            self.messages[-1].content = question
+            return ChatState.start_answer
+        return None
 
     @rx.event
     def start_answer(self):
@@ -345,7 +362,7 @@ class ChatState(rx.State):
             async with self:
                 self.streaming, self.live_tools = False, []
                 # The conversation stays open while it streams: switching waits for the end.
-                self._save(answer)
+                self._keep(answer)
 
     @rx.event(background=True, supersedes=True)
     async def follow(self):
@@ -369,14 +386,17 @@ class ChatState(rx.State):
         question = question.strip()
         if not question or self.streaming:
             return None
-        if not self.conversation_id:
-            conversation = self._history().create(
-                title_of(question), self.system_prompt, self.model
-            )
-            self.conversation_id = conversation.id or 0
-        self._save(history.StoredMessage(role="user", content=question))
-        self._list_conversations()
-        return ChatState.start_answer
+        with self._history_trouble_shown():
+            if not self.conversation_id:
+                conversation = self._history().create(
+                    title_of(question), self.system_prompt, self.model
+                )
+                self.conversation_id = conversation.id or 0
+            self._save(history.StoredMessage(role="user", content=question))
+            self._list_conversations()
+            return ChatState.start_answer
+        # Not asked: an answer that cannot be saved would be lost on the next reload.
+        return rx.set_value(QUESTION_BOX, question)
 
     def _open(self, conversation_id: int) -> None:
         """Show a saved conversation; a new empty chat for 0, or for one deleted meanwhile."""
@@ -390,6 +410,13 @@ class ChatState(rx.State):
         self.model = conversation.model or self.model
         self.messages = [Message.of(m) for m in self._history().messages(conversation_id)]
 
+    def _keep(self, answer: history.StoredMessage) -> None:
+        """Save the ended answer; if the database fails, show it anyway (not saved)."""
+        with self._history_trouble_shown():
+            self._save(answer)
+            return
+        self.messages.append(Message.of(answer))
+
     def _save(self, message: history.StoredMessage) -> None:
         """Save to the open conversation; shown anyway if another tab deleted it meanwhile."""
         message.conversation_id = self.conversation_id
@@ -397,12 +424,27 @@ class ChatState(rx.State):
 
     def _truncate_after(self, message_id: int) -> None:
         self._history().delete_messages_after(self.conversation_id, message_id)
-        self.messages = [message for message in self.messages if message.id <= message_id]
+        # By place, not by id: an answer that could not be saved has none.
+        [kept] = [index for index, message in enumerate(self.messages) if message.id == message_id]
+        self.messages = self.messages[: kept + 1]
 
     def _list_conversations(self) -> None:
         self.conversations = [
             ConversationItem(id=c.id or 0, title=c.title) for c in self._history().conversations()
         ]
+
+    @contextmanager
+    def _history_trouble_shown(self) -> Iterator[None]:
+        """Around what reads or saves the history: if the database fails, what is left of the
+        block is skipped and the page says so; once it answers again, the notice goes."""
+        try:
+            yield
+        except history.HistoryUnavailable as exc:
+            logger.warning("The history database failed: %s", exc)
+            self.history_notice = HISTORY_DOWN
+        else:
+            if self.history_notice:
+                self.history_notice = ""
 
     def _history(self) -> history.History:
         """This browser's history, the only way to the database: a page behind the gate gets

@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }}.settings import get_settings
 from . import draft
 from .answers import ToolCall
 from .services import open_history
-from .state import ChatState, ConversationItem, Message
+from .state import QUESTION_BOX, ChatState, ConversationItem, Message
 
 # LLM output needs no math or raw-HTML rendering; each plugin costs time on every update.
 MARKDOWN = {
@@ -463,11 +463,27 @@ def settings_bar() -> rx.Component:
     )
 
 
+def history_notice() -> rx.Component:
+    """Shown while the database fails: the page goes on, but saves nothing."""
+    return rx.cond(
+        ChatState.history_notice,
+        rx.callout(
+            ChatState.history_notice,
+            icon="database",
+            color_scheme="amber",
+            size="1",
+            role="alert",
+            width="100%",
+        ),
+    )
+
+
 def composer() -> rx.Component:
     return rx.form(
         rx.hstack(
             rx.text_area(
                 name="question",
+                id=QUESTION_BOX,  # a question the history could not take is put back here
                 placeholder="Ask anything… (Enter sends, Shift+Enter for a new line)",
                 aria_label="Your question",
                 rows="2",
@@ -566,6 +582,7 @@ def chat() -> rx.Component:
                 # A long URL or word wraps inside its bubble instead of widening the page.
                 overflow_wrap="anywhere",
             ),
+            history_notice(),
             composer(),
             rx.script(ESC_STOPS),
             role="main",
