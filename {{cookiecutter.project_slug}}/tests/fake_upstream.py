@@ -82,6 +82,7 @@ SCRIPTS = {
     "fake-reset-mid": Script(tokens=10, fail_after=3, fault="reset"),
     "fake-malformed": Script(tokens=10, fail_after=3, fault="malformed"),
     "fake-huge": Script(tokens=2, token_chars=1_000_000),
+    "fake-huge-slow": Script(tokens=20, token_chars=100_000, delay_s=0.2),  # 2 MB in 4 s
     "fake-long": Script(tokens=400, delay_s=0.05),
     "fake-steady": Script(tokens=100, delay_s=0.05),  # 5 s: time for a page to reload
     "fake-load": Script(tokens=20, delay_s=0.02),

@@ -1,6 +1,7 @@
 """Reading `POST /api/chat` the way an AI SDK client does, for assertions."""
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import httpx
@@ -100,8 +101,13 @@ def reattach(api: str, chat_id: str, seen: list | None = None) -> Stream:
 
 def read_events(response: httpx.Response):
     """Yield ("ping", None), ("chunk", dict) or ("done", None) per SSE event, as it arrives."""
+    return events_in(response.iter_lines())
+
+
+def events_in(lines: Iterable[str]):
+    """The events of SSE `lines`, as `read_events` yields them."""
     data: list[str] = []
-    for line in response.iter_lines():
+    for line in lines:
         if line.startswith(":"):
             yield "ping", None
         elif line.startswith("data: "):

@@ -86,12 +86,26 @@ class Chat:
     async def answer(self, request: ChatRequest, caller: Caller) -> AsyncIterator[Chunks]:
         """Check the caller and the request, open the provider stream and wait for its first
         chunk; raises `ApiError` for every refusal. Then the answer, batch by batch."""
-        settings = self.settings
         self.access.authorize(caller)
-        model = request.model or settings.llm_model
-        _check_request(request, model, settings)
-        if request.resumable:
-            self.answers.check_room()
+        model = request.model or self.settings.llm_model
+        _check_request(request, model, self.settings)
+        # Room for a resumable answer is taken before anything is awaited, so that requests
+        # arriving together cannot all pass a check meant for one; once started, the answer
+        # holds its own.
+        release_room = self.answers.reserve() if request.resumable else _nothing
+        try:
+            batches, halt = await self._open(request, model, caller)
+            if request.resumable:
+                return self.answers.start(request.id, batches, halt)
+            return batches
+        finally:
+            release_room()
+
+    async def _open(
+        self, request: ChatRequest, model: str, caller: Caller
+    ) -> tuple[AsyncIterator[Chunks], asyncio.Future]:
+        """The answer from its first chunk on, and the future that halts it."""
+        settings = self.settings
         record = AccessRecord(client=caller.address, visitor=caller.visitor, model=model)
         messages = request.llm_messages()
         if settings.log_content:
@@ -122,9 +136,7 @@ class Chat:
         # Some providers (Gemini) only answer the request once the stream is read: wait for the
         # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
         opening = await anext(batches)
-        if request.resumable:
-            return self.answers.start(request.id, _prepend(opening, batches), halt)
-        return _prepend(opening, batches)
+        return _prepend(opening, batches), halt
 
     async def stop(self, chat_id: str, caller: Caller) -> None:
         """`DELETE /api/chat/{id}/stream`: end that chat's answer at once with `abort`, which
@@ -258,6 +270,11 @@ async def _ui_message_stream(
                         record.outcome = "cut_off"
                         limit = settings.resume_buffer_bytes
                         yield encoder.error(f"The answer outgrew {limit} bytes and was cut off.")
+                    case Halt.FULL:
+                        record.outcome = "cut_off"
+                        yield encoder.error(
+                            "The server holds too many answers to keep this one; it was cut off."
+                        )
                     case Pacing.TOO_LONG:
                         record.outcome = "cut_off"
                         limit_s = settings.max_stream_s
@@ -293,6 +310,10 @@ def _internal_error() -> ApiError:
     logged with its traceback, and told to the client without it. Called in `except`."""
     logger.exception("The answer failed")
     return ApiError(500, "internal_error", "The server failed while answering; it is logged.")
+
+
+def _nothing() -> None:
+    pass
 
 
 def _ms_since(started: float) -> int:

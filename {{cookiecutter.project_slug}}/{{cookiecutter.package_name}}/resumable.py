@@ -7,8 +7,8 @@ several clients may follow one answer at once. Once nobody has followed it for
 `RESUME_GRACE_S`, the task is cancelled, which closes the provider call, and its followers
 end with `StreamCut`; `DELETE /api/chat/{id}/stream` halts it at once, ending it with `abort`.
 A finished answer is kept `RESUME_GRACE_S` longer, for a client that comes back just after the
-end. What is kept is bounded: `RESUME_BUFFER_BYTES` per answer, `RESUME_MAX_ANSWERS` answers
-per process.
+end. What is kept is bounded, per process: `RESUME_BUFFER_BYTES` per answer, and
+`RESUME_MAX_ANSWERS` answers taking at most `RESUME_MAX_BYTES` of memory in all.
 
 With `REDIS_URL` set (`SharedAnswers`), an answer can be re-attached and stopped through any
 process that shares the Redis.
@@ -36,15 +36,41 @@ class Halt(Enum):
 
     STOP = "stop"  # DELETE /api/chat/{id}/stream
     OVERFLOW = "overflow"  # the kept chunks outgrew RESUME_BUFFER_BYTES
+    FULL = "full"  # the answers kept by this process outgrew RESUME_MAX_BYTES
+
+
+# What a kept chunk takes in memory beyond its size on the wire: the dict and its strings
+# (measured with tracemalloc: 309 bytes for a text delta of 62 bytes as SSE).
+CHUNK_OVERHEAD_BYTES = 250
+
+
+class MemoryUse:
+    """The memory the kept chunks of this process's answers take, against `RESUME_MAX_BYTES`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def full(self) -> bool:
+        return self.used >= self.limit
 
 
 class LiveAnswer:
     """One answer's chunks, read in a task of its own and kept for every follower."""
 
-    def __init__(self, batches: AsyncIterator[Chunks], halt: asyncio.Future, settings: Settings):
+    def __init__(
+        self,
+        batches: AsyncIterator[Chunks],
+        halt: asyncio.Future,
+        settings: Settings,
+        memory: MemoryUse,
+    ):
         self._chunks: Chunks = []
         self._size = 0
         self._max_bytes = settings.resume_buffer_bytes
+        self._memory = memory
+        self.kept_bytes = 0  # counted in `memory`, until the answer is dropped
         self._grace_s = settings.resume_grace_s
         self._halt = halt
         self._more = asyncio.Event()  # set, and replaced, whenever a chunk is kept or it ends
@@ -61,6 +87,10 @@ class LiveAnswer:
     @property
     def ended(self) -> bool:
         return self.task.done()
+
+    @property
+    def halted_by(self) -> Halt | None:
+        return self._halt.result() if self._halt.done() else None
 
     def stop(self) -> bool:
         """End the answer at once with `abort`; False if it had already ended."""
@@ -101,14 +131,30 @@ class LiveAnswer:
         try:
             async for batch in batches:
                 self._chunks += batch
-                self._size += sum(len(sse(chunk)) for chunk in batch)  # as sent over HTTP
-                if self._size > self._max_bytes and not self._halt.done():
-                    self._halt.set_result(Halt.OVERFLOW)
+                size = sum(len(sse(chunk)) for chunk in batch)  # as sent over HTTP
+                self._size += size
+                self._keep_bytes(size + CHUNK_OVERHEAD_BYTES * len(batch))
+                if not self._halt.done():
+                    if self._size > self._max_bytes:
+                        self._halt.set_result(Halt.OVERFLOW)
+                    elif self._memory.used > self._memory.limit:
+                        # Its chunks stop counting at once, and go once it has ended.
+                        self._halt.set_result(Halt.FULL)
+                        self.forget_bytes()
                 self._wake()
             self.complete = True
         finally:
             await batches.aclose()
             self._wake()
+
+    def _keep_bytes(self, count: int) -> None:
+        self.kept_bytes += count
+        self._memory.used += count
+
+    def forget_bytes(self) -> None:
+        """Dropped: its chunks no longer count (its last followers may still hold them)."""
+        self._memory.used -= self.kept_bytes
+        self.kept_bytes = 0
 
     def _wake(self) -> None:
         self._more.set()
@@ -147,19 +193,36 @@ class LiveAnswers:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._answers: dict[str, LiveAnswer] = {}
+        self._memory = MemoryUse(settings.resume_max_bytes)
+        self._reserved = 0  # answers about to start
 
-    def check_room(self) -> None:
-        """Refuse a new resumable answer while `RESUME_MAX_ANSWERS` are kept; finished ones
-        are dropped first."""
-        limit = self._settings.resume_max_answers
-        if len(self._answers) < limit:
-            return
-        for chat_id, answer in list(self._answers.items()):
-            if answer.ended:
-                self._drop(chat_id, answer)
-        if len(self._answers) >= limit:
+    def reserve(self) -> Callable[[], None]:
+        """Take room for a new answer, or refuse it while `RESUME_MAX_ANSWERS` are kept (or
+        about to start) or their chunks take `RESUME_MAX_BYTES`; ended ones are dropped first.
+        Call the result once the answer has started (it holds its own room then) or failed."""
+        if not self._has_room():
+            for chat_id, answer in list(self._answers.items()):
+                if answer.ended:
+                    self._drop(chat_id, answer)
+        if not self._has_room():
+            limit = self._settings.resume_max_answers
             message = f"The server keeps at most {limit} resumable answers; try again shortly."
+            if self._memory.full:
+                message = "The server holds too many answers to keep another; try again shortly."
             raise ApiError(503, "too_many_answers", message, retry_after=1)
+        self._reserved += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released, self._reserved = True, self._reserved - 1
+
+        return release
+
+    def _has_room(self) -> bool:
+        kept = len(self._answers) + self._reserved
+        return kept < self._settings.resume_max_answers and not self._memory.full
 
     def start(
         self, chat_id: str, batches: AsyncIterator[Chunks], halt: asyncio.Future
@@ -167,7 +230,7 @@ class LiveAnswers:
         """Keep the answer under `chat_id`, stopping one still running there, and follow it."""
         if (earlier := self._answers.get(chat_id)) is not None:
             earlier.stop()
-        answer = LiveAnswer(batches, halt, self._settings)
+        answer = LiveAnswer(batches, halt, self._settings, self._memory)
         self._answers[chat_id] = answer
         answer.task.add_done_callback(lambda _: self._drop_later(chat_id, answer))
         return answer.follow()
@@ -183,14 +246,16 @@ class LiveAnswers:
         return answer is not None and answer.stop()
 
     def _drop_later(self, chat_id: str, answer: LiveAnswer) -> None:
-        asyncio.get_running_loop().call_later(
-            self._settings.resume_grace_s, self._drop, chat_id, answer
-        )
+        """Drop the answer that ended once a client coming back just after the end has had
+        time to; at once the one cut off to keep within `RESUME_MAX_BYTES`."""
+        delay_s = 0 if answer.halted_by is Halt.FULL else self._settings.resume_grace_s
+        asyncio.get_running_loop().call_later(delay_s, self._drop, chat_id, answer)
 
     def _drop(self, chat_id: str, answer: LiveAnswer) -> None:
         """Keep the ended `answer` no longer (unless a newer one of the chat replaced it)."""
         if self._answers.get(chat_id) is answer:
             del self._answers[chat_id]
+        answer.forget_bytes()
 
 
 class SharedAnswers(LiveAnswers):

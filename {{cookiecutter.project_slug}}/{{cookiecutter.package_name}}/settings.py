@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     """Bytes of stream kept per resumable answer; a longer answer is cut off with an error."""
     resume_max_answers: int = Field(default=500, gt=0)
     """Resumable answers kept per process; more are refused with 503 until some end."""
+    resume_max_bytes: int = Field(default=200_000_000, gt=0)
+    """Memory the kept answers of a process may take in all (their chunks, about 250 bytes
+    more each than on the wire); past it, new ones are refused with 503 and the one growing
+    past it is cut off with an error."""
 
     api_token: SecretStr | None = None
     """If set, `/api/chat` and `/api/models` need `Authorization: Bearer <token>`."""

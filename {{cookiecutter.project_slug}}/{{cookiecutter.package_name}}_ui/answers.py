@@ -76,7 +76,10 @@ async def follow_answer(chat: Chat, answer_id: str) -> AsyncIterator[Item]:
     """The page's own answer from its start, then live, in whichever process runs it; nothing
     when none is kept. Not counted against the visitor's limits: the task that asked for it
     holds its place."""
-    batches = await chat.answers.follow(answer_id)
+    try:
+        batches = await chat.answers.follow(answer_id)
+    except ApiError as exc:  # another process runs it, and Redis is down
+        raise refusal(exc) from None
     if batches is not None:
         async for item in _shown(batches):
             yield item

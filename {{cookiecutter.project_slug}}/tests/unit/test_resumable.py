@@ -6,7 +6,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.protocol import StreamCut, sse
-from {{ cookiecutter.package_name }}.resumable import Halt, LiveAnswers
+from {{ cookiecutter.package_name }}.resumable import CHUNK_OVERHEAD_BYTES, Halt, LiveAnswers
 from {{ cookiecutter.package_name }}.settings import Settings
 
 
@@ -187,13 +187,44 @@ async def test_no_more_answers_than_the_limit_are_kept():
     kept = answers(resume_max_answers=2)
     running, finished, another = Frames(), Frames(), Frames()
     finished.end()
+    kept.reserve()()
     kept.start("running", running.read(), future())
     await read_all(kept.start("finished", finished.read(), future()))
-    kept.check_room()  # the finished one makes room
-    kept.start("another", another.read(), future())
+    release = kept.reserve()  # the finished one makes room
     with pytest.raises(ApiError) as refused:
-        kept.check_room()
+        kept.reserve()  # room taken is room taken, though the answer has not started yet
     assert (refused.value.status, refused.value.type) == (503, "too_many_answers")
+    kept.start("another", another.read(), future())
+    release()
+    with pytest.raises(ApiError):
+        kept.reserve()
     assert await kept.follow("finished") is None
     running.end()
     another.end()
+
+
+async def test_answers_past_the_memory_limit_are_cut_off_and_new_ones_refused():
+    one_chunk = len(sse(chunks("abc")[0])) + CHUNK_OVERHEAD_BYTES
+    kept, first, second = answers(resume_max_bytes=3 * one_chunk), Frames(), Frames()
+    first_halt, second_halt = future(), future()
+    first_follower = kept.start("first", first.read(), first_halt)
+    second_follower = kept.start("second", second.read(), second_halt)
+    growing = [(first, first_follower), (second, second_follower), (first, first_follower)]
+    for frames, follower in growing:
+        frames.put("abc")
+        await next_frames(follower)
+    with pytest.raises(ApiError) as refused:
+        kept.reserve()
+    assert (refused.value.status, refused.value.type) == (503, "too_many_answers")
+    second.put("def")  # past the limit: the answer that grows is cut off, the others go on
+    await next_frames(second_follower)
+    assert second_halt.result() is Halt.FULL
+    second.end()
+    await read_all(second_follower)
+    first.put("ghi")  # within the limit again: what the cut one held stopped counting at once
+    await next_frames(first_follower)
+    assert not first_halt.done()
+    await settle()
+    assert await kept.follow("second") is None  # dropped at once, not after the grace period
+    first.end()
+    await read_all(first_follower)
