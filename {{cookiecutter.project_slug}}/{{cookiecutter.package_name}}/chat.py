@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
 
@@ -62,12 +62,12 @@ class Chat:
         self.tool_definitions = [tool.definition() for tool in self.tools.values()]
         self.answers = SharedAnswers(settings) if settings.redis_url else LiveAnswers(settings)
 
-    async def open(self, body: bytes, caller: Caller) -> AsyncIterator[bytes]:
+    async def open(self, body: bytes, caller: Caller) -> AsyncGenerator[bytes]:
         """`POST /api/chat`: `answer` to the body, framed as SSE."""
         self.access.authorize(caller)
         return sse_frames(await self.answer(parse_chat_request(body), caller))
 
-    async def reattach(self, chat_id: str, caller: Caller) -> AsyncIterator[bytes] | None:
+    async def reattach(self, chat_id: str, caller: Caller) -> AsyncGenerator[bytes] | None:
         """`GET /api/chat/{id}/stream`: the resumable answer of that chat from its start, then
         live, framed as SSE; None (204) when none is kept. Counts against the caller's limits
         like a new answer."""
@@ -83,7 +83,7 @@ class Chat:
             return None
         return sse_frames(_releasing(batches, release))
 
-    async def answer(self, request: ChatRequest, caller: Caller) -> AsyncIterator[Chunks]:
+    async def answer(self, request: ChatRequest, caller: Caller) -> AsyncGenerator[Chunks]:
         """Check the caller and the request, open the provider stream and wait for its first
         chunk; raises `ApiError` for every refusal. Then the answer, batch by batch."""
         self.access.authorize(caller)
@@ -95,15 +95,15 @@ class Chat:
         release_room = self.answers.reserve() if request.resumable else _nothing
         try:
             batches, halt = await self._open(request, model, caller)
-            if request.resumable:
-                return self.answers.start(request.id, batches, halt)
+            if request.resumable:  # then it has an id (`parse_chat_request`)
+                return self.answers.start(request.id or "", batches, halt)
             return batches
         finally:
             release_room()
 
     async def _open(
         self, request: ChatRequest, model: str, caller: Caller
-    ) -> tuple[AsyncIterator[Chunks], asyncio.Future]:
+    ) -> tuple[AsyncGenerator[Chunks], asyncio.Future]:
         """The answer from its first chunk on, and the future that halts it."""
         settings = self.settings
         record = AccessRecord(client=caller.address, visitor=caller.visitor, model=model)
@@ -221,7 +221,7 @@ async def _ui_message_stream(
     settings: Settings,
     release: Callable[[], None],
     halt: asyncio.Future,
-) -> AsyncIterator[Chunks]:
+) -> AsyncGenerator[Chunks]:
     """The answer as UI message chunks; however it ends, the provider connection is closed,
     the caller's stream slot given back, and the access log written. `halt` ends it early with
     the `Halt` it resolves to."""
@@ -330,7 +330,7 @@ def _metadata(finish: llm.Finish, record: AccessRecord) -> dict:
     }
 
 
-async def _prepend(first: Chunks, rest: AsyncIterator[Chunks]) -> AsyncIterator[Chunks]:
+async def _prepend(first: Chunks, rest: AsyncGenerator[Chunks]) -> AsyncGenerator[Chunks]:
     try:
         yield first
         async for chunk in rest:
@@ -339,7 +339,7 @@ async def _prepend(first: Chunks, rest: AsyncIterator[Chunks]) -> AsyncIterator[
         await rest.aclose()
 
 
-async def _releasing(batches: AsyncIterator[Chunks], release: Callable[[], None]):
+async def _releasing(batches: AsyncGenerator[Chunks], release: Callable[[], None]):
     """`batches`, giving the caller's stream slot back when the client is done with them."""
     try:
         async for batch in batches:
@@ -350,8 +350,8 @@ async def _releasing(batches: AsyncIterator[Chunks], release: Callable[[], None]
 
 
 async def _paced(
-    events: AsyncIterator, settings: Settings, stopping: asyncio.Future, halt: asyncio.Future
-) -> AsyncIterator[steps.Event | Pacing | Halt]:
+    events: AsyncIterable, settings: Settings, stopping: asyncio.Future, halt: asyncio.Future
+) -> AsyncGenerator[steps.Event | Pacing | Halt]:
     """Yield `events`, with a heartbeat after each `SSE_HEARTBEAT_S` of silence; end with
     `SHUTDOWN` once `stopping` resolves, the `Halt` once `halt` resolves, `IDLE` after
     `LLM_TIMEOUT_S` of silence, or `TOO_LONG` after `MAX_STREAM_S` in all.

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -181,21 +181,21 @@ class CompletionStream:
         self._events = self._read(fast)
         self.path = "provider" if fast else "litellm"  # for the access log
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncGenerator[Event]:
         return self._events
 
     async def aclose(self) -> None:
         await self._events.aclose()
         await self._response.aclose()
 
-    async def _read(self, fast: bool) -> AsyncIterator[Event]:
+    async def _read(self, fast: bool) -> AsyncGenerator[Event]:
         ending = _Ending()
         async for chunk in self._chunks(fast):
             for event in _events_of(chunk, ending):
                 yield event
         yield ending.finish()
 
-    async def _chunks(self, fast: bool) -> AsyncIterator:
+    async def _chunks(self, fast: bool) -> AsyncGenerator:
         """The provider's chunks. Whatever fails in reading them is the provider's failure, as
         LiteLLM's own stream wrapper has it (it maps every exception of the provider's code to
         its types); a bug in the events made of them is not."""
@@ -228,7 +228,7 @@ def _parsed_by_litellm(chunks):
     return _openai_chunks(chunks)
 
 
-async def _openai_chunks(stream) -> AsyncIterator:
+async def _openai_chunks(stream) -> AsyncGenerator:
     parse = litellm_compat.openai_chunk_parser()
     async for data in openai_compat.event_data(stream):
         yield parse(json.loads(data))
@@ -415,7 +415,7 @@ def provider_error(exc: Exception) -> ApiError:
     return ApiError(502, "upstream_error", f"The model provider failed{detail}.")
 
 
-def _causes(exc: BaseException):
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
     """`exc` and the exceptions behind it: LiteLLM re-raises a refused connection under
     provider-specific types, but the original stays in the chain."""
     seen = set()

@@ -7,7 +7,7 @@ the app streams through LiteLLM's public path instead and says so.
 
 import functools
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 WRITTEN_FOR = "3.60.0"
 
@@ -18,7 +18,7 @@ def is_sdk_stream(chunks: object) -> bool:
     return isinstance(chunks, AsyncStream)
 
 
-async def event_data(stream) -> AsyncIterator[str]:
+async def event_data(stream) -> AsyncGenerator[str]:
     """The data of each event of an SDK stream up to `[DONE]`, decoded and with the SDK's own
     error types, as the SDK's iteration reads them; the body read to its end, so the
     connection goes back to the pool."""

@@ -9,7 +9,7 @@ clients up to ai@6 reject unknown fields. The core hands out chunks as dicts, in
 
 import json
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -23,7 +23,7 @@ HEADERS = {
     "x-vercel-ai-ui-message-stream": "v1",
 }
 # What a browser page on an allowed origin (CORS_ORIGINS) may send and read.
-CORS_METHODS = ["GET", "POST", "DELETE"]
+CORS_METHODS: list[Literal["GET", "POST", "DELETE"]] = ["GET", "POST", "DELETE"]
 CORS_REQUEST_HEADERS = ["authorization", "content-type"]
 CORS_EXPOSED_HEADERS = ["x-vercel-ai-ui-message-stream"]
 DONE = b"data: [DONE]\n\n"
@@ -66,7 +66,7 @@ class MessagePart(BaseModel):
 
     def tool_result(self) -> dict:
         error = self.error_text if self.state == "output-error" else None
-        return chat_tool_result(self.tool_call_id, self.output, error)
+        return chat_tool_result(self.tool_call_id or "", self.output, error)
 
 
 class Message(BaseModel):
@@ -88,7 +88,7 @@ class Message(BaseModel):
         followed by one `tool` message per result."""
         if self.role != "assistant" or self.parts is None:
             return [{"role": self.role, "content": self.text()}]
-        turns = []
+        turns: list[dict] = []
         for step in _split_at_step_starts(self.parts):
             text = "".join(part.text or "" for part in step if part.type == "text")
             calls = [(part, call) for part in step if (call := part.tool_call())]
@@ -201,7 +201,7 @@ class StreamCut(Exception):
     """The chunks end before their answer did (an abandoned answer, a process gone away)."""
 
 
-async def sse_frames(batches: AsyncIterator[Chunks]) -> AsyncIterator[bytes]:
+async def sse_frames(batches: AsyncGenerator[Chunks]) -> AsyncGenerator[bytes]:
     """The HTTP body of a stream: each batch framed as SSE in one write, then `[DONE]`; a cut
     stream ends without it, as the AI SDK expects of an incomplete one."""
     try:

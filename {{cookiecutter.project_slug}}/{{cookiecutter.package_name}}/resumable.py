@@ -16,7 +16,7 @@ process that shares the Redis.
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from enum import Enum
 
 import redis.asyncio
@@ -61,7 +61,7 @@ class LiveAnswer:
 
     def __init__(
         self,
-        batches: AsyncIterator[Chunks],
+        batches: AsyncGenerator[Chunks],
         halt: asyncio.Future,
         settings: Settings,
         memory: MemoryUse,
@@ -100,7 +100,7 @@ class LiveAnswer:
             self._halt.set_result(Halt.STOP)
         return True
 
-    async def follow(self, counted: bool = True) -> AsyncIterator[Chunks]:
+    async def follow(self, counted: bool = True) -> AsyncGenerator[Chunks]:
         """Every chunk from the start, those kept at once, then each as it comes; `StreamCut`
         at the end of one that did not complete. A follower not `counted` (the copy to Redis)
         does not keep the answer from being abandoned."""
@@ -127,7 +127,7 @@ class LiveAnswer:
                 if not self._followers:
                     self._await_followers()
 
-    async def _keep(self, batches: AsyncIterator[Chunks]) -> None:
+    async def _keep(self, batches: AsyncGenerator[Chunks]) -> None:
         try:
             async for batch in batches:
                 self._chunks += batch
@@ -225,8 +225,8 @@ class LiveAnswers:
         return kept < self._settings.resume_max_answers and not self._memory.full
 
     def start(
-        self, chat_id: str, batches: AsyncIterator[Chunks], halt: asyncio.Future
-    ) -> AsyncIterator[Chunks]:
+        self, chat_id: str, batches: AsyncGenerator[Chunks], halt: asyncio.Future
+    ) -> AsyncGenerator[Chunks]:
         """Keep the answer under `chat_id`, stopping one still running there, and follow it."""
         if (earlier := self._answers.get(chat_id)) is not None:
             earlier.stop()
@@ -235,7 +235,7 @@ class LiveAnswers:
         answer.task.add_done_callback(lambda _: self._drop_later(chat_id, answer))
         return answer.follow()
 
-    async def follow(self, chat_id: str) -> AsyncIterator[Chunks] | None:
+    async def follow(self, chat_id: str) -> AsyncGenerator[Chunks] | None:
         """The answer from its start, then live; None when none is kept."""
         answer = self._answers.get(chat_id)
         return answer.follow() if answer is not None else None
@@ -274,6 +274,8 @@ class SharedAnswers(LiveAnswers):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        if settings.redis_url is None:
+            raise ValueError("SharedAnswers need REDIS_URL")
         self._redis_url = settings.redis_url
         self._redis: redis.asyncio.Redis | None = None
         self._listening: asyncio.Task | None = None
@@ -281,8 +283,8 @@ class SharedAnswers(LiveAnswers):
         self._copies: dict[LiveAnswer, asyncio.Task] = {}
 
     def start(
-        self, chat_id: str, batches: AsyncIterator[Chunks], halt: asyncio.Future
-    ) -> AsyncIterator[Chunks]:
+        self, chat_id: str, batches: AsyncGenerator[Chunks], halt: asyncio.Future
+    ) -> AsyncGenerator[Chunks]:
         follower = super().start(chat_id, batches, halt)
         answer = self._answers[chat_id]
         answer.followed_elsewhere = lambda: self._client().exists(_followed_key(chat_id))
@@ -291,7 +293,7 @@ class SharedAnswers(LiveAnswers):
         copy.add_done_callback(lambda _: self._copies.pop(answer, None))
         return follower
 
-    async def follow(self, chat_id: str) -> AsyncIterator[Chunks] | None:
+    async def follow(self, chat_id: str) -> AsyncGenerator[Chunks] | None:
         if (local := await super().follow(chat_id)) is not None:
             return local
         try:
@@ -377,7 +379,7 @@ class SharedAnswers(LiveAnswers):
             await pipe.execute()
         redis_watch.answered()
 
-    async def _follow_elsewhere(self, chat_id: str) -> AsyncIterator[Chunks]:
+    async def _follow_elsewhere(self, chat_id: str) -> AsyncGenerator[Chunks]:
         """The answer as another process copies it; `StreamCut` if Redis fails meanwhile."""
         client, key = self._client(), _stream_key(chat_id)
         grace_ms = int(self._settings.resume_grace_s * 1000)

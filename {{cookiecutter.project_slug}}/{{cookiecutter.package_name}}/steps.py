@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -115,14 +115,14 @@ class Steps:
     def path(self) -> str:
         return self._stream.path
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncGenerator[Event]:
         return self._events
 
     async def aclose(self) -> None:
         await self._events.aclose()
         await self._stream.aclose()  # also when the answer was never read
 
-    async def _answer(self) -> AsyncIterator[Event]:
+    async def _answer(self) -> AsyncGenerator[Event]:
         usage = _Usage()
         for step in range(1, self._settings.max_tool_steps + 1):
             calls: list[_Call] = []
@@ -157,7 +157,8 @@ class Steps:
         """One model call's events; its tool calls collected into `calls`, its text into `text`.
         `StepStart` waits for the provider's first event, so that a refusal before it is still
         an HTTP error."""
-        stream, started, by_index = self._stream, False, {}
+        stream, started = self._stream, False
+        by_index: dict[int, _Call] = {}
         try:
             async for event in stream:
                 if not started:
@@ -184,7 +185,7 @@ class Steps:
         finally:
             await stream.aclose()
 
-    async def _run(self, calls: list[_Call]) -> AsyncIterator[ToolOutput | ToolError]:
+    async def _run(self, calls: list[_Call]) -> AsyncGenerator[ToolOutput | ToolError]:
         """Run the calls side by side; yield each result as it comes."""
         tasks = [asyncio.ensure_future(self._call(call)) for call in calls]
         try:

@@ -75,7 +75,7 @@ def tool(function: Callable) -> Callable:
     name, hints = function.__name__, typing.get_type_hints(function)
     if name in REGISTRY:
         raise ValueError(f"a tool named {name} is registered already")
-    fields = {}
+    fields: dict[str, typing.Any] = {}
     for parameter in inspect.signature(function).parameters.values():
         if parameter.name not in hints:
             raise TypeError(f"tool {name}: parameter {parameter.name} needs a type annotation")
@@ -88,7 +88,7 @@ def tool(function: Callable) -> Callable:
 
 
 # Arithmetic only: the operators a calculator has, on numbers; nothing else parses.
-_OPERATORS = {
+_OPERATORS: dict[type, Callable[..., typing.Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -126,8 +126,8 @@ def _evaluate(node: ast.AST) -> int | float:
             return number
         case ast.UnaryOp(op=op, operand=operand) if type(op) in _OPERATORS:
             return _OPERATORS[type(op)](_evaluate(operand))
-        case ast.BinOp(left=left, op=op, right=right) if type(op) in _OPERATORS:
-            left, right = _evaluate(left), _evaluate(right)
+        case ast.BinOp(left=left_node, op=op, right=right_node) if type(op) in _OPERATORS:
+            left, right = _evaluate(left_node), _evaluate(right_node)
             if _result_bits(op, left, right) > MAX_RESULT_BITS:
                 raise ValueError("the result would be too large to compute")
             try:
@@ -152,9 +152,9 @@ def _result_bits(op: ast.operator, left: float, right: float) -> float:
 
 def _real(value: object) -> int | float:
     """A finite real number: JSON has no infinity, and `(-8) ** 0.5` is complex."""
-    if isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
-        raise ValueError("the result is not a finite real number")
-    return value
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise ValueError("the result is not a finite real number")
 
 
 @tool

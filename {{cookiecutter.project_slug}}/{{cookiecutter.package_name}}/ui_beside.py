@@ -6,6 +6,7 @@ import argparse
 import signal
 import subprocess
 import sys
+from typing import Any
 
 from .reflex_run import reflex_command
 
@@ -13,7 +14,9 @@ UI_COMMANDS = {
     "dev": ("UI (reloading on code changes) with the API beside it", 3000),
     "prod": ("UI (production build) with the API beside it", 3000),
 }
-UI_OPTIONS = {"--api-port": {"type": int, "default": 8000, "help": "the API's own port"}}
+UI_OPTIONS: dict[str, dict[str, Any]] = {
+    "--api-port": {"type": int, "default": 8000, "help": "the API's own port"}
+}
 
 
 def run_ui(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ finish line, and a refusal or a failure as an `AnswerError` worded with what it 
 import dataclasses
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from {{ cookiecutter.package_name }}.access import Caller
 from {{ cookiecutter.package_name }}.chat import Chat
@@ -60,10 +60,12 @@ def visitor(owner: str, address: str) -> Caller:
 
 async def open_answer(
     chat: Chat, caller: Caller, messages: list[dict], model: str | None, answer_id: str
-) -> AsyncIterator[Item]:
+) -> AsyncGenerator[Item]:
     """Ask for the answer to `messages`, resumable under `answer_id` (a reloaded page follows
     it again; `stop_answer` ends it), and yield what the page shows of it."""
-    request = ChatRequest(messages=messages, model=model, id=answer_id, resumable=True)
+    request = ChatRequest.model_validate(
+        {"messages": messages, "model": model, "id": answer_id, "resumable": True}
+    )
     try:
         batches = await chat.answer(request, caller)
     except ApiError as exc:
@@ -72,7 +74,7 @@ async def open_answer(
         yield item
 
 
-async def follow_answer(chat: Chat, answer_id: str) -> AsyncIterator[Item]:
+async def follow_answer(chat: Chat, answer_id: str) -> AsyncGenerator[Item]:
     """The page's own answer from its start, then live, in whichever process runs it; nothing
     when none is kept. Not counted against the visitor's limits: the task that asked for it
     holds its place."""
@@ -94,7 +96,7 @@ async def stop_answer(chat: Chat, caller: Caller, answer_id: str) -> bool:
     return True
 
 
-async def _shown(batches: AsyncIterator[Chunks]) -> AsyncIterator[Item]:
+async def _shown(batches: AsyncGenerator[Chunks]) -> AsyncGenerator[Item]:
     """What the page shows of the chunks: the text deltas of a batch (what was there at once,
     all of it for a follower coming back) as one. They are read to their end, when the answer
     has given the visitor's stream back, before an error or a stop is raised."""

@@ -322,7 +322,10 @@ class ChatState(rx.State):
             if self.system_prompt.strip():
                 turns.insert(0, {"role": "system", "content": self.system_prompt})
             self._answer_id = answer_id = uuid.uuid4().hex
-        answer = history.StoredMessage(role="assistant", content="")
+            conversation_id = self.conversation_id
+        answer = history.StoredMessage(
+            role="assistant", content="", conversation_id=conversation_id
+        )
         pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
         calls: dict[str, ToolCall] = {}
         items = open_answer(chat, caller, turns, model, answer_id)
@@ -392,7 +395,10 @@ class ChatState(rx.State):
                     title_of(question), self.system_prompt, self.model
                 )
                 self.conversation_id = conversation.id or 0
-            self._save(history.StoredMessage(role="user", content=question))
+            question_message = history.StoredMessage(
+                role="user", content=question, conversation_id=self.conversation_id
+            )
+            self._save(question_message)
             self._list_conversations()
             return ChatState.start_answer
         # Not asked: an answer that cannot be saved would be lost on the next reload.

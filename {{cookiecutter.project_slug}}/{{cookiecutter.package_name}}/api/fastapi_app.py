@@ -141,7 +141,8 @@ def create_app() -> FastAPI:
     async def models(request: Request) -> dict:
         return core.models(_caller(request))
 
-    app.openapi = _documenting_chat(app, settings)
+    # FastAPI's documented way to change the schema.
+    app.openapi = _documenting_chat(app, settings)  # type: ignore[method-assign]
     return app
 
 
@@ -151,29 +152,31 @@ def _documenting_chat(app: FastAPI, settings: Settings) -> Callable[[], dict]:
     generate = app.openapi
 
     def openapi() -> dict:
-        if app.openapi_schema is None:
-            document = generate()
-            request = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            request["properties"]["messages"]["maxItems"] = settings.max_messages
-            request["properties"]["model"]["anyOf"][0]["enum"] = settings.allowed_models
-            schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            schemas |= {**request.pop("$defs"), "ChatRequest": request}
-            document["paths"]["/api/chat"]["post"] |= {
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
-                    },
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        # FastAPI's own, which keeps it in `app.openapi_schema`.
+        document = generate()
+        request = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        request["properties"]["messages"]["maxItems"] = settings.max_messages
+        request["properties"]["model"]["anyOf"][0]["enum"] = settings.allowed_models
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas |= {**request.pop("$defs"), "ChatRequest": request}
+        document["paths"]["/api/chat"]["post"] |= {
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
                 },
-                "responses": {
-                    "200": {
-                        "description": "The answer, chunk by chunk.",
-                        "content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
-                    },
-                    **{str(status): r for status, r in error_responses(CHAT_ERRORS).items()},
+            },
+            "responses": {
+                "200": {
+                    "description": "The answer, chunk by chunk.",
+                    "content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
                 },
-            }
-        return app.openapi_schema
+                **{str(status): r for status, r in error_responses(CHAT_ERRORS).items()},
+            },
+        }
+        return document
 
     return openapi
 

@@ -9,7 +9,7 @@ heartbeat.
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -106,7 +106,7 @@ def _caller() -> Caller:
     return Caller(request.remote_addr or "unknown", request.headers.get("authorization"))
 
 
-def _pull(loop: EventLoopThread, stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+def _pull(loop: EventLoopThread, stream: AsyncGenerator[bytes]) -> Iterator[bytes]:
     """Iterate an async stream from a WSGI thread; closing the generator closes the stream."""
     try:
         while (chunk := loop.call(anext, stream, None)) is not None:

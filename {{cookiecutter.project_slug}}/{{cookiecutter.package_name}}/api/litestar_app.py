@@ -60,7 +60,7 @@ def create_app() -> Litestar:
 
     cors = CORSConfig(
         allow_origins=settings.cors_origins,
-        allow_methods=CORS_METHODS,
+        allow_methods=[*CORS_METHODS],  # a list of its own method names, for its types
         allow_headers=CORS_REQUEST_HEADERS,
         expose_headers=CORS_EXPOSED_HEADERS,
     )
