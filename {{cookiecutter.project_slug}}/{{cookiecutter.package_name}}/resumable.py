@@ -199,7 +199,8 @@ class LiveAnswers:
     def reserve(self) -> Callable[[], None]:
         """Take room for a new answer, or refuse it while `RESUME_MAX_ANSWERS` are kept (or
         about to start) or their chunks take `RESUME_MAX_BYTES`; ended ones are dropped first.
-        Call the result once the answer has started (it holds its own room then) or failed."""
+        Call the result once, when the answer has started (it holds its own room then) or
+        failed."""
         if not self._has_room():
             for chat_id, answer in list(self._answers.items()):
                 if answer.ended:
@@ -211,12 +212,9 @@ class LiveAnswers:
                 message = "The server holds too many answers to keep another; try again shortly."
             raise ApiError(503, "too_many_answers", message, retry_after=1)
         self._reserved += 1
-        released = False
 
         def release() -> None:
-            nonlocal released
-            if not released:
-                released, self._reserved = True, self._reserved - 1
+            self._reserved -= 1
 
         return release
 

@@ -424,14 +424,17 @@ class ChatState(rx.State):
         self.messages.append(Message.of(answer))
 
     def _save(self, message: history.StoredMessage) -> None:
-        """Save to the open conversation; shown anyway if another tab deleted it meanwhile."""
-        message.conversation_id = self.conversation_id
+        """Save to its conversation (the open one: it stays open while an answer streams);
+        shown anyway if another tab deleted it meanwhile."""
         self.messages.append(Message.of(self._history().add_message(message) or message))
 
     def _truncate_after(self, message_id: int) -> None:
         self._history().delete_messages_after(self.conversation_id, message_id)
-        # By place, not by id: an answer that could not be saved has none.
-        [kept] = [index for index, message in enumerate(self.messages) if message.id == message_id]
+        # By place, not by id: an answer that could not be saved has none (0), after its
+        # question; the first message with the id is the one meant.
+        kept = next(
+            index for index, message in enumerate(self.messages) if message.id == message_id
+        )
         self.messages = self.messages[: kept + 1]
 
     def _list_conversations(self) -> None:
