@@ -225,16 +225,17 @@ def install_bake(cookies_session, framework: str, provider: str) -> Bake:
 
 
 # What no adapter takes part in: the core's units, the tool loop, LiteLLM's two paths, provider
-# faults, Redis and database outages, the AI SDK client, the UI state, the deployment. Each
-# behaviour is asserted once: in the FastAPI bake's suite, not again for every other framework;
-# the Flask bake (WSGI, the API beside the page) keeps its deployment tests, and leaves out the
-# embedded model's too.
+# faults, Redis and database outages, the memory resumable answers hold, the AI SDK client, the
+# UI state, the deployment. Each behaviour is asserted once: in the FastAPI bake's suite, not
+# again for every other framework; the Flask bake (WSGI, the API beside the page) keeps its
+# deployment tests, and leaves out the embedded model's too.
 BESIDE_THE_ADAPTER = [
     "tests/unit",
     "tests/test_tools.py",
     "tests/test_fast_stream.py",
     "tests/test_faults.py",
     "tests/test_outages.py",
+    "tests/test_memory.py",
     "tests/test_ai_sdk.py",
     "tests/test_ui_state.py",
     "tests/test_deploy.py",
