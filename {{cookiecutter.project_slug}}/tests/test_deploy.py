@@ -2,6 +2,8 @@
 sharing Redis; the page exported as the Dockerfile does, in front of one or two backends. Real
 nginx and redis-server (Debian packages), on loopback."""
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -30,6 +32,7 @@ SITE_CONF = PROJECT_DIR / "deploy" / "nginx.conf"
 # Where `reflex export` leaves the page (the Dockerfile copies it into nginx's image).
 EXPORTED_PAGE = PROJECT_DIR / ".web" / "build" / "client"
 SLOW = SCRIPTS["fake-slow"]
+IMAGE_HOST = "images.example.com"  # allowed by the page's policy, in nginx's and the app's
 
 needs_nginx = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="needs nginx")
 needs_redis = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
@@ -55,9 +58,12 @@ http {
 """)
 
 
-def loopback_site(port: int, backends: list[str] | dict[int, list[str]], root: Path) -> str:
-    """The shipped site on a loopback port, serving `root`, and proxying to `backends` (URLs:
-    for every `app:<port>` alike, or by that port) instead of the compose service `app`."""
+def loopback_site(
+    port: int, backends: list[str] | dict[int, list[str]], root: Path, page_headers: Path
+) -> str:
+    """The shipped site on a loopback port, serving `root` with the headers in `page_headers`,
+    and proxying to `backends` (URLs: for every `app:<port>` alike, or by that port) instead of
+    the compose service `app`."""
 
     def servers(app: re.Match) -> str:
         urls = backends if isinstance(backends, list) else backends[int(app[1])]
@@ -66,7 +72,8 @@ def loopback_site(port: int, backends: list[str] | dict[int, list[str]], root: P
     site, upstreams = re.subn(r"server app:(\d+);", servers, SITE_CONF.read_text())
     site, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{port};", site)
     site, roots = re.subn(r"root /usr/share/nginx/html;", f"root {root};", site)
-    assert upstreams and listens == roots == 1, "deploy/nginx.conf lacks what this test edits"
+    site, includes = re.subn(r"/etc/nginx/page-headers\.conf", str(page_headers), site)
+    assert upstreams and listens == roots == includes == 1, "nginx.conf lacks what this edits"
     return site
 
 
@@ -79,7 +86,9 @@ def running_nginx(
 ) -> Iterator[str]:
     """nginx with the shipped site (changed by `edit`) in front of `backends`; yields its URL."""
     port = free_port()
-    (workdir / "site.conf").write_text(edit(loopback_site(port, backends, root)))
+    (workdir / "page-headers.conf").touch()  # none until the page is exported
+    site = loopback_site(port, backends, root, workdir / "page-headers.conf")
+    (workdir / "site.conf").write_text(edit(site))
     user = "user root;" if os.geteuid() == 0 else ""  # workers need the temp dirs under workdir
     (workdir / "nginx.conf").write_text(MAIN_CONF.substitute(dir=workdir, user=user))
     command = [NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr"]
@@ -90,8 +99,25 @@ def running_nginx(
 def point_nginx_at(backends: dict[int, list[str]], proxy: str, workdir: Path) -> None:
     """Send nginx's site to other backends; connections open now stay where they are."""
     port = int(proxy.rsplit(":", 1)[1])
-    (workdir / "site.conf").write_text(loopback_site(port, backends, EXPORTED_PAGE))
+    site = loopback_site(port, backends, EXPORTED_PAGE, workdir / "page-headers.conf")
+    (workdir / "site.conf").write_text(site)
+    reload_nginx(workdir)
+
+
+def reload_nginx(workdir: Path) -> None:
+    """nginx reads its files again; connections open now stay where they are."""
     os.kill(int((workdir / "nginx.pid").read_text()), signal.SIGHUP)
+
+
+def write_page_headers(workdir: Path, **settings: str) -> None:
+    """What the Dockerfile writes into nginx's image, for the page exported here."""
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "page-headers"]
+    command += ["--page-dir", str(EXPORTED_PAGE)]
+    environment = os.environ | {name.upper(): value for name, value in settings.items()}
+    done = subprocess.run(
+        command, cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, check=True
+    )
+    (workdir / "page-headers.conf").write_text(done.stdout)
 
 
 @contextmanager
@@ -302,8 +328,13 @@ def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
     backend_url, api_url = (f"http://127.0.0.1:{port}" for port in (backend_port, api_port))
     with running_nginx({8000: [backend_url], 8001: [api_url]}, tmp_path / "nginx") as proxy:
         export_page(backend_url=proxy)
-        with running_app(arguments, api_url, upstream, tmp_path / "app"):
+        write_page_headers(tmp_path / "nginx", answer_image_hosts=IMAGE_HOST)
+        reload_nginx(tmp_path / "nginx")
+        wait_until(lambda: "content-security-policy" in httpx.get(proxy).headers, "nginx reloads")
+        app_dir = tmp_path / "app"
+        with running_app(arguments, api_url, upstream, app_dir, answer_image_hosts=IMAGE_HOST):
             page = httpx.get(f"{proxy}/")
+            script = httpx.get(proxy + re.findall(r"/assets/[\w.-]+\.js", page.text)[0])
             ping = httpx.get(f"{proxy}/ping")
             health = httpx.get(f"{proxy}/api/health")
             sent, _ = upstream_progress_at_delta(proxy, upstream)
@@ -313,6 +344,21 @@ def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
     assert ping.status_code == 200
     assert health.status_code == 200
     assert sent < SLOW.tokens / 2
+    # The headers: nginx's for the page and its files, the app's for what nginx passes on.
+    policy = page.headers["content-security-policy"]
+    assert f"img-src 'self' data: {IMAGE_HOST};" in policy
+    inline = re.findall(r"<script(?![^>]*\ssrc=)[^>]*>(.*?)</script>", page.text, re.DOTALL)
+    for script_text in inline:
+        digest = base64.b64encode(hashlib.sha256(script_text.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy, f"the page's script {script_text[:80]!r}"
+    assert script.headers["content-security-policy"] == policy
+    for response in (ping, health):
+        passed_on = response.headers["content-security-policy"]
+        assert passed_on == "default-src 'none'; frame-ancestors 'none'"
+    for response in (page, script, ping, health):
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+        assert response.headers.get_list("referrer-policy") == ["no-referrer"]
+        assert response.headers.get_list("x-frame-options") == ["DENY"]
 
 {%- if cookiecutter.framework != "flask" %}
 

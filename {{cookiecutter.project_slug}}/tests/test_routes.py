@@ -38,6 +38,28 @@ def test_health_answers_before_litellm_has_loaded(upstream, tmp_path):
     assert ready["llm"] == "ready"
 
 
+def test_every_response_of_the_api_carries_the_security_headers(api):
+    health = httpx.get(f"{api}/api/health", timeout=30)
+    refused = httpx.post(f"{api}/api/chat", content=b"not json", timeout=30)
+    missing = httpx.get(f"{api}/api/nothing-here", timeout=30)
+    with httpx.stream("POST", f"{api}/api/chat", json=chat_body(DEFAULT_MODEL)) as stream:
+        stream.read()
+    # Through a proxy on this machine (FORWARDED_ALLOW_IPS): the client came over HTTPS.
+    https = httpx.get(f"{api}/api/health", headers={"x-forwarded-proto": "https"}, timeout=30)
+    assert (health.status_code, refused.status_code, missing.status_code) == (200, 400, 404)
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    for response in (health, refused, missing, stream, https):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["content-security-policy"].endswith("frame-ancestors 'none'")
+    for response in (health, refused, stream):
+        policy = response.headers["content-security-policy"]
+        assert policy == "default-src 'none'; frame-ancestors 'none'"
+    assert "strict-transport-security" not in health.headers
+    assert https.headers["strict-transport-security"].startswith("max-age=")
+
+
 def test_models_lists_the_allow_list_default_first(api):
     models = httpx.get(f"{api}/api/models", timeout=30).json()
     assert models["default"] == DEFAULT_MODEL

@@ -1,10 +1,12 @@
-"""Command line: `python -m {{ cookiecutter.package_name }} api|dev|prod`.
+"""Command line: `python -m {{ cookiecutter.package_name }} api|dev|prod|page-headers`.
 
 `api` serves the HTTP API alone. `dev` and `prod` run the Reflex UI with the API, as
-`{{ "ui_beside" if cookiecutter.framework == "flask" else "ui_mounted" }}.py` says.
+`{{ "ui_beside" if cookiecutter.framework == "flask" else "ui_mounted" }}.py` says. `page-headers` prints the security headers of the exported page
+for nginx (the Dockerfile writes them into its image).
 """
 
 import argparse
+from pathlib import Path
 
 # Not the API itself: the framework loads only where it serves (`api`, or Reflex's backend).
 from .{{ "ui_beside" if cookiecutter.framework == "flask" else "ui_mounted" }} import UI_COMMANDS, UI_OPTIONS, run_ui
@@ -27,9 +29,18 @@ def main(argv: list[str] | None = None) -> None:
     for name in UI_COMMANDS:
         for flag, options in UI_OPTIONS.items():
             commands.choices[name].add_argument(flag, **options)
+    page_headers = commands.add_parser(
+        "page-headers", help="print the exported page's security headers as nginx add_header lines"
+    )
+    page_headers.add_argument("--page-dir", type=Path, default=Path(".web/build/client"))
     args = parser.parse_args(argv)
 
-    if args.command == "api":
+    if args.command == "page-headers":
+        from .security import nginx_page_headers
+        from .settings import get_settings
+
+        print(nginx_page_headers(get_settings(), args.page_dir), end="")
+    elif args.command == "api":
         from .api import serve
 
         serve(args.host, args.port, args.reload)

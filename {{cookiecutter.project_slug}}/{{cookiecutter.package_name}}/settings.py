@@ -1,6 +1,7 @@
 """All configuration, read from the environment (and `.env`) and validated at start-up."""
 
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,15 @@ from dotenv import dotenv_values
 from limits import parse
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# What a Content-Security-Policy can name: a host (or its subdomains) with an optional port...
+IMAGE_HOST = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
+# ...and an origin.
+ORIGIN = re.compile(r"https?://" + IMAGE_HOST.pattern)
+
+
+# Settings given as comma-separated lists.
+LISTS = ("llm_models", "cors_origins", "tools", "answer_image_hosts", "frame_ancestors")
 
 
 class Settings(BaseSettings):
@@ -79,12 +89,17 @@ class Settings(BaseSettings):
 
     ui_password: SecretStr | None = None
     """If set, the page asks for it before showing anything (for a deployed page)."""
+    answer_image_hosts: Annotated[list[str], NoDecode] = []
+    """Hosts whose images an answer may show (comma-separated, `*.example.com` for its
+    subdomains); the page's own and `data:` images always show. Others are links."""
+    frame_ancestors: Annotated[list[str], NoDecode] = []
+    """Origins whose pages may embed this one in a frame (comma-separated); none by default."""
     ui_flush_ms: int = Field(default=50, ge=0)
     """The UI pushes streamed text to the browser at most once per this many milliseconds."""
     database_url: str = "sqlite:///chat.db"
     """Where the UI keeps conversations (SQLAlchemy URL; `postgresql+psycopg://…` for Postgres)."""
 
-    @field_validator("llm_models", "cors_origins", "tools", mode="before")
+    @field_validator(*LISTS, mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -100,6 +115,26 @@ class Settings(BaseSettings):
             known = ", ".join(REGISTRY)
             raise ValueError(f"no tool named {', '.join(unknown)}; tools.py has: {known}")
         return names
+
+    @field_validator("answer_image_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        if wrong := [host for host in hosts if not IMAGE_HOST.fullmatch(host)]:
+            raise ValueError(
+                f"not a host: {', '.join(wrong)} (a host name with an optional port, such as "
+                "images.example.com or *.example.com: no scheme, no path)"
+            )
+        return [host.lower() for host in hosts]
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        if wrong := [origin for origin in origins if not ORIGIN.fullmatch(origin)]:
+            raise ValueError(
+                f"not an origin: {', '.join(wrong)} (scheme and host, such as "
+                "https://portal.example.com)"
+            )
+        return origins
 
     @field_validator("rate_limit", "page_rate_limit_per_address")
     @classmethod

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import reflex as rx
+from reflex.config import get_config
 
 from {{ cookiecutter.package_name }}.access import Caller
 
@@ -47,6 +48,9 @@ QUESTION_BOX = "question"  # the composer's id
 # The cookies are the app's own even beside other apps on localhost (cookies ignore the port).
 OWNER_COOKIE = "{{ cookiecutter.package_name }}_owner"
 SESSION_COOKIE = "{{ cookiecutter.package_name }}_session"
+# Secure when the page is served over HTTPS: its public address (PUBLIC_URL in compose.yaml,
+# REFLEX_API_URL) is built into the page with them.
+SECURE_COOKIES = get_config().api_url.startswith("https://")
 
 
 @dataclasses.dataclass
@@ -121,9 +125,14 @@ class Locked(Exception):
 
 
 class ChatState(rx.State):
-    # A year, renewed by every visit; Reflex writes cookies from the page, so not httponly.
-    owner: str = rx.Cookie("", name=OWNER_COOKIE, max_age=365 * 24 * 3600, same_site="strict")
-    session: str = rx.Cookie("", name=SESSION_COOKIE, max_age=SESSION_S, same_site="strict")
+    # A year, renewed by every visit. Reflex reads and writes its cookies in the page, so they
+    # cannot be HttpOnly (README, "Security").
+    owner: str = rx.Cookie(
+        "", name=OWNER_COOKIE, max_age=365 * 24 * 3600, same_site="strict", secure=SECURE_COOKIES
+    )
+    session: str = rx.Cookie(
+        "", name=SESSION_COOKIE, max_age=SESSION_S, same_site="strict", secure=SECURE_COOKIES
+    )
     locked: bool = not services().gate.is_open  # the gate instead of the chat, from the first paint
     gate_error: str = ""
     conversations: list[ConversationItem] = []

@@ -9,42 +9,14 @@ from {{ cookiecutter.package_name }} import llm
 {%- if cookiecutter.framework != "flask" %}
 from {{ cookiecutter.package_name }}.api import create_app, mount_into_reflex
 {%- endif %}
+from {{ cookiecutter.package_name }}.security import SecurityHeaders
 from {{ cookiecutter.package_name }}.settings import get_settings
 
-from . import draft
+from . import draft, untrusted
 from .answers import ToolCall
 from .services import open_history
 from .state import QUESTION_BOX, ChatState, ConversationItem, Message
 
-# LLM output needs no math or raw-HTML rendering; each plugin costs time on every update.
-MARKDOWN = {
-    "use_math": False,
-    "use_katex": False,
-    "use_raw": False,
-    "component_map": {
-        "pre": lambda code, **props: rx.code_block(
-            code,
-            can_copy=True,
-            copy_button=rx.icon_button(
-                rx.icon("copy", size=14),
-                aria_label="Copy code",
-                on_click=rx.set_clipboard(code),
-                variant="soft",
-                size="1",
-                position="absolute",
-                top="0.6em",
-                right="0.6em",
-            ),
-            margin_y="1em",
-            wrap_long_lines=True,
-            # Coldark's light colours keep 4.5:1 on its background; One Light's do not.
-            theme=rx.color_mode_cond(
-                light=rx.code_block.themes.coldark_cold, dark=rx.code_block.themes.one_dark
-            ),
-            **props,
-        )
-    },
-}
 # Named for screen readers, not shown (the drawer's title).
 VISUALLY_HIDDEN = {
     "position": "absolute",
@@ -66,12 +38,8 @@ SUGGESTIONS = (
 )
 # Send and Stop swap in the same place: one width, so the text box never jumps.
 ACTION_WIDTH = "4.5em"
-# Esc stops the answer from anywhere on the page, handled in the page: no round trip per key.
-ESC_STOPS = """
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") document.getElementById("stop")?.click();
-});
-"""
+# A file, not inline: the Content-Security-Policy runs only the page's own scripts.
+ESC_STOPS = rx.asset("keys.js", shared=True)
 
 
 def icon_button(icon: str, label: str, **props) -> rx.Component:
@@ -318,7 +286,7 @@ def tool_call(call: ToolCall) -> rx.Component:
 def answer(message: Message, is_last: bool) -> rx.Component:
     return rx.box(
         rx.foreach(message.tools, tool_call),
-        rx.markdown(message.content, **MARKDOWN),
+        untrusted.markdown(message.content),
         rx.cond(
             message.status == "error",
             rx.callout(
@@ -377,7 +345,7 @@ def live_answer() -> rx.Component:
             ChatState.streaming,
             rx.box(
                 rx.foreach(ChatState.live_tools, tool_call),
-                rx.markdown(draft.renderable(draft.draft.value), **MARKDOWN),
+                untrusted.markdown(draft.renderable(draft.draft.value)),
                 rx.hstack(
                     rx.spinner(size="1"), rx.text("Generating…", size="1", color_scheme="gray")
                 ),
@@ -584,7 +552,7 @@ def chat() -> rx.Component:
             ),
             history_notice(),
             composer(),
-            rx.script(ESC_STOPS),
+            rx.script(src=ESC_STOPS),
             role="main",
             height="100vh",
             padding="1em",
@@ -606,9 +574,13 @@ app = rx.App(
     # White on Radix's default blue is 3.2:1; on indigo, over 4.5:1.
     theme=rx.theme(accent_color="indigo"),
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
+    api_transformer=[
 {%- if cookiecutter.framework != "flask" %}
-    api_transformer=mount_into_reflex(create_app()),
+        mount_into_reflex(create_app()),
 {%- endif %}
+        # Around everything the backend serves.
+        functools.partial(SecurityHeaders, settings=get_settings(), page=True),
+    ],
 )
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
 app.register_lifespan_task(open_history)

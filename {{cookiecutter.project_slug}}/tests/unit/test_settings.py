@@ -36,6 +36,26 @@ def test_a_bad_value_stops_start_up_naming_the_setting(monkeypatch, name, value)
         Settings()
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("ANSWER_IMAGE_HOSTS", "https://images.example.com", "not a host: https://images"),
+        ("ANSWER_IMAGE_HOSTS", "images.example.com/cats", "not a host: images.example.com/cats"),
+        ("FRAME_ANCESTORS", "portal.example.com", "not an origin: portal.example.com"),
+        ("FRAME_ANCESTORS", "https://a.example; script-src *", "not an origin: https://a.example;"),
+    ],
+)
+def test_what_the_security_policy_names_must_be_hosts_and_origins(monkeypatch, name, value, says):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        Settings()
+
+
+def test_image_hosts_may_have_ports_and_wildcard_subdomains(monkeypatch):
+    monkeypatch.setenv("ANSWER_IMAGE_HOSTS", "Images.Example.com, *.cdn.example:8443")
+    assert Settings().answer_image_hosts == ["images.example.com", "*.cdn.example:8443"]
+
+
 def test_an_unknown_tool_stops_start_up_naming_the_tools_there_are(monkeypatch):
     monkeypatch.setenv("TOOLS", "calculate, search_web")
     with pytest.raises(

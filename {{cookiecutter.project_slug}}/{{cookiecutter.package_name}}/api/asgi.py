@@ -1,16 +1,13 @@
 """Running an ASGI adapter: alone on uvicorn, or mounted into the Reflex backend."""
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 import uvicorn
 from uvicorn.supervisors import ChangeReload
 
+from ..security import ASGIApp, Scope, SecurityHeaders
 from ..settings import get_settings
 from ..shutdown import shutdown
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
 
 
 class _Server(uvicorn.Server):
@@ -24,7 +21,7 @@ class _Server(uvicorn.Server):
 def serve(host: str, port: int, reload: bool) -> None:
     get_settings()  # loads .env, which may set FORWARDED_ALLOW_IPS, before uvicorn reads it
     config = uvicorn.Config(
-        "{{ cookiecutter.package_name }}.api:create_app",
+        f"{__name__}:create_app_alone",
         factory=True,
         host=host,
         port=port,
@@ -36,6 +33,14 @@ def serve(host: str, port: int, reload: bool) -> None:
         ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
     else:
         server.run()
+
+
+def create_app_alone() -> ASGIApp:
+    """The API as `api` serves it, with the security headers (`dev` and `prod` send them for
+    the page and the API together)."""
+    from . import create_app
+
+    return SecurityHeaders(create_app(), get_settings(), page=False)
 
 
 def mount_into_reflex(api: ASGIApp) -> Callable[[ASGIApp], ASGIApp]:

@@ -26,6 +26,7 @@ from ..protocol import (
     HEADERS,
     body_too_large,
 )
+from ..security import headers_for
 from ..settings import get_settings
 
 
@@ -65,6 +66,12 @@ def create_app() -> Flask:
             allow_headers=CORS_REQUEST_HEADERS,
             expose_headers=CORS_EXPOSED_HEADERS,
         )
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        https = request.scheme == "https"  # waitress takes it from a trusted proxy's header
+        response.headers.update(headers_for(settings, https, response.content_type or ""))
+        return response
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
