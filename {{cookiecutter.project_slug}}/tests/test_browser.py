@@ -426,23 +426,30 @@ def test_an_injected_answer_runs_nothing_and_sends_nothing_to_another_host(page,
     assert page.evaluate("window.pwned") is None
 
 
-def test_the_page_its_files_and_the_api_send_the_security_headers(app):
-    page = httpx.get(app.url)
-    policy = page.headers["content-security-policy"]
-    assert "default-src 'self'" in policy and "'sha256-" in policy  # its inline scripts
-    assert f"img-src 'self' data: {ALLOWED_IMAGE_HOST};" in policy
-    assert "frame-ancestors 'none'" in policy and page.headers["x-frame-options"] == "DENY"
-    script = httpx.get(app.url + re.findall(r"/assets/[\w.-]+\.js", page.text)[0])
+def test_the_page_its_files_and_the_api_send_the_security_headers(app, page):
+    """Headers, and the cookies' attributes; that the page works under its policy, each test
+    with a page says (its fixture)."""
+    cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
+    for name in ("owner", "session"):
+        cookie = cookies[f"{{ cookiecutter.package_name }}_{name}"]
+        assert (cookie["sameSite"], cookie["secure"]) == ("Strict", False)  # Secure over HTTPS
+    document = httpx.get(app.url)
+    page_policy = document.headers["content-security-policy"]
+    assert "default-src 'self'" in page_policy and "'sha256-" in page_policy  # inline scripts
+    assert f"img-src 'self' data: {ALLOWED_IMAGE_HOST};" in page_policy
+    assert page_policy.endswith("frame-ancestors 'none'")
+    script = httpx.get(app.url + re.findall(r"/assets/[\w.-]+\.js", document.text)[0])
     assert script.headers["content-type"].startswith("text/javascript")
     token = {"authorization": f"Bearer {API_TOKEN}"}
     models = httpx.get(f"{app.api}/api/models", headers=token)
     question = {"messages": [{"role": "user", "content": "Hello"}]}
     with httpx.stream("POST", f"{app.api}/api/chat", json=question, headers=token) as answer:
         assert answer.headers["content-type"].startswith("text/event-stream")
-    for response in (page, script, models, answer):
+    for response in (document, script, models, answer):
         assert response.status_code == 200
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-frame-options"] == "DENY"
         assert "strict-transport-security" not in response.headers  # plain HTTP
     for response in (script, models, answer):
         policy = response.headers["content-security-policy"]

@@ -8,7 +8,7 @@ import inspect
 from reflex.app import EventNamespace
 from reflex.event import Event, EventSpec
 from reflex.utils.token_manager import TokenManager
-from reflex.vars import Var
+from reflex.vars import FunctionStringVar, FunctionVar, Var, VarData
 from reflex_base.registry import RegistrationContext
 from reflex_base.utils.exceptions import ReflexRuntimeError
 
@@ -45,6 +45,12 @@ def js_call(function: str, argument: Var) -> Var:
     """`function(argument)` evaluated in the page, keeping what `argument` needs to render (its
     hooks and imports), which a Var made from a plain string would drop."""
     return Var(_js_expr=f"{function}({argument})", _var_data=argument._get_all_var_data())
+
+
+def imported_function(name: str, library: str) -> FunctionVar:
+    """The JavaScript function `name` of `library`, imported where it is used; Reflex imports
+    components and their props, but has no public way to pass a plain function as a prop."""
+    return FunctionStringVar.create(name, _var_data=VarData(imports={library: name}))
 
 
 def script_of(spec: EventSpec) -> str:

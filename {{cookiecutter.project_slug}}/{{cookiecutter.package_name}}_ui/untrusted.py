@@ -5,6 +5,8 @@ import reflex as rx
 
 from {{ cookiecutter.package_name }}.settings import get_settings
 
+from .reflex_compat import imported_function
+
 LIBRARY = rx.asset("untrusted.jsx", shared=True).importable_path
 
 
@@ -21,9 +23,7 @@ class AnswerImage(rx.Component):
 
 
 # react-markdown's `urlTransform`: its own filter of addresses, and data: images.
-KEEP_SAFE_URL: rx.vars.FunctionVar = rx.vars.FunctionStringVar.create(
-    "keepSafeUrl", _var_data=rx.vars.VarData(imports={LIBRARY: "keepSafeUrl"})
-)
+KEEP_SAFE_URL = imported_function("keepSafeUrl", LIBRARY)
 
 
 def code_block(code: rx.Var, **props) -> rx.Component:
@@ -52,11 +52,12 @@ def code_block(code: rx.Var, **props) -> rx.Component:
 
 def markdown(text: rx.Var[str]) -> rx.Component:
     """`text` as markdown (GitHub's flavour), with no raw HTML and no math (each plugin costs
-    time on every update of a streaming answer).
+    time on every update of a streaming answer); an image keeps its paragraph, so one shown
+    as a link keeps its line.
 
-    The image hosts are built into the page, as into its Content-Security-Policy where nginx
-    serves the exported page (a state var would be a hook in react-markdown's components,
-    called once per message).
+    `ANSWER_IMAGE_HOSTS` is built into the page, as it is into nginx's policy for the exported
+    page. A state var would be a React hook in react-markdown's components, called once per
+    message, and React refuses a count of hooks that changes.
     """
     image_hosts = get_settings().answer_image_hosts
     return rx.markdown.root(
@@ -67,6 +68,5 @@ def markdown(text: rx.Var[str]) -> rx.Component:
             "img": lambda *_, **__: AnswerImage.create(allowed_hosts=image_hosts),
         },
         remark_plugins=[rx.markdown.plugin.gfm],
-        rehype_plugins=[rx.markdown.plugin.unwrap_images],
         custom_attrs={"urlTransform": KEEP_SAFE_URL},
     )
