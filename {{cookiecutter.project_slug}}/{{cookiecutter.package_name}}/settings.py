@@ -8,14 +8,20 @@ from typing import Annotated
 
 from dotenv import dotenv_values
 from limits import parse
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # What a Content-Security-Policy can name: a host (or its subdomains) with an optional port...
-IMAGE_HOST = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
-# ...and an origin.
-ORIGIN = re.compile(r"https?://" + IMAGE_HOST.pattern)
-
+HOST = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
+# ...and an origin. The settings that go into the page's policy, as what each must be.
+POLICY_SOURCES = {
+    "answer_image_hosts": (HOST, "a host", "such as images.example.com or *.example.com"),
+    "frame_ancestors": (
+        re.compile(r"https?://" + HOST.pattern),
+        "an origin",
+        "scheme and host, such as https://portal.example.com",
+    ),
+}
 
 # Settings given as comma-separated lists.
 LISTS = ("llm_models", "cors_origins", "tools", "answer_image_hosts", "frame_ancestors")
@@ -116,25 +122,13 @@ class Settings(BaseSettings):
             raise ValueError(f"no tool named {', '.join(unknown)}; tools.py has: {known}")
         return names
 
-    @field_validator("answer_image_hosts")
+    @field_validator(*POLICY_SOURCES)
     @classmethod
-    def _hosts(cls, hosts: list[str]) -> list[str]:
-        if wrong := [host for host in hosts if not IMAGE_HOST.fullmatch(host)]:
-            raise ValueError(
-                f"not a host: {', '.join(wrong)} (a host name with an optional port, such as "
-                "images.example.com or *.example.com: no scheme, no path)"
-            )
-        return [host.lower() for host in hosts]
-
-    @field_validator("frame_ancestors")
-    @classmethod
-    def _origins(cls, origins: list[str]) -> list[str]:
-        if wrong := [origin for origin in origins if not ORIGIN.fullmatch(origin)]:
-            raise ValueError(
-                f"not an origin: {', '.join(wrong)} (scheme and host, such as "
-                "https://portal.example.com)"
-            )
-        return origins
+    def _policy_sources(cls, sources: list[str], info: ValidationInfo) -> list[str]:
+        form, kind, example = POLICY_SOURCES[info.field_name or ""]
+        if wrong := [source for source in sources if not form.fullmatch(source)]:
+            raise ValueError(f"not {kind}: {', '.join(wrong)} ({example})")
+        return [source.lower() for source in sources]
 
     @field_validator("rate_limit", "page_rate_limit_per_address")
     @classmethod
