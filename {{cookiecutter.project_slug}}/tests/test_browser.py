@@ -11,7 +11,6 @@ figures in `websocket.json`. axe-core (npm) checks each state in light and dark 
 import json
 import os
 import re
-import shutil
 import time
 from typing import NamedTuple
 
@@ -24,9 +23,12 @@ from {{ cookiecutter.package_name }}_ui.models import label, who_answers
 from .conftest import BAKED_MODEL, PROJECT_DIR, TEST_MODELS, UNCONFIGURED_MODEL, running_app
 from .fake_upstream import SCRIPTS, streamed_text, tool_answer
 from .support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
     free_port,
     new_postgres_schema,
     npm_install,
+    policy_refusals,
     postgres_bin_dir,
     serves,
     wait_until,
@@ -35,8 +37,6 @@ from .support import (
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = PROJECT_DIR / "test-artifacts"
-# Debian's chromium (or $CHROMIUM); without one, Playwright's own (`playwright install chromium`).
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
 PASSWORD = "correct horse battery staple"
 API_TOKEN = "browser-suite-api-token"
 # Below the tests' MAX_REQUEST_BYTES (20000), so that a long question meets each limit.
@@ -55,13 +55,6 @@ CHART = (
 )
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class App(NamedTuple):
@@ -129,11 +122,7 @@ def page(app, browser) -> Page:
     # Shown with a failure: what the page logged, and when its websocket closed.
     page.on("console", lambda message: print(f"console {message.type}: {message.text}"))
     page.on("websocket", lambda ws: ws.on("close", lambda _: print(f"closed: {ws.url}")))
-    refused = []
-    page.on(
-        "console",
-        lambda message: "Content Security Policy" in message.text and refused.append(message.text),
-    )
+    refused = policy_refusals(page)
     page.goto(app.url)
     enter_password(page)
     yield page
@@ -393,7 +382,10 @@ def test_an_injected_answer_runs_nothing_and_sends_nothing_to_another_host(page,
 
     def answer_for_test_hosts(route):
         requests.append((route.request.url, route.request.headers.get("referer")))
-        route.fulfill(body=CHART, content_type="image/svg+xml")
+        if route.request.url.startswith(f"http://{ALLOWED_IMAGE_HOST}/"):
+            route.fulfill(body=CHART, content_type="image/svg+xml")
+        else:  # an error, so that an `onerror` would run if the raw HTML were rendered
+            route.fulfill(status=404)
 
     page.context.route("http://*.test/**", answer_for_test_hosts)
     ask(page, "Draw me a chart", "openai/fake-hostile")
@@ -411,8 +403,11 @@ def test_an_injected_answer_runs_nothing_and_sends_nothing_to_another_host(page,
     expect(guide).to_have_attribute("rel", "noopener noreferrer")
     expect(guide).to_have_attribute("target", "_blank")
     expect(answer).to_contain_text("the guide (docs.example.test)")
+    expect(answer).to_contain_text("docs.example.test (attacker.test)")  # where it really goes
+    for name in ("tracking pixel", "another pixel"):
+        link = answer.get_by_role("link", name=f"[Image: {name}] (attacker.test)")
+        expect(link).to_be_visible()
     placeholder = answer.get_by_role("link", name="[Image: tracking pixel] (attacker.test)")
-    expect(placeholder).to_be_visible()
     screenshots(page, "injected-answer")
     audit(page, axe, "injected-answer", sizes=(("desktop", DESKTOP),))
     assert page.evaluate("window.pwned") is None
@@ -454,6 +449,9 @@ def test_the_page_its_files_and_the_api_send_the_security_headers(app, page):
     for response in (script, models, answer):
         policy = response.headers["content-security-policy"]
         assert policy == "default-src 'none'; frame-ancestors 'none'"
+    # From a proxy on this machine (FORWARDED_ALLOW_IPS), for a client that came over HTTPS.
+    over_https = httpx.get(app.url, headers={"x-forwarded-proto": "https"})
+    assert over_https.headers["strict-transport-security"].startswith("max-age=")
 
 
 def test_a_tool_call_shows_while_it_runs_then_opens_to_its_arguments_and_result(page, axe):

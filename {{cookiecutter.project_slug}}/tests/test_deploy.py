@@ -21,11 +21,20 @@ from string import Template
 
 import httpx
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from .conftest import PROJECT_DIR, RESUME_GRACE_S, running_api, running_app
 from .fake_upstream import SCRIPTS, streamed_text
 from .streams import chat_body, read_events, read_stream, reattach, start_and_drop
-from .support import RedisServer, free_port, listening, wait_until
+from .support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    RedisServer,
+    free_port,
+    listening,
+    policy_refusals,
+    wait_until,
+)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SITE_CONF = PROJECT_DIR / "deploy" / "nginx.conf"
@@ -144,6 +153,19 @@ def upstream_progress_at_delta(url: str, upstream, n: int = SLOW.tokens // 4) ->
             next(deltas)
         record = upstream.last("fake-slow")
         return record.sent, record.completed
+
+
+def what_the_page_policy_refuses(url: str) -> list[str]:
+    """Open the page in Chromium until it is connected (its model picker says which model
+    answers); what its Content-Security-Policy refused meanwhile."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        refused = policy_refusals(page)
+        page.goto(url)
+        expect(page.get_by_role("combobox", name="Model")).to_contain_text("fake")
+        browser.close()
+    return refused
 
 
 def nginx_defaults(site: str) -> str:
@@ -338,6 +360,7 @@ def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
             ping = httpx.get(f"{proxy}/ping")
             health = httpx.get(f"{proxy}/api/health")
             sent, _ = upstream_progress_at_delta(proxy, upstream)
+            refused = what_the_page_policy_refuses(proxy)
     page_env = json.loads((PROJECT_DIR / ".web" / "env.json").read_text())
     assert page_env["EVENT"] == f"{proxy.replace('http', 'ws')}/_event"
     assert page.status_code == 200 and "<html" in page.text.lower()
@@ -355,6 +378,7 @@ def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
     for response in (ping, health):
         passed_on = response.headers["content-security-policy"]
         assert passed_on == "default-src 'none'; frame-ancestors 'none'"
+    assert refused == []
     for response in (page, script, ping, health):
         assert response.headers.get_list("x-content-type-options") == ["nosniff"]
         assert response.headers.get_list("referrer-policy") == ["no-referrer"]

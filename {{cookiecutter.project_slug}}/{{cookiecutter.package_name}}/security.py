@@ -23,7 +23,7 @@ INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\ssrc=)[^>]*>(.*?)</script>", re.DO
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]  # each framework types its own parameters
 
 
 def inline_scripts(html: bytes) -> list[bytes]:
@@ -53,10 +53,10 @@ def page_policy(settings: Settings, scripts: Iterable[bytes]) -> str:
 
 def exported_page_policy(settings: Settings, page_dir: Path) -> str:
     """One policy for every page of an export, allowing the inline scripts of each."""
-    scripts = [s for page in page_dir.rglob("*.html") for s in inline_scripts(page.read_bytes())]
-    if not scripts:
+    pages = list(page_dir.rglob("*.html"))
+    if not pages:
         raise FileNotFoundError(f"no exported page in {page_dir} (run `reflex export` first)")
-    return page_policy(settings, scripts)
+    return page_policy(settings, [s for page in pages for s in inline_scripts(page.read_bytes())])
 
 
 def nginx_page_headers(settings: Settings, page_dir: Path) -> str:
@@ -90,7 +90,8 @@ def headers_for(settings: Settings, https: bool, content_type: str) -> list[tupl
 
 class SecurityHeaders:
     """ASGI middleware: `headers_for` each response, and with `page=True` the page's own
-    policy on HTML, allowing the inline scripts it has (it is read whole for that: it is small)."""
+    policy on its HTML (outside `/api/`: the page's build), allowing the inline scripts it has.
+    That HTML is read whole for it; it is small."""
 
     def __init__(self, app: ASGIApp, settings: Settings, page: bool) -> None:
         self.app = app
@@ -102,6 +103,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         https = scope.get("scheme") == "https"
+        serves_page = self.page and not scope["path"].startswith("/api/")
         page: Message = {}
         body = bytearray()
 
@@ -113,7 +115,7 @@ class SecurityHeaders:
                     # No body, no type: the browser keeps the cached response's policy,
                     # unless this one names another.
                     message = _with(message, common_headers(self.settings, https))
-                elif self.page and content_type.startswith("text/html"):
+                elif serves_page and content_type.startswith("text/html"):
                     page = message  # held until its body is whole
                     return
                 else:

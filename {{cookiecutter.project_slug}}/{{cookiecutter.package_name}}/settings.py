@@ -147,6 +147,13 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def forwarded_allow_ips() -> str:
+    """The proxies whose X-Forwarded-For and -Proto are believed (uvicorn's variable, which
+    every server of the app reads), after `.env` is loaded."""
+    get_settings()
+    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
 def load_provider_env(env_file: Path) -> None:
     """Export `.env` to os.environ: LiteLLM reads provider keys (OPENAI_API_KEY, ...) there.
 

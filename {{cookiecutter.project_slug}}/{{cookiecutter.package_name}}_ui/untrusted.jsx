@@ -18,6 +18,14 @@ function parse(address) {
   }
 }
 
+function hostOf(text) {
+  try {
+    return new URL(text).host;
+  } catch {
+    return null;
+  }
+}
+
 function isAllowedHost(host, allowedHosts) {
   return allowedHosts.some((allowed) =>
     allowed.startsWith("*.") ? host.endsWith(allowed.slice(1)) : host === allowed,
@@ -36,7 +44,11 @@ export function AnswerLink({ href, title, children }) {
   const url = parse(href);
   if (!url || !LINK_PROTOCOLS.includes(url.protocol)) return <span>{children}</span>;
   const destination = url.protocol === "mailto:" ? url.pathname : url.host;
-  const shown = typeof children === "string" && children.includes(destination);
+  // Said already only by text that is that very address or host: "bank.example" over a link to
+  // another host still shows where it goes.
+  const textSaysIt =
+    typeof children === "string" &&
+    (children === destination || hostOf(children) === destination);
   return (
     <>
       <Link
@@ -48,7 +60,7 @@ export function AnswerLink({ href, title, children }) {
       >
         {children}
       </Link>
-      {shown ? null : <span className="link-destination"> ({destination})</span>}
+      {textSaysIt ? null : <span className="link-destination"> ({destination})</span>}
     </>
   );
 }

@@ -4,13 +4,14 @@
 import functools
 
 import reflex as rx
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from {{ cookiecutter.package_name }} import llm
 {%- if cookiecutter.framework != "flask" %}
 from {{ cookiecutter.package_name }}.api import create_app, mount_into_reflex
 {%- endif %}
 from {{ cookiecutter.package_name }}.security import SecurityHeaders
-from {{ cookiecutter.package_name }}.settings import get_settings
+from {{ cookiecutter.package_name }}.settings import forwarded_allow_ips, get_settings
 
 from . import draft, untrusted
 from .answers import ToolCall
@@ -578,8 +579,11 @@ app = rx.App(
 {%- if cookiecutter.framework != "flask" %}
         mount_into_reflex(create_app()),
 {%- endif %}
-        # Around everything the backend serves.
+        # Around everything the backend serves, the security headers...
         functools.partial(SecurityHeaders, settings=get_settings(), page=True),
+        # ...and around them, the client's address and scheme as a trusted proxy states them
+        # (FORWARDED_ALLOW_IPS, as for `api`: Reflex's server, granian, reads no proxy headers).
+        functools.partial(ProxyHeadersMiddleware, trusted_hosts=forwarded_allow_ips()),
     ],
 )
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())

@@ -38,3 +38,12 @@ def test_a_script_event_is_the_event_reflex_makes_for_the_same_script():
     spec = ClientStateVar.create("probe", default="").push("pushed")
     [made_by_reflex] = Event.from_event_type(spec)
     assert reflex_compat.script_event(reflex_compat.script_of(spec)) == made_by_reflex, REFLEX
+
+
+def test_an_imported_function_renders_as_its_name_and_brings_its_import():
+    function = reflex_compat.imported_function("keepSafeUrl", "$/public/policy.jsx")
+    imports = function._get_all_var_data().imports  # what the page's module imports for it
+    assert str(function) == "keepSafeUrl", REFLEX
+    assert [(library, [i.tag for i in tags]) for library, tags in imports] == [
+        ("$/public/policy.jsx", ["keepSafeUrl"])
+    ], REFLEX

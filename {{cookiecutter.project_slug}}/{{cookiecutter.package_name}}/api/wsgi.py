@@ -1,13 +1,13 @@
 """Running the Flask adapter on waitress (threads); hupper restarts it on code changes."""
 
 import _thread
-import os
 import signal
 import threading
 import time
 
 import waitress
 
+from ..settings import forwarded_allow_ips
 from ..shutdown import shutdown
 from .flask_app import create_app
 
@@ -34,7 +34,7 @@ def serve(host: str, port: int, reload: bool) -> None:
         port=port,
         threads=THREADS,
         # Behind a proxy the client is who the proxy says (uvicorn's variable, for one setting).
-        trusted_proxy=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        trusted_proxy=forwarded_allow_ips(),
         trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"},
         clear_untrusted_proxy_headers=True,
     )
