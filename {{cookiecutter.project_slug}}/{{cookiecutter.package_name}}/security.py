@@ -104,11 +104,11 @@ class SecurityHeaders:
             return
         https = scope.get("scheme") == "https"
         serves_page = self.page and not scope["path"].startswith("/api/")
-        page: Message = {}
+        held: Message = {}  # the page's response start, until its body is whole
         body = bytearray()
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal page
+            nonlocal held
             if message["type"] == "http.response.start":
                 content_type = (_header(message, b"content-type") or b"").decode("latin-1")
                 if message["status"] == 304:
@@ -116,21 +116,21 @@ class SecurityHeaders:
                     # unless this one names another.
                     message = _with(message, common_headers(self.settings, https))
                 elif serves_page and content_type.startswith("text/html"):
-                    page = message  # held until its body is whole
+                    held = message
                     return
                 else:
                     message = _with(message, headers_for(self.settings, https, content_type))
-            elif page:
+            elif held:
                 if message["type"] == "http.response.pathsend":  # granian sends the file itself
                     body.extend(Path(message["path"]).read_bytes())
                 else:
                     body.extend(message.get("body", b""))
                     if message.get("more_body"):
                         return
-                gzipped = _header(page, b"content-encoding") == b"gzip"
+                gzipped = _header(held, b"content-encoding") == b"gzip"
                 scripts = inline_scripts(gzip.decompress(body) if gzipped else bytes(body))
                 policy = ("content-security-policy", page_policy(self.settings, scripts))
-                await send(_with(page, [*common_headers(self.settings, https), policy]))
+                await send(_with(held, [*common_headers(self.settings, https), policy]))
                 message = {"type": "http.response.body", "body": bytes(body)}
             await send(message)
 
