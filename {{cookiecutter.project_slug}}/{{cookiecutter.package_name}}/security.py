@@ -104,6 +104,9 @@ class SecurityHeaders:
             return
         https = scope.get("scheme") == "https"
         serves_page = self.page and not scope["path"].startswith("/api/")
+        head = serves_page and scope["method"] == "HEAD"
+        if head:  # asked for as GET, so that the policy names the page's scripts; no body sent
+            scope = {**scope, "method": "GET"}
         held: Message = {}  # the page's response start, until its body is whole
         body = bytearray()
 
@@ -132,6 +135,9 @@ class SecurityHeaders:
                 policy = ("content-security-policy", page_policy(self.settings, scripts))
                 await send(_with(held, [*common_headers(self.settings, https), policy]))
                 message = {"type": "http.response.body", "body": bytes(body)}
+            if head and message["type"] != "http.response.start":
+                more = bool(message.get("more_body"))
+                message = {"type": "http.response.body", "more_body": more}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

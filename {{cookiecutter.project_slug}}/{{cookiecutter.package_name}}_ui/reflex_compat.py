@@ -4,6 +4,7 @@ upgrade changes one of them.
 """
 
 import inspect
+import logging
 
 from reflex.app import EventNamespace
 from reflex.event import Event, EventSpec
@@ -11,6 +12,9 @@ from reflex.utils.token_manager import TokenManager
 from reflex.vars import FunctionStringVar, FunctionVar, Var, VarData
 from reflex_base.registry import RegistrationContext
 from reflex_base.utils.exceptions import ReflexRuntimeError
+
+# What Reflex logs for each update to a tab whose websocket has gone.
+DISCONNECTED_TAB_WARNING = "Attempting to send delta to disconnected client"
 
 
 async def tab_is_connected(token: str) -> bool:
@@ -25,14 +29,27 @@ async def tab_is_connected(token: str) -> bool:
 
 
 def missing_internals() -> list[str]:
-    """What `tab_is_connected` reads that the installed Reflex no longer has (the other uses
-    are checked by what they produce)."""
+    """What `tab_is_connected` reads, and the warning `quiet_reloaded_tabs` hides, that the
+    installed Reflex no longer has (the other uses are checked by what they produce)."""
     missing = []
     if "self._token_manager = " not in inspect.getsource(EventNamespace.__init__):
         missing.append("EventNamespace._token_manager")
     if not inspect.iscoroutinefunction(getattr(TokenManager, "is_token_connected", None)):
         missing.append("TokenManager.is_token_connected")
+    if DISCONNECTED_TAB_WARNING not in inspect.getsource(EventNamespace.emit_update):
+        missing.append("EventNamespace.emit_update's warning")
     return missing
+
+
+def quiet_reloaded_tabs() -> None:
+    """Keep Reflex from warning of every update meant for a tab that has gone. A tab reloaded
+    mid-answer causes them, and nothing is wrong: the answer goes on, and the new tab follows
+    it."""
+    logging.getLogger(EventNamespace.__module__).addFilter(_not_to_a_gone_tab)
+
+
+def _not_to_a_gone_tab(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(DISCONNECTED_TAB_WARNING)
 
 
 def client_state_value(name: str) -> str:

@@ -13,7 +13,7 @@ from {{ cookiecutter.package_name }}.api import create_app, mount_into_reflex
 from {{ cookiecutter.package_name }}.security import SecurityHeaders
 from {{ cookiecutter.package_name }}.settings import forwarded_allow_ips, get_settings
 
-from . import draft, untrusted
+from . import draft, reflex_compat, untrusted
 from .answers import ToolCall
 from .services import open_history
 from .state import QUESTION_BOX, ChatState, ConversationItem, Message
@@ -572,8 +572,6 @@ def index() -> rx.Component:
 
 
 app = rx.App(
-    # White on Radix's default blue is 3.2:1; on indigo, over 4.5:1.
-    theme=rx.theme(accent_color="indigo"),
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
     api_transformer=[
 {%- if cookiecutter.framework != "flask" %}
@@ -586,6 +584,7 @@ app = rx.App(
         functools.partial(ProxyHeadersMiddleware, trusted_hosts=forwarded_allow_ips()),
     ],
 )
+reflex_compat.quiet_reloaded_tabs()
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
 app.register_lifespan_task(open_history)
 app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load)

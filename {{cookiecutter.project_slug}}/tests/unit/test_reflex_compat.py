@@ -1,6 +1,7 @@
 """The internals of Reflex the page relies on (`reflex_compat`) still work as it expects. After a
 Reflex upgrade, a failure here names what changed, before the page breaks in a browser."""
 
+import logging
 from importlib.metadata import version
 
 from reflex.event import Event
@@ -47,3 +48,11 @@ def test_an_imported_function_renders_as_its_name_and_brings_its_import():
     assert [(library, [i.tag for i in tags]) for library, tags in imports] == [
         ("$/public/policy.jsx", ["keepSafeUrl"])
     ], REFLEX
+
+
+def test_only_the_warning_of_an_update_to_a_gone_tab_is_hidden(caplog):
+    reflex_compat.quiet_reloaded_tabs()
+    reflex_log = logging.getLogger("reflex.app")
+    reflex_log.warning(f"{reflex_compat.DISCONNECTED_TAB_WARNING} 'token-1'")
+    reflex_log.warning("Something else went wrong")
+    assert [record.getMessage() for record in caplog.records] == ["Something else went wrong"]

@@ -67,6 +67,15 @@ async def test_the_page_may_run_exactly_its_own_inline_scripts_and_files_from_it
     assert "strict-transport-security" not in page.headers
 
 
+async def test_a_head_request_gets_the_page_s_own_policy_and_no_body():
+    async with client() as app:
+        get, head, ping = await app.get("/"), await app.head("/"), await app.head("/ping")
+    assert head.headers["content-security-policy"] == get.headers["content-security-policy"]
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.content == ping.content == b""
+    assert ping.headers["content-security-policy"] == API_POLICY
+
+
 async def test_what_is_not_the_page_may_load_nothing_and_other_html_is_only_kept_out_of_frames():
     """HTML under /api/ (an API's docs) is not the page: its inline scripts get no hashes."""
     async with client() as app:
@@ -125,6 +134,7 @@ async def test_a_page_the_server_sends_as_a_file_gets_its_policy_too(tmp_path):
 
     scope = {
         "type": "http",
+        "method": "GET",
         "scheme": "http",
         "path": "/",
         "extensions": {"http.response.pathsend": {}},
