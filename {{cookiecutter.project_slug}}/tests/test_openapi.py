@@ -18,7 +18,7 @@ def openapi(upstream, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("openapi")
     limits = {"llm_models": "anthropic/fake-think", "max_request_bytes": "10000000"}
     with running_api(upstream, cwd, **limits) as server:
-        yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+        yield schemathesis.openapi.from_url(f"{server.url}/api/openapi.json")
 
 
 # schemathesis' pytest plugin does not run on pytest 9 yet: hypothesis drives each operation.

@@ -2,7 +2,9 @@
 a fake upstream in each provider family's own wire format."""
 
 import asyncio
+import itertools
 import json
+import re
 import signal
 import subprocess
 import time
@@ -10,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import FAMILIES, running_api
+from .conftest import FAMILIES, PROJECT_DIR, running_api
 from .fake_upstream import SCRIPTS, reasoning_text, streamed_text
 from .streams import assert_parts_well_formed, chat_body, post_chat, read_events
 
@@ -32,6 +34,16 @@ def test_answer_streams_as_ui_message_chunks(api, family):
     assert metadata["usage"] == {"inputTokens": 7, "outputTokens": tokens}
     assert metadata["ttftMs"] <= metadata["durationMs"]
     assert stream.done
+
+
+def test_the_readme_shows_the_chunks_of_a_real_answer_in_their_order(api):
+    """The sample stream in README.md's API section, one delta standing for all of them."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    [sample] = re.findall(r"```\n(data: .*?)```", readme, re.DOTALL)
+    shown = re.findall(r'^data: \{"type":"([\w-]+)"', sample, re.MULTILINE)
+    stream = post_chat(api, "openai/fake-fast")
+    assert shown == [kind for kind, _ in itertools.groupby(stream.types)]
+    assert sample.rstrip().endswith("data: [DONE]") and stream.done
 
 
 @family

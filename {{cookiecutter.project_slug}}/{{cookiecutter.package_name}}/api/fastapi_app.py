@@ -95,7 +95,14 @@ def create_app() -> FastAPI:
         llm.preload_in_background(settings)
         yield
 
-    app = FastAPI(title="{{ cookiecutter.project_name }} API", lifespan=lifespan)
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }} API",
+        lifespan=lifespan,
+        # Under /api/, so that `dev` and `prod`, where the page has every other path, serve them.
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
