@@ -81,6 +81,7 @@ HOSTILE_ANSWER = (
 
 SCRIPTS = {
     "fake-fast": Script(tokens=20),
+    "fake-vision": Script(tokens=5),  # the tests' model that reads images and PDFs
     "fake-slow": Script(tokens=40, delay_s=0.05),
     "fake-silent": Script(tokens=3, first_delay_s=1.5),
     "fake-fail-mid": Script(tokens=10, fail_after=5),
@@ -160,12 +161,17 @@ class Record:
     model: str
     max_tokens: int | None = None
     messages: list[dict] = field(default_factory=list)  # as the OpenAI format sends them
+    body: dict = field(default_factory=dict)  # the whole request, in its family's format
     tools: list[str] = field(default_factory=list)  # the names of the tools offered
     tool_results: list[str] = field(default_factory=list)  # the last turn's, as text
     sent: int = 0
     completed: bool = False
     closed_at: float | None = None
     closed: threading.Event = field(default_factory=threading.Event)
+
+    def question(self) -> tuple[str, list[tuple[str, str]]]:
+        """The last message's text and files, as its family's format carries them."""
+        return FORMATS[self.family].question(self.body)
 
 
 class WireFormat:
@@ -203,6 +209,21 @@ class WireFormat:
     def tool_results(body: dict) -> list[str]:
         """The results the request brings back, if its last turn is tool results."""
         return [message["content"] for message in _trailing_tool_messages(body)]
+
+    @staticmethod
+    def question(body: dict) -> tuple[str, list[tuple[str, str]]]:
+        """The last message's text, and its files as (media type, base64 data), in the shape
+        of this format (OpenAI's: `image_url` and `file` parts with data: URLs)."""
+        content = body["messages"][-1]["content"]
+        files = []
+        for part in content if isinstance(content, list) else []:
+            url = (part.get("image_url") or {}).get("url") or (part.get("file") or {}).get(
+                "file_data"
+            )
+            if url:
+                header, _, data = url.removeprefix("data:").partition(",")
+                files.append((header.removesuffix(";base64"), data))
+        return _text_of(content), files
 
     @staticmethod
     def results_match_calls(body: dict) -> bool:
@@ -352,6 +373,13 @@ class AnthropicFormat(WireFormat):
         return [tool["name"] for tool in body.get("tools") or []]
 
     @staticmethod
+    def question(body: dict) -> tuple[str, list[tuple[str, str]]]:
+        """`image` and `document` blocks with base64 sources."""
+        content = body["messages"][-1]["content"]
+        sources = [block["source"] for block in content if block["type"] in ("image", "document")]
+        return _text_of(content), [(source["media_type"], source["data"]) for source in sources]
+
+    @staticmethod
     def tool_results(body: dict) -> list[str]:
         last = (body.get("messages") or [{}])[-1]
         blocks = last.get("content") if last.get("role") == "user" else None
@@ -438,6 +466,16 @@ class GeminiFormat(WireFormat):
         ]
 
     @staticmethod
+    def question(body: dict) -> tuple[str, list[tuple[str, str]]]:
+        """`inline_data` parts (snake_case or camelCase)."""
+        parts = body["contents"][-1]["parts"]
+        inline = [part.get("inline_data") or part.get("inlineData") for part in parts]
+        files = [
+            (data.get("mime_type") or data["mimeType"], data["data"]) for data in inline if data
+        ]
+        return "".join(part.get("text", "") for part in parts), files
+
+    @staticmethod
     def tool_results(body: dict) -> list[str]:
         parts = (body.get("contents") or [{}])[-1].get("parts") or []
         responses = [
@@ -481,6 +519,12 @@ class OllamaFormat(WireFormat):
     """`/api/chat`: one JSON object per line, the last with `done` and the token counts."""
 
     media_type = "application/x-ndjson"
+
+    @staticmethod
+    def question(body: dict) -> tuple[str, list[tuple[str, str]]]:
+        """Images as a list of base64 data beside the text, which has no media type."""
+        message = body["messages"][-1]
+        return message["content"], [("", data) for data in message.get("images") or []]
 
     def reasoning(self, text: str) -> bytes:
         return self._line({"role": "assistant", "content": "", "thinking": text}, done=False)
@@ -531,6 +575,14 @@ def _text_of(content: str | list) -> str:
     if isinstance(content, str):
         return content
     return "".join(block.get("text", "") for block in content)
+
+
+FORMATS: dict[str, type[WireFormat]] = {
+    "openai": OpenAIFormat,
+    "anthropic": AnthropicFormat,
+    "gemini": GeminiFormat,
+    "ollama_chat": OllamaFormat,
+}
 
 
 # Each family's way to name the model of a request, and a new encoder for its stream.
@@ -600,6 +652,7 @@ class FakeUpstream:
                 model=model,
                 max_tokens=body.get("max_tokens"),
                 messages=body.get("messages") or [],
+                body=body,
                 tools=wire.request_tools(body),
                 tool_results=wire.tool_results(body),
             )

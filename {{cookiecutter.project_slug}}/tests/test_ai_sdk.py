@@ -61,6 +61,15 @@ def test_the_ai_sdk_assembles_the_answer(ai_sdk, api, package):
 
 
 @package
+def test_the_ai_sdk_sends_a_file_and_gets_the_answer(ai_sdk, api, upstream, package):
+    result = read_with_ai_sdk(ai_sdk, package, api, "openai/fake-fast", mode="file")
+    assert result["errors"] == []
+    assert parts_text(result["message"], "text") == streamed_text(SCRIPTS["fake-fast"].tokens)
+    question, _ = upstream.last("fake-fast").question()
+    assert '<file name="notes.txt">\nThe meeting is at noon.\n' in question
+
+
+@package
 def test_the_ai_sdk_keeps_reasoning_apart(ai_sdk, api, package):
     result = read_with_ai_sdk(ai_sdk, package, api, "anthropic/fake-think")
     assert result["errors"] == []

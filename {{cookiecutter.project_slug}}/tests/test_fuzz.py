@@ -15,10 +15,27 @@ json_values = st.recursive(
     ),
     max_leaves=10,
 )
+# File parts' URLs: files of each kind, broken data: URLs, a URL to fetch.
+urls = st.sampled_from(
+    [
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEh"
+        "QGAhKmMIQAAAABJRU5ErkJggg==",
+        "data:application/pdf;base64,JVBERi0xLjQK",
+        "data:text/csv,a%2Cb%0A1%2C2",
+        "data:image/png;base64,%%%",
+        "https://example.com/a.png",
+    ]
+) | st.text(max_size=30).map("data:".__add__)
 parts = st.lists(
     st.fixed_dictionaries(
         {"type": st.sampled_from(["text", "file", "reasoning"]) | json_values},
-        optional={"text": st.text(max_size=50) | json_values},
+        optional={
+            "text": st.text(max_size=50) | json_values,
+            "url": urls | json_values,
+            "mediaType": st.sampled_from(["image/png", "application/pdf", "text/plain"])
+            | json_values,
+            "filename": st.text(max_size=20) | json_values,
+        },
     ),
     max_size=3,
 )

@@ -26,6 +26,7 @@ from enum import Enum
 
 from . import llm, steps
 from .access import Access, Caller
+from .attachments import Files, without_file_data
 from .errors import ApiError
 from .protocol import (
     HEARTBEAT,
@@ -89,12 +90,16 @@ class Chat:
         self.access.authorize(caller)
         model = request.model or self.settings.llm_model
         _check_request(request, model, self.settings)
+        files = Files(request.messages, self.settings)
+        await llm.check_model_reads(model, files.attachments, self.settings)
         # Room for a resumable answer is taken before anything is awaited, so that requests
         # arriving together cannot all pass a check meant for one; once started, the answer
         # holds its own.
         release_room = self.answers.reserve() if request.resumable else _nothing
         try:
-            batches, halt = await self._open(request, model, caller)
+            batches, halt = await self._open(
+                request.llm_messages(files.content_part), model, caller
+            )
             if request.resumable:  # then it has an id (`parse_chat_request`)
                 return self.answers.start(request.id or "", batches, halt)
             return batches
@@ -102,14 +107,13 @@ class Chat:
             release_room()
 
     async def _open(
-        self, request: ChatRequest, model: str, caller: Caller
+        self, messages: list[dict], model: str, caller: Caller
     ) -> tuple[AsyncGenerator[Chunks], asyncio.Future]:
-        """The answer from its first chunk on, and the future that halts it."""
+        """The answer to `messages` from its first chunk on, and the future that halts it."""
         settings = self.settings
         record = AccessRecord(client=caller.address, visitor=caller.visitor, model=model)
-        messages = request.llm_messages()
         if settings.log_content:
-            record.messages = messages
+            record.messages = without_file_data(messages)
         try:
             release = await self.access.admit(caller)
         except ApiError:
@@ -198,7 +202,7 @@ class AccessRecord:
     output_tokens: int | None = None
     duration_ms: int | None = None
     stream_path: str | None = None  # how the provider's stream was read: provider | litellm
-    messages: list[dict] | None = None
+    messages: object = None
 
     def log(self) -> None:
         fields = {key: value for key, value in asdict(self).items() if value is not None}

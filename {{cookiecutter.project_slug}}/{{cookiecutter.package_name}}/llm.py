@@ -10,13 +10,14 @@ import json
 import logging
 import os
 import threading
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
 import httpx
 
 from . import litellm_compat, openai_compat
+from .attachments import KINDS, Attachment, kinds_named
 from .errors import ApiError
 from .settings import Settings
 
@@ -124,6 +125,42 @@ async def _rehearse(llm) -> None:
 def is_embedded(model: str) -> bool:
     """The small model that runs inside the app (llama.cpp, LiteLLM's `local` provider)."""
     return model.startswith("local/")
+
+
+async def file_kinds(model: str, settings: Settings) -> set[str]:
+    """The kinds of file `model` reads (see `attachments`): text files, inlined, always; images
+    and PDFs when LiteLLM's model list says so, or VISION_MODELS and PDF_MODELS do."""
+    llm = await asyncio.to_thread(litellm)
+    kinds = {"text"}
+    if model in settings.vision_models or _says(llm.supports_vision, model):
+        kinds.add("image")
+    if model in settings.pdf_models or _says(llm.supports_pdf_input, model):
+        kinds.add("pdf")
+    return kinds
+
+
+def _says(supports, model: str) -> bool:
+    if is_embedded(model):  # SmolLM2 reads text only
+        return False
+    try:
+        return bool(supports(model))
+    except Exception:  # a provider LiteLLM cannot name from the string knows no such thing
+        return False
+
+
+async def check_model_reads(
+    model: str, attachments: Iterable[Attachment], settings: Settings
+) -> None:
+    """Refuse, before any provider call, a file of a kind `model` does not read (422)."""
+    kinds = await file_kinds(model, settings)
+    for attachment in attachments:
+        if attachment.kind not in kinds:
+            raise ApiError(
+                422,
+                "model_cannot_read_file",
+                f"{model} cannot read {KINDS[attachment.kind]} ({attachment.filename}); "
+                f"it reads {kinds_named(kinds)}.",
+            )
 
 
 def _needs(model: str, missing: list[str]) -> str:

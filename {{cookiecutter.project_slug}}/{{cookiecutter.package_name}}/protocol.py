@@ -9,7 +9,7 @@ clients up to ai@6 reject unknown fields. The core hands out chunks as dicts, in
 
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -38,8 +38,9 @@ HEARTBEAT: dict = {}
 
 
 class MessagePart(BaseModel):
-    """A text part, a tool part (`tool-<name>`, or `dynamic-tool` with `toolName`), or one the
-    model does not read back (`step-start` only marks where a step begins)."""
+    """A text part, a file part (`file`, see `attachments`), a tool part (`tool-<name>`, or
+    `dynamic-tool` with `toolName`), or one the model does not read back (`step-start` only
+    marks where a step begins)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     type: str
@@ -50,6 +51,18 @@ class MessagePart(BaseModel):
     input: object = None
     output: object = None
     error_text: str | None = Field(default=None, alias="errorText")
+    media_type: str | None = Field(
+        default=None, alias="mediaType", description="A file's type, as the client sees it."
+    )
+    url: str | None = Field(
+        default=None,
+        description="A file's content as a data: URL (or an image's URL on a host "
+        "ATTACHMENT_URL_HOSTS names).",
+    )
+    filename: str | None = None
+
+    def is_file(self) -> bool:
+        return self.type == "file"
 
     def tool_call(self) -> dict | None:
         """A tool call that has its outcome, as a chat `tool_calls` entry; else None (a call
@@ -82,10 +95,14 @@ class Message(BaseModel):
             return self.content or ""
         return "".join(part.text or "" for part in self.parts if part.type == "text")
 
-    def turns(self) -> list[dict]:
-        """As chat messages. An assistant message's steps (split at `step-start`, as the AI
-        SDK's `convertToModelMessages` does) each become a message with its tool calls,
-        followed by one `tool` message per result."""
+    def turns(self, file_content: Callable[[MessagePart], dict]) -> list[dict]:
+        """As chat messages. A user message's files become parts of its content
+        (`file_content`); an assistant message's steps (split at `step-start`, as the AI SDK's
+        `convertToModelMessages` does) each become a message with its tool calls, followed by
+        one `tool` message per result."""
+        if self.role == "user" and (files := [p for p in self.parts or [] if p.is_file()]):
+            said = [{"type": "text", "text": self.text()}] if self.text() else []
+            return [{"role": "user", "content": said + [file_content(f) for f in files]}]
         if self.role != "assistant" or self.parts is None:
             return [{"role": self.role, "content": self.text()}]
         turns: list[dict] = []
@@ -151,8 +168,9 @@ class ChatRequest(BaseModel):
             )
         return resumable
 
-    def llm_messages(self) -> list[dict]:
-        return [turn for message in self.messages for turn in message.turns()]
+    def llm_messages(self, file_content: Callable[[MessagePart], dict]) -> list[dict]:
+        """As chat messages, each file part as `file_content` makes it a content part."""
+        return [turn for message in self.messages for turn in message.turns(file_content)]
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:

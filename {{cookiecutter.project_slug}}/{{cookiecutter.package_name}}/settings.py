@@ -13,9 +13,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # What a Content-Security-Policy can name: a host (or its subdomains) with an optional port...
 HOST = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
-# ...and an origin. The settings that go into the page's policy, as what each must be.
-POLICY_SOURCES = {
+# ...and an origin. The settings that name hosts or origins, as what each must be.
+HOSTS_AND_ORIGINS = {
     "answer_image_hosts": (HOST, "a host", "such as images.example.com or *.example.com"),
+    "attachment_url_hosts": (HOST, "a host", "such as images.example.com or *.example.com"),
     "frame_ancestors": (
         re.compile(r"https?://" + HOST.pattern),
         "an origin",
@@ -24,7 +25,19 @@ POLICY_SOURCES = {
 }
 
 # Settings given as comma-separated lists.
-LISTS = ("llm_models", "cors_origins", "tools", "answer_image_hosts", "frame_ancestors")
+LISTS = (
+    "llm_models",
+    "cors_origins",
+    "tools",
+    "answer_image_hosts",
+    "frame_ancestors",
+    "attachment_types",
+    "attachment_url_hosts",
+    "vision_models",
+    "pdf_models",
+)
+# A media type, or a whole family of them (`text/*`).
+MEDIA_TYPE = re.compile(r"[a-z]+/(\*|[a-z0-9][a-z0-9.+-]*)")
 
 
 class Settings(BaseSettings):
@@ -55,11 +68,37 @@ class Settings(BaseSettings):
     tool_timeout_s: float = Field(default=10.0, gt=0)
     """A tool call still running after this many seconds is stopped; the model gets an error."""
 
-    max_request_bytes: int = Field(default=1_000_000, gt=0)
+    max_request_bytes: int = Field(default=15_000_000, gt=0)
+    """Bytes of a request body; files come inside it as base64, a third larger than they are."""
     max_messages: int = Field(default=200, gt=0)
     """Messages per request."""
     max_message_chars: int = Field(default=100_000, gt=0)
     """Characters per message."""
+
+    attachment_types: Annotated[list[str], NoDecode] = [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/*",
+    ]
+    """Files a question may bring (comma-separated media types, `text/*` for every text file),
+    as their content shows them to be, whatever the client says they are."""
+    max_attachment_bytes: int = Field(default=5_000_000, gt=0)
+    """Bytes of one file (Anthropic takes images of up to 5 MB)."""
+    max_attachments_bytes: int = Field(default=10_000_000, gt=0)
+    """Bytes of all the files of one request together."""
+    max_attachments: int = Field(default=5, gt=0)
+    """Files per message."""
+    attachment_url_hosts: Annotated[list[str], NoDecode] = []
+    """Hosts whose image URLs a question may name instead of sending the image; the provider
+    fetches them, never this app. None by default: files come as `data:` URLs."""
+    vision_models: Annotated[list[str], NoDecode] = []
+    """Models that read images though LiteLLM's model list does not say so (a vision model
+    behind LLM_API_BASE, say)."""
+    pdf_models: Annotated[list[str], NoDecode] = []
+    """Models that read PDFs though LiteLLM's model list does not say so."""
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     """Seconds of silence after which the stream sends a `: ping` comment."""
     resume_grace_s: float = Field(default=10.0, gt=0)
@@ -122,13 +161,21 @@ class Settings(BaseSettings):
             raise ValueError(f"no tool named {', '.join(unknown)}; tools.py has: {known}")
         return names
 
-    @field_validator(*POLICY_SOURCES)
+    @field_validator(*HOSTS_AND_ORIGINS)
     @classmethod
-    def _policy_sources(cls, sources: list[str], info: ValidationInfo) -> list[str]:
-        form, kind, example = POLICY_SOURCES[info.field_name or ""]
+    def _hosts_and_origins(cls, sources: list[str], info: ValidationInfo) -> list[str]:
+        form, kind, example = HOSTS_AND_ORIGINS[info.field_name or ""]
         if wrong := [source for source in sources if not form.fullmatch(source)]:
             raise ValueError(f"not {kind}: {', '.join(wrong)} ({example})")
         return [source.lower() for source in sources]
+
+    @field_validator("attachment_types")
+    @classmethod
+    def _media_types(cls, media_types: list[str]) -> list[str]:
+        media_types = [media_type.lower() for media_type in media_types]
+        if wrong := [each for each in media_types if not MEDIA_TYPE.fullmatch(each)]:
+            raise ValueError(f"not a media type: {', '.join(wrong)} (such as image/png or text/*)")
+        return media_types
 
     @field_validator("rate_limit", "page_rate_limit_per_address")
     @classmethod

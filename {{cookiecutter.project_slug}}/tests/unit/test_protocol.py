@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.protocol import (
 )
 
 
-def test_both_message_shapes_give_the_same_text():
+def test_both_message_shapes_give_the_same_text_and_files_join_their_message():
     body = {
         "messages": [
             {"role": "system", "content": "Be brief."},
@@ -35,9 +35,9 @@ def test_both_message_shapes_give_the_same_text():
     }
     request = parse_chat_request(json.dumps(body).encode())
     assert request.model == "openai/gpt-4o-mini"
-    assert request.llm_messages() == [
+    assert request.llm_messages(lambda part: {"file": part.url}) == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hello there"},
+        {"role": "user", "content": [{"type": "text", "text": "Hello there"}, {"file": "data:,x"}]},
     ]
 
 
@@ -74,7 +74,7 @@ def test_an_answer_with_tool_calls_goes_back_to_the_model_step_by_step():
         function = {"name": name, "arguments": json.dumps(arguments)}
         return {"id": call_id, "type": "function", "function": function}
 
-    assert request.llm_messages() == [
+    assert request.llm_messages(dict) == [
         {
             "role": "assistant",
             "content": "Let me compute.",

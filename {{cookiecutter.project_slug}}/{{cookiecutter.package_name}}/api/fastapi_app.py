@@ -29,8 +29,11 @@ from ..settings import Settings, get_settings
 CHAT_ERRORS = {
     400: "Invalid JSON, a model outside the allow-list, or the provider refused the request.",
     401: "A missing or wrong bearer token (API_TOKEN), or the provider refused the key.",
-    413: "The body exceeds MAX_REQUEST_BYTES.",
-    422: "An invalid body, too many messages or too long a message.",
+    413: "The body exceeds MAX_REQUEST_BYTES, or a file MAX_ATTACHMENT_BYTES, or the files "
+    "together MAX_ATTACHMENTS_BYTES.",
+    415: "A file of a type ATTACHMENT_TYPES leaves out (as its content shows it to be).",
+    422: "An invalid body, too many messages or too long a message, too many files, a file "
+    "by URL, or a file of a kind the model cannot read.",
     429: "A rate limit, here or at the provider; see Retry-After.",
     502: "The provider failed or could not be reached.",
     503: "The provider's key is not configured.",

@@ -1,0 +1,200 @@
+"""Files in a question: AI SDK `file` parts, read, checked and turned into the model's content.
+
+A file comes as a `data:` URL (what `useChat` sends, and what the page hands the core for the
+files it stored), or as the URL of an image on a host `ATTACHMENT_URL_HOSTS` names, which the
+provider fetches: this app fetches no URL. What a file is, its content says (its magic bytes,
+or that it reads as text), not the media type the client gave. Images become image parts and
+PDFs file parts, for the models that read them (`llm.file_kinds`); text files are inlined, so
+every model reads them.
+"""
+
+import base64
+import binascii
+import fnmatch
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes, urlsplit
+
+import filetype
+
+from .errors import ApiError
+from .protocol import Message, MessagePart
+from .settings import Settings
+
+# The kinds of file, as the page and the errors name them.
+KINDS = {"image": "images", "pdf": "PDFs", "text": "text files"}
+# What a text file must not contain: control characters other than tab, newlines and form feed.
+_BINARY = bytes(set(range(32)) - {9, 10, 12, 13})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file as the model gets it."""
+
+    filename: str
+    media_type: str  # as its content shows it to be
+    url: str  # a data: URL, or an allowed image URL
+    text: str | None = None  # a text file's content, inlined
+    size: int = 0  # bytes sent in the request (none for an image by URL)
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.media_type)
+
+    def content_part(self) -> dict:
+        """As a part of the chat message's content, which LiteLLM translates for each provider."""
+        if self.text is not None:
+            name = json.dumps(self.filename)
+            # Set apart by newlines: some formats (Ollama's) join a message's texts as they are.
+            return {"type": "text", "text": f"\n<file name={name}>\n{self.text}\n</file>\n"}
+        if self.kind == "image":
+            return {"type": "image_url", "image_url": {"url": self.url}}
+        return {"type": "file", "file": {"file_data": self.url, "filename": self.filename}}
+
+
+def kind_of(media_type: str) -> str:
+    if media_type == "application/pdf":
+        return "pdf"
+    return "image" if media_type.startswith("image/") else "text"
+
+
+def data_url(media_type: str, data: bytes) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def read_file(data: bytes, filename: str, declared: str, settings: Settings) -> Attachment:
+    """A file's bytes checked against the limits (`ApiError` 413/415 naming the file and the
+    limit), as an `Attachment`."""
+    if len(data) > settings.max_attachment_bytes:
+        raise ApiError(
+            413,
+            "file_too_large",
+            f"{filename} has {len(data)} bytes; files of up to "
+            f"{settings.max_attachment_bytes} bytes are accepted.",
+        )
+    media_type = sniff(data, declared)
+    _check_type(media_type, filename, settings)
+    text = data.decode() if kind_of(media_type) == "text" else None
+    return Attachment(filename, media_type, data_url(media_type, data), text, len(data))
+
+
+def sniff(data: bytes, declared: str) -> str:
+    """What `data` is: a type its first bytes give away, else text if it reads as text (the
+    client's text type kept, `text/plain` for any other), else `application/octet-stream`."""
+    if found := filetype.guess_mime(data):
+        return found
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+    if any(byte in _BINARY for byte in data[:8192]):
+        return "application/octet-stream"
+    declared = declared.split(";")[0].strip().lower()
+    return declared if declared.startswith("text/") else "text/plain"
+
+
+def _check_type(media_type: str, filename: str, settings: Settings) -> None:
+    if not any(fnmatch.fnmatchcase(media_type, allowed) for allowed in settings.attachment_types):
+        raise ApiError(
+            415,
+            "unsupported_file_type",
+            f"{filename} is {media_type}; accepted: {', '.join(settings.attachment_types)}.",
+        )
+
+
+class Files:
+    """The file parts of a request's messages, read and checked once; `ApiError` for the first
+    that breaks a limit, naming where it is."""
+
+    def __init__(self, messages: list[Message], settings: Settings) -> None:
+        self._read: dict[int, Attachment] = {}
+        total = 0
+        for index, message in enumerate(messages):
+            files = [(at, part) for at, part in enumerate(message.parts or []) if part.is_file()]
+            if len(files) > settings.max_attachments:
+                raise ApiError(
+                    422,
+                    "too_many_files",
+                    f"messages.{index}: at most {settings.max_attachments} files are accepted "
+                    "per message.",
+                )
+            for at, part in files:
+                attachment = _read_part(part, f"messages.{index}.parts.{at}", settings)
+                total += attachment.size
+                self._read[id(part)] = attachment
+        if total > settings.max_attachments_bytes:
+            raise ApiError(
+                413,
+                "files_too_large",
+                f"The files of this request add up to over {settings.max_attachments_bytes} bytes.",
+            )
+
+    @property
+    def attachments(self) -> Iterable[Attachment]:
+        return self._read.values()
+
+    def content_part(self, part: MessagePart) -> dict:
+        return self._read[id(part)].content_part()
+
+
+def _read_part(part: MessagePart, where: str, settings: Settings) -> Attachment:
+    url = part.url or ""
+    filename = part.filename or "the file"
+    if url.startswith("data:"):
+        try:
+            data = _decoded(url)
+        except ValueError:
+            raise ApiError(422, "invalid_file", f"{where}: the data: URL is malformed.") from None
+        try:
+            return read_file(data, filename, part.media_type or "", settings)
+        except ApiError as exc:
+            exc.message = f"{where}: {exc.message}"
+            raise
+    host = urlsplit(url).hostname or ""
+    allowed = any(fnmatch.fnmatchcase(host, pattern) for pattern in settings.attachment_url_hosts)
+    if not (urlsplit(url).scheme in ("http", "https") and allowed):
+        raise ApiError(
+            422,
+            "file_url_not_allowed",
+            f"{where}: a file must come as a data: URL; this server fetches no URLs, and "
+            f"passes on only image URLs of the hosts ATTACHMENT_URL_HOSTS names.",
+        )
+    media_type = (part.media_type or "").lower()
+    if not media_type.startswith("image/"):
+        raise ApiError(415, "unsupported_file_type", f"{where}: only images may come by URL.")
+    _check_type(media_type, filename, settings)
+    return Attachment(filename, media_type, url)
+
+
+def _decoded(url: str) -> bytes:
+    """The bytes of a `data:` URL (RFC 2397), base64 or percent-encoded; ValueError if it is
+    not one."""
+    header, comma, payload = url.removeprefix("data:").partition(",")
+    if not comma:
+        raise ValueError("no comma")
+    if header.endswith(";base64"):
+        try:
+            return base64.b64decode(payload, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(str(exc)) from None
+    return unquote_to_bytes(payload)
+
+
+def kinds_named(kinds: Iterable[str]) -> str:
+    """`["text", "image"]` as "text files and images"."""
+    names = [KINDS[kind] for kind in KINDS if kind in kinds]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def without_file_data(value: object) -> object:
+    """Chat messages for the access log: each file's data: URL cut to its media type and
+    size, so LOG_CONTENT writes the text of a conversation, not megabytes of base64."""
+    if isinstance(value, dict):
+        return {key: without_file_data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_file_data(item) for item in value]
+    if isinstance(value, str) and value.startswith("data:") and "," in value:
+        header, _, payload = value.partition(",")
+        return f"{header},… ({len(payload)} characters)"
+    return value
