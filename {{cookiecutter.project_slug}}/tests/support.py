@@ -1,6 +1,7 @@
 """What the end-to-end tests share: free ports, waiting for a condition, processes that are
-always stopped, PostgreSQL and Redis servers, and what /proc says of a process."""
+always stopped, PostgreSQL and Redis servers, what /proc says of a process, and sample files."""
 
+import base64
 import asyncio
 import glob
 import os
@@ -31,6 +32,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+# Files a question brings: a 1x1 PNG, a one-page PDF's first bytes, a CSV.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+PDF = b"%PDF-1.4\n1 0 obj<< /Type /Catalog >>endobj\ntrailer<< /Root 1 0 R >>\n%%EOF\n"
+CSV = b"city,people\nParis,2100000\n"
 
 
 def policy_refusals(page: Any) -> list[str]:

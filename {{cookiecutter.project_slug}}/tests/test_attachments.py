@@ -18,14 +18,9 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import FAKE_KEY, FAMILIES
 from .streams import read_frames
+from .support import CSV, PDF, PNG
 
 CALLER = Caller("127.0.0.1")
-# A 1x1 PNG, a one-page PDF's first bytes, a CSV.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
-PDF = b"%PDF-1.4\n1 0 obj<< /Type /Catalog >>endobj\ntrailer<< /Root 1 0 R >>\n%%EOF\n"
-CSV = b"city,people\nParis,2100000\n"
 
 
 def file_part(data: bytes, media_type: str, filename: str) -> dict:

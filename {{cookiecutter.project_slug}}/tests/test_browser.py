@@ -25,6 +25,9 @@ from .fake_upstream import SCRIPTS, streamed_text, tool_answer
 from .support import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    CSV,
+    PDF,
+    PNG,
     free_port,
     new_postgres_schema,
     npm_install,
@@ -53,6 +56,8 @@ CHART = (
     b'<rect width="240" height="80" fill="#3e63dd"/><text x="20" y="50" fill="white" '
     b'font-size="28">allowed image</text></svg>'
 )
+# The model that reads images and PDFs here (VISION_MODELS, PDF_MODELS).
+VISION_MODEL = "openai/fake-vision"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -84,6 +89,8 @@ def app(upstream, tmp_path_factory, request) -> App:
         "api_token": API_TOKEN,
         "max_message_chars": str(MAX_MESSAGE_CHARS),
         "llm_models": ",".join([*TEST_MODELS, BAKED_MODEL]),
+        "vision_models": VISION_MODEL,
+        "pdf_models": VISION_MODEL,
     }
     with running_app(arguments, api_url, upstream, tmp, **settings) as server:
         url = f"http://127.0.0.1:{port}"
@@ -628,6 +635,64 @@ def test_conversations_are_renamed_and_deleted_from_the_sidebar(page):
     expect(answers(page)).to_have_count(0)
 
 
+def paste_file(page: Page, name: str, media_type: str, content: str) -> None:
+    """Paste a file into the question box, as pasting a screenshot or a copied file does."""
+    page.get_by_role("textbox", name="Your question").evaluate(
+        """(box, [name, type, content]) => {
+          const data = new DataTransfer();
+          data.items.add(new File([content], name, { type }));
+          box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true }));
+        }""",
+        [name, media_type, content],
+    )
+
+
+def test_files_attached_by_button_and_by_paste_go_with_the_question_and_stay_the_owners(
+    page, app, browser, upstream, axe
+):
+    attached = page.get_by_role("group", name="Attached files").locator(".composer-file")
+    choose_model(page, "openai/fake-fast")  # reads text only: the page says so at once
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Attach files").click()
+    chooser.value.set_files([{"name": "dot.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(page.get_by_role("alert")).to_have_text(
+        "fake-fast (OpenAI) cannot read images (dot.png); it reads text files."
+    )
+    choose_model(page, VISION_MODEL)
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Attach files").click()
+    chooser.value.set_files(
+        [
+            {"name": "dot.png", "mimeType": "image/png", "buffer": PNG},
+            {"name": "cities.csv", "mimeType": "text/csv", "buffer": CSV},
+        ]
+    )
+    expect(attached).to_have_count(2)
+    paste_file(page, "report.pdf", "application/pdf", PDF.decode())
+    expect(attached).to_have_count(3)
+    audit(page, axe, "attached-files")
+
+    ask(page, "What is in these?", VISION_MODEL)
+
+    expect(answers(page).last).to_have_attribute("data-status", "done")
+    text, files = upstream.last("fake-vision").question()
+    assert "Paris,2100000" in text
+    assert [media_type for media_type, _ in files] == ["image/png", "application/pdf"]
+    sent = page.locator(".sent-file")
+    expect(sent).to_have_count(3)
+    expect(attached).to_have_count(0)
+    screenshots(page, "attachments-sent")
+    page.reload()
+    expect(sent).to_have_count(3)
+    image = page.get_by_role("img", name="dot.png")
+    expect(image).to_have_js_property("naturalWidth", 1)  # loaded, as its owner
+    image_url = app.url + image.get_attribute("src")
+    assert page.request.get(image_url).body() == PNG
+    someone_else = new_visitor(app, browser)
+    assert someone_else.request.get(image_url).status == 404
+    someone_else.context.close()
+
+
 def test_keys_enter_sends_shift_enter_breaks_the_line(page):
     question = page.get_by_role("textbox", name="Your question")
     question.fill("first line")
@@ -701,7 +766,7 @@ def test_every_control_is_reached_with_tab_in_order_with_its_focus_shown(page):
         *("New chat", "Hello", "Rename Hello", "Delete Hello", "Toggle dark mode"),  # sidebar
         *("Model", "System prompt"),  # header
         *("Edit question", "Copy answer", "Regenerate answer"),  # the conversation
-        *("Your question", "Send"),
+        *("Attach files", "Your question", "Send"),
     ]
     assert [control for control in reached if not control["shown"]] == []
 

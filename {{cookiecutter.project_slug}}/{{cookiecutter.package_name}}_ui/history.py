@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, LargeBinary
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import defer
 from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
 
 from {{ cookiecutter.package_name }}_ui import migrate
@@ -71,6 +72,21 @@ class StoredMessage(SQLModel, table=True):
     action: str = "retry"  # offered beside the error: retry | edit | new_chat | configure
     details: str = ""
     tools: str = "[]"  # the answer's tool calls, as JSON (the fields of `client.ToolCall`)
+
+
+class StoredAttachment(SQLModel, table=True):
+    """A file sent with a question (see `attachments`); until it is sent, it has no message."""
+
+    __tablename__ = "attachment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(index=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    filename: str
+    media_type: str  # as its content shows it to be
+    size: int
+    data: bytes = Field(sa_type=LargeBinary)
+    created_at: datetime = Field(default_factory=_now)
 
 
 def open_database(url: str) -> Engine:
@@ -131,6 +147,7 @@ class History:
         with self._session() as session:
             if conversation := self._owned(session, conversation_id):
                 in_it = col(StoredMessage.conversation_id) == conversation_id
+                self._delete_attachments(session, in_it)
                 session.exec(delete(StoredMessage).where(in_it))
                 session.delete(conversation)
                 session.commit()
@@ -175,13 +192,71 @@ class History:
         with self._session() as session:
             if self._owned(session, conversation_id) is None:
                 return
+            after = (col(StoredMessage.conversation_id) == conversation_id) & (
+                col(StoredMessage.id) > message_id
+            )
+            self._delete_attachments(session, after)
+            session.exec(delete(StoredMessage).where(after))
+            session.commit()
+
+    def add_attachment(self, filename: str, media_type: str, data: bytes) -> StoredAttachment:
+        """Keep a file for the question being written; `attach` gives it to the question."""
+        attachment = StoredAttachment(
+            owner=self.owner, filename=filename, media_type=media_type, size=len(data), data=data
+        )
+        with self._session() as session:
+            session.add(attachment)
+            session.commit()
+            session.refresh(attachment)
+        return attachment
+
+    def discard_attachment(self, attachment_id: int) -> None:
+        """Forget a file not sent yet."""
+        with self._session() as session:
             session.exec(
-                delete(StoredMessage).where(
-                    col(StoredMessage.conversation_id) == conversation_id,
-                    col(StoredMessage.id) > message_id,
+                delete(StoredAttachment).where(
+                    col(StoredAttachment.id) == attachment_id,
+                    col(StoredAttachment.owner) == self.owner,
+                    col(StoredAttachment.message_id).is_(None),
                 )
             )
             session.commit()
+
+    def attach(self, message_id: int, attachment_ids: list[int]) -> None:
+        """Give the owner's files not sent yet to their question."""
+        with self._session() as session:
+            unsent = select(StoredAttachment).where(
+                col(StoredAttachment.id).in_(attachment_ids),
+                col(StoredAttachment.owner) == self.owner,
+                col(StoredAttachment.message_id).is_(None),
+            )
+            for attachment in session.exec(unsent):
+                attachment.message_id = message_id
+                session.add(attachment)
+            session.commit()
+
+    def attachments(
+        self, message_ids: list[int], with_data: bool = False
+    ) -> list[StoredAttachment]:
+        """The files of these messages, in the order they were added; their bytes if asked."""
+        statement = (
+            select(StoredAttachment)
+            .where(
+                col(StoredAttachment.owner) == self.owner,
+                col(StoredAttachment.message_id).in_(message_ids),
+            )
+            .order_by(col(StoredAttachment.id))
+        )
+        if not with_data:
+            statement = statement.options(defer(StoredAttachment.data))  # type: ignore[arg-type]
+        with self._session() as session:
+            return list(session.exec(statement))
+
+    def attachment(self, attachment_id: int) -> StoredAttachment | None:
+        """One of the owner's files, with its bytes; None for anyone else's."""
+        with self._session() as session:
+            attachment = session.get(StoredAttachment, attachment_id)
+            return attachment if attachment and attachment.owner == self.owner else None
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -190,6 +265,12 @@ class History:
                 yield session
         except SQLAlchemyError as exc:
             raise HistoryUnavailable(_summary(exc)) from exc
+
+    @staticmethod
+    def _delete_attachments(session: Session, of_messages) -> None:
+        """The files of the messages `of_messages` selects (before they are deleted)."""
+        messages = select(StoredMessage.id).where(of_messages)
+        session.exec(delete(StoredAttachment).where(col(StoredAttachment.message_id).in_(messages)))
 
     def _owned(self, session: Session, conversation_id: int) -> Conversation | None:
         statement = select(Conversation).where(

@@ -6,6 +6,8 @@ upgrade changes one of them.
 import inspect
 import logging
 
+import reflex as rx
+from reflex.components.component import Component
 from reflex.app import EventNamespace
 from reflex.event import Event, EventSpec
 from reflex.utils.token_manager import TokenManager
@@ -50,6 +52,18 @@ def quiet_reloaded_tabs() -> None:
 
 def _not_to_a_gone_tab(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith(DISCONNECTED_TAB_WARNING)
+
+
+def labelled_upload(label: str, *children: Component, **props) -> Component:
+    """`rx.upload.root` whose hidden file input has a name for screen readers: Reflex renders
+    the input (first in the drop zone's div) with none, which axe-core reports."""
+    upload = rx.upload.root(*children, **props)
+    [zone] = upload.children
+    file_input = zone.children[0]
+    if getattr(file_input, "tag", None) != "input":
+        raise TypeError(f"rx.upload.root has changed: {file_input!r} is not its file input")
+    file_input.custom_attrs["aria-label"] = label
+    return upload
 
 
 def client_state_value(name: str) -> str:

@@ -18,13 +18,16 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import reflex as rx
 from reflex.config import get_config
 
 from {{ cookiecutter.package_name }}.access import Caller
+from {{ cookiecutter.package_name }}.attachments import KINDS, data_url, kind_of, kinds_named, read_file
+from {{ cookiecutter.package_name }}.errors import ApiError
+from {{ cookiecutter.package_name }}.llm import file_kinds
 
 from . import draft, history
 from .answers import (
@@ -37,7 +40,7 @@ from .answers import (
     visitor,
 )
 from .gate import SESSION_S, WrongPassword
-from .models import ModelChoice, who_answers
+from .models import ModelChoice, label, who_answers
 from .reflex_compat import tab_is_connected
 from .services import services
 
@@ -51,6 +54,28 @@ SESSION_COOKIE = "{{ cookiecutter.package_name }}_session"
 # Secure when the page is served over HTTPS: its public address (PUBLIC_URL in compose.yaml,
 # REFLEX_API_URL) is built into the page with them.
 SECURE_COOKIES = get_config().api_url.startswith("https://")
+# Where the backend serves a stored file to its owner (see `files`).
+ATTACHMENT_URL = "/_attachments/{}"
+
+
+@dataclasses.dataclass
+class FileView:
+    """A file of a question, as the page shows it."""
+
+    id: int
+    filename: str
+    kind: str  # image | pdf | text
+    url: str
+
+    @classmethod
+    def of(cls, stored: history.StoredAttachment) -> "FileView":
+        attachment_id = stored.id or 0
+        return cls(
+            attachment_id,
+            stored.filename,
+            kind_of(stored.media_type),
+            ATTACHMENT_URL.format(attachment_id),
+        )
 
 
 @dataclasses.dataclass
@@ -63,9 +88,12 @@ class Message:
     action: str = "retry"  # what the page offers beside an error (see answers.AnswerError)
     details: str = ""  # model, tokens and timing of an answer
     tools: list[ToolCall] = dataclasses.field(default_factory=list)
+    files: list[FileView] = dataclasses.field(default_factory=list)  # a question's
 
     @classmethod
-    def of(cls, stored: history.StoredMessage) -> "Message":
+    def of(
+        cls, stored: history.StoredMessage, files: Sequence[history.StoredAttachment] = ()
+    ) -> "Message":
         return cls(
             id=stored.id or 0,
             role=stored.role,
@@ -75,6 +103,7 @@ class Message:
             action=stored.action,
             details=stored.details,
             tools=[ToolCall(**call) for call in json.loads(stored.tools)],
+            files=[FileView.of(file) for file in files],
         )
 
 
@@ -148,6 +177,10 @@ class ChatState(rx.State):
     menu_open: bool = False  # the conversations' drawer, on a narrow screen
     loaded: bool = False  # the open conversation is known: until then, no welcome either
     history_notice: str = ""  # the database failed the last time it was asked
+    composer_files: list[FileView] = []  # attached to the question being written
+    file_notice: str = ""  # why the last file given was not attached
+    uploading: bool = False
+    upload_percent: int = 0
     _answer_id: str = ""  # the core's id of the answer being streamed: to follow or stop it
 
     @rx.var
@@ -246,6 +279,46 @@ class ChatState(rx.State):
                 self._history().update(self.conversation_id, model=model)
 
     @rx.event
+    def upload_progress(self, progress: dict):
+        self.upload_percent = round(100 * (progress.get("progress") or 0))
+        self.uploading = self.upload_percent < 100
+
+    @rx.event
+    async def attach(self, files: list[rx.UploadFile]):
+        """Files picked, dropped or pasted: checked as the core will check them (a kind the
+        chosen model cannot read is said now, not after sending), kept for the question."""
+        settings = services().settings
+        model = self.model or settings.llm_model
+        kinds = await file_kinds(model, settings)
+        self.file_notice, self.uploading = "", False
+        for upload in files:
+            name = upload.filename or "file"
+            if len(self.composer_files) >= settings.max_attachments:
+                self.file_notice = f"A question may bring up to {settings.max_attachments} files."
+                return
+            data = await upload.read()
+            try:
+                checked = read_file(data, name, upload.content_type or "", settings)
+            except ApiError as exc:
+                self.file_notice = exc.message
+                continue
+            if checked.kind not in kinds:
+                self.file_notice = (
+                    f"{label(model)} cannot read {KINDS[checked.kind]} ({name}); "
+                    f"it reads {kinds_named(kinds)}."
+                )
+                continue
+            with self._history_trouble_shown():
+                stored = self._history().add_attachment(name, checked.media_type, data)
+                self.composer_files.append(FileView.of(stored))
+
+    @rx.event
+    def remove_file(self, attachment_id: int):
+        self.composer_files = [f for f in self.composer_files if f.id != attachment_id]
+        with self._history_trouble_shown():
+            self._history().discard_attachment(attachment_id)
+
+    @rx.event
     def send(self, form_data: dict):
         return self._ask(form_data.get("question") or "")
 
@@ -327,9 +400,7 @@ class ChatState(rx.State):
                 return
             tab = TabPresence(self.router.session.client_token, chat.settings.resume_grace_s)
             caller, model = self._caller(), self.model or None
-            turns = [{"role": m.role, "content": m.content} for m in self.messages]
-            if self.system_prompt.strip():
-                turns.insert(0, {"role": "system", "content": self.system_prompt})
+            turns = self._turns()
             self._answer_id = answer_id = uuid.uuid4().hex
             conversation_id = self.conversation_id
         answer = history.StoredMessage(
@@ -393,21 +464,46 @@ class ChatState(rx.State):
         except AnswerError:
             pass  # the task that started it shows how it ended, with the answer it saves
 
+    def _turns(self) -> list[dict]:
+        """The conversation as the core takes it: a question's files as AI SDK file parts."""
+        turns: list[dict] = [{"role": m.role, "content": m.content} for m in self.messages]
+        if asked := [m.id for m in self.messages if m.files]:
+            files = self._history().attachments(asked, with_data=True)
+            for turn, message in zip(turns, self.messages, strict=True):
+                if not message.files:
+                    continue
+                turn["parts"] = [{"type": "text", "text": turn.pop("content")}] + [
+                    {
+                        "type": "file",
+                        "mediaType": file.media_type,
+                        "filename": file.filename,
+                        "url": data_url(file.media_type, file.data),
+                    }
+                    for file in files
+                    if file.message_id == message.id
+                ]
+        if self.system_prompt.strip():
+            turns.insert(0, {"role": "system", "content": self.system_prompt})
+        return turns
+
     def _ask(self, question: str):
-        """Save the question (the first one opens a conversation) and answer it."""
+        """Save the question with its files (the first one opens a conversation) and answer it."""
         question = question.strip()
-        if not question or self.streaming:
+        files = self.composer_files
+        if not (question or files) or self.streaming or self.uploading:
             return None
         with self._history_trouble_shown():
             if not self.conversation_id:
-                conversation = self._history().create(
-                    title_of(question), self.system_prompt, self.model
-                )
+                title = title_of(question or files[0].filename)
+                conversation = self._history().create(title, self.system_prompt, self.model)
                 self.conversation_id = conversation.id or 0
             question_message = history.StoredMessage(
                 role="user", content=question, conversation_id=self.conversation_id
             )
             self._save(question_message)
+            if files and (message_id := self.messages[-1].id):
+                self._history().attach(message_id, [file.id for file in files])
+                self.messages[-1].files, self.composer_files = files, []
             self._list_conversations()
             return ChatState.start_answer
         # Not asked: an answer that cannot be saved would be lost on the next reload.
@@ -423,7 +519,11 @@ class ChatState(rx.State):
         self.conversation_id = conversation_id
         self.system_prompt = conversation.system_prompt
         self.model = conversation.model or self.model
-        self.messages = [Message.of(m) for m in self._history().messages(conversation_id)]
+        stored = self._history().messages(conversation_id)
+        files = self._history().attachments([m.id for m in stored if m.role == "user" and m.id])
+        self.messages = [
+            Message.of(m, [file for file in files if file.message_id == m.id]) for m in stored
+        ]
 
     def _keep(self, answer: history.StoredMessage) -> None:
         """Save the ended answer; if the database fails, show it anyway (not saved)."""

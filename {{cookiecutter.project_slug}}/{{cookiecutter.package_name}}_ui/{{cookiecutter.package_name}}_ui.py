@@ -13,10 +13,10 @@ from {{ cookiecutter.package_name }}.api import create_app, mount_into_reflex
 from {{ cookiecutter.package_name }}.security import SecurityHeaders
 from {{ cookiecutter.package_name }}.settings import forwarded_allow_ips, get_settings
 
-from . import draft, reflex_compat, untrusted
+from . import draft, files, reflex_compat, untrusted
 from .answers import ToolCall
 from .services import open_history
-from .state import QUESTION_BOX, ChatState, ConversationItem, Message
+from .state import QUESTION_BOX, ChatState, ConversationItem, FileView, Message
 
 # Named for screen readers, not shown (the drawer's title).
 VISUALLY_HIDDEN = {
@@ -39,8 +39,21 @@ SUGGESTIONS = (
 )
 # Send and Stop swap in the same place: one width, so the text box never jumps.
 ACTION_WIDTH = "4.5em"
-# A file, not inline: the Content-Security-Policy runs only the page's own scripts.
+# Files, not inline: the Content-Security-Policy runs only the page's own scripts.
 ESC_STOPS = rx.asset("keys.js", shared=True)
+PASTE_ATTACHES = rx.asset("paste.js", shared=True)
+# The file picker offers what ATTACHMENT_TYPES allows; text files by their usual extensions,
+# as browsers give many of them no text/* type (.json, .py). Dropped and pasted files are not
+# filtered here: the backend says what is wrong with one.
+TEXT_EXTENSIONS = [
+    *[".txt", ".md", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".toml", ".xml"],
+    *[".html", ".css", ".js", ".ts", ".tsx", ".py", ".rs", ".go", ".java", ".c", ".h", ".cpp"],
+    *[".rb", ".php", ".sh", ".sql", ".log", ".ini", ".cfg"],
+]
+PICKABLE = {
+    media_type: TEXT_EXTENSIONS if media_type.startswith("text/") else []
+    for media_type in get_settings().attachment_types
+}
 
 
 def icon_button(icon: str, label: str, **props) -> rx.Component:
@@ -213,7 +226,16 @@ def question(message: Message) -> rx.Component:
                 size="1",
             ),
             rx.box(
-                rx.text(message.content, white_space="pre-wrap"),
+                rx.cond(
+                    message.files,
+                    rx.flex(
+                        rx.foreach(message.files, sent_file),
+                        wrap="wrap",
+                        gap="0.5em",
+                        margin_y="0.3em",
+                    ),
+                ),
+                rx.cond(message.content, rx.text(message.content, white_space="pre-wrap")),
                 background=rx.color("accent", 3),
                 padding="0.5em 0.9em",
                 border_radius="12px",
@@ -222,6 +244,47 @@ def question(message: Message) -> rx.Component:
             align="center",
             max_width="85%",
         ),
+    )
+
+
+def file_preview(file: FileView) -> rx.Component:
+    """An image as a thumbnail; any other file as its icon and name."""
+    return rx.cond(
+        file.kind == "image",
+        rx.image(src=file.url, alt=file.filename, height="4em", border_radius="var(--radius-2)"),
+        rx.hstack(
+            rx.cond(file.kind == "pdf", rx.icon("file-text", size=16), rx.icon("file", size=16)),
+            rx.text(file.filename, size="1", max_width="12em", truncate=True),
+            align="center",
+            spacing="1",
+            padding="0.3em 0.5em",
+            border=f"1px solid {rx.color('gray', 7)}",
+            border_radius="var(--radius-2)",
+        ),
+    )
+
+
+def sent_file(file: FileView) -> rx.Component:
+    """A question's file, opened in a new tab (served to its owner only)."""
+    return rx.link(
+        file_preview(file),
+        href=file.url,
+        target="_blank",
+        rel="noopener noreferrer",
+        title=file.filename,
+        class_name="sent-file",
+    )
+
+
+def composer_file(file: FileView) -> rx.Component:
+    return rx.hstack(
+        file_preview(file),
+        icon_button(
+            "x", "Remove " + file.filename, on_click=ChatState.remove_file(file.id), size="1"
+        ),
+        align="center",
+        spacing="1",
+        class_name="composer-file",
     )
 
 
@@ -447,38 +510,105 @@ def history_notice() -> rx.Component:
     )
 
 
-def composer() -> rx.Component:
-    return rx.form(
-        rx.hstack(
-            rx.text_area(
-                name="question",
-                id=QUESTION_BOX,  # a question the history could not take is put back here
-                placeholder="Ask anything… (Enter sends, Shift+Enter for a new line)",
-                aria_label="Your question",
-                rows="2",
-                width="100%",
-                enter_key_submit=True,
-                auto_focus=True,
+def attach_files(upload_id: str) -> rx.event.EventSpec:
+    return ChatState.attach(
+        rx.upload_files(upload_id=upload_id, on_upload_progress=ChatState.upload_progress)
+    )
+
+
+def attach_button() -> rx.Component:
+    """Opens the file picker (on a phone, the camera too, where the browser offers it)."""
+    return reflex_compat.labelled_upload(
+        "Files to attach",
+        icon_button("paperclip", "Attach files", type="button", disabled=ChatState.streaming),
+        id="picked_files",
+        accept=PICKABLE,
+        no_drag=True,
+        no_keyboard=True,  # the button inside takes the focus and the keys
+        on_drop=attach_files("picked_files"),
+    )
+
+
+def composer_files() -> rx.Component:
+    """The files attached so far, with Remove; the upload's progress; why a file was not taken."""
+    return rx.fragment(
+        rx.cond(
+            ChatState.composer_files,
+            rx.flex(
+                rx.foreach(ChatState.composer_files, composer_file),
+                wrap="wrap",
+                gap="0.5em",
+                aria_label="Attached files",
+                role="group",
             ),
-            rx.cond(
-                ChatState.streaming,
-                rx.button(
-                    "Stop",
-                    type="button",
-                    id="stop",
-                    on_click=ChatState.stop,
-                    color_scheme="red",
-                    high_contrast=True,  # white on Radix's red is 3.9:1
-                    aria_keyshortcuts="Escape",
-                    width=ACTION_WIDTH,
-                ),
-                rx.button("Send", type="submit", width=ACTION_WIDTH),
-            ),
-            width="100%",
-            align="end",
         ),
-        on_submit=ChatState.send,
-        reset_on_submit=True,
+        rx.cond(
+            ChatState.uploading,
+            rx.progress(value=ChatState.upload_percent, max=100, aria_label="Uploading files"),
+        ),
+        rx.cond(
+            ChatState.file_notice,
+            rx.callout(
+                ChatState.file_notice,
+                icon="paperclip",
+                color_scheme="amber",
+                size="1",
+                role="alert",
+            ),
+        ),
+    )
+
+
+def composer() -> rx.Component:
+    """The question box, with its files: attached by the button, dropped on it, or pasted."""
+    return reflex_compat.labelled_upload(
+        "Files to attach",
+        rx.form(
+            rx.vstack(
+                composer_files(),
+                rx.hstack(
+                    attach_button(),
+                    rx.text_area(
+                        name="question",
+                        id=QUESTION_BOX,  # a question the history could not take is put back here
+                        placeholder="Ask anything… (Enter sends, Shift+Enter for a new line)",
+                        aria_label="Your question",
+                        rows="2",
+                        width="100%",
+                        enter_key_submit=True,
+                        auto_focus=True,
+                    ),
+                    rx.cond(
+                        ChatState.streaming,
+                        rx.button(
+                            "Stop",
+                            type="button",
+                            id="stop",
+                            on_click=ChatState.stop,
+                            color_scheme="red",
+                            high_contrast=True,  # white on Radix's red is 3.9:1
+                            aria_keyshortcuts="Escape",
+                            width=ACTION_WIDTH,
+                        ),
+                        rx.button(
+                            "Send", type="submit", width=ACTION_WIDTH, disabled=ChatState.uploading
+                        ),
+                    ),
+                    width="100%",
+                    align="end",
+                ),
+                width="100%",
+            ),
+            on_submit=ChatState.send,
+            reset_on_submit=True,
+            width="100%",
+        ),
+        id="dropped_files",
+        class_name="composer-drop",
+        no_click=True,
+        no_keyboard=True,
+        on_drop=attach_files("dropped_files"),
+        drag_active_style={"outline": f"2px dashed {rx.color('accent', 8)}"},
         width="100%",
     )
 
@@ -554,6 +684,7 @@ def chat() -> rx.Component:
             history_notice(),
             composer(),
             rx.script(src=ESC_STOPS),
+            rx.script(src=PASTE_ATTACHES),
             role="main",
             height="100vh",
             padding="1em",
@@ -577,6 +708,7 @@ app = rx.App(
 {%- if cookiecutter.framework != "flask" %}
         mount_into_reflex(create_app()),
 {%- endif %}
+        files.serve_files,
         # Around everything the backend serves, the security headers...
         functools.partial(SecurityHeaders, settings=get_settings(), page=True),
         # ...and around them, the client's address and scheme as a trusted proxy states them

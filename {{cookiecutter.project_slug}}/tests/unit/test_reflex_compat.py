@@ -56,3 +56,10 @@ def test_only_the_warning_of_an_update_to_a_gone_tab_is_hidden(caplog):
     reflex_log.warning(f"{reflex_compat.DISCONNECTED_TAB_WARNING} 'token-1'")
     reflex_log.warning("Something else went wrong")
     assert [record.getMessage() for record in caplog.records] == ["Something else went wrong"]
+
+
+def test_an_upload_s_file_input_gets_its_name():
+    upload = reflex_compat.labelled_upload("Files to attach", id="probe_files")
+    file_input = upload.render()["children"][0]["children"][0]
+    assert file_input["name"] == '"input"', REFLEX
+    assert '"aria-label":"Files to attach"' in file_input["props"], REFLEX
