@@ -1,8 +1,8 @@
 """What the end-to-end tests share: free ports, waiting for a condition, processes that are
 always stopped, PostgreSQL and Redis servers, what /proc says of a process, and sample files."""
 
-import base64
 import asyncio
+import base64
 import glob
 import os
 import shutil

@@ -655,8 +655,9 @@ def test_files_attached_by_button_and_by_paste_go_with_the_question_and_stay_the
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name="Attach files").click()
     chooser.value.set_files([{"name": "dot.png", "mimeType": "image/png", "buffer": PNG}])
+    fake_fast = label("openai/fake-fast", upstream.base_url)
     expect(page.get_by_role("alert")).to_have_text(
-        "fake-fast (OpenAI) cannot read images (dot.png); it reads text files."
+        f"{fake_fast} cannot read images (dot.png); it reads text files."
     )
     choose_model(page, VISION_MODEL)
     with page.expect_file_chooser() as chooser:

@@ -7,12 +7,14 @@ the page itself.)
 """
 
 import asyncio
+import io
 import itertools
 import json
 import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import reflex as rx
@@ -22,6 +24,7 @@ from reflex_base.event import Event
 from reflex_base.event.processor import BaseStateEventProcessor, EventFuture
 from reflex_base.utils.format import format_event_handler
 from sqlmodel import Session, select
+from starlette.datastructures import Headers
 
 from {{ cookiecutter.package_name }}.chat import Chat, access_log
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -34,12 +37,13 @@ from {{ cookiecutter.package_name }}_ui.answers import (
     stop_answer,
     visitor,
 )
+from {{ cookiecutter.package_name }}_ui.models import label
 from {{ cookiecutter.package_name }}_ui.services import Services, services, use
 from {{ cookiecutter.package_name }}_ui.state import ChatState
 
 from .conftest import DEFAULT_MODEL, FAKE_KEY, RESUME_GRACE_S, TEST_MODELS
 from .fake_upstream import SCRIPTS, streamed_text
-from .support import wait_until_async
+from .support import CSV, PNG, wait_until_async
 
 TOKEN = "test-client-token"
 ADDRESS = "203.0.113.7"  # the page's websocket peer
@@ -185,6 +189,36 @@ async def test_answer_is_pushed_as_new_text_only_then_lands_in_the_history(brows
         ("user", "Count for me", "done"),
         ("assistant", full, "done"),
     ]
+
+
+def upload(name: str, media_type: str, data: bytes) -> rx.UploadFile:
+    """A file as Reflex hands an upload to its handler."""
+    headers = Headers({"content-type": media_type})
+    return rx.UploadFile(file=io.BytesIO(data), path=Path(name), headers=headers)
+
+
+async def test_files_are_checked_as_they_come_and_go_with_the_question_and_its_edits(
+    browser, upstream
+):
+    await browser.send("set_model", model="openai/fake-fast")
+    await browser.handle("attach", files=[upload("dot.png", "image/png", PNG)])
+    refused = browser.values("file_notice")[-1]
+    await browser.handle("attach", files=[upload("cities.csv", "text/csv", CSV)])
+    await browser.send("send", form_data={"question": "Which city?"})
+    await wait_until_async(lambda: browser.values("streaming") == [True, False], "an answer", 15)
+    await browser.handle("start_edit", message_id=browser.values("messages")[-1][0].id)
+    await browser.send("resend_edited", form_data={"question": "Which city is it?"})
+    await wait_until_async(lambda: browser.values("streaming").count(False) == 2, "another", 15)
+
+    model = label("openai/fake-fast", upstream.base_url)
+    assert refused == f"{model} cannot read images (dot.png); it reads text files."
+    asked, edited = [r.question()[0] for r in upstream.records if r.model == "fake-fast"][-2:]
+    assert asked.startswith('Which city?\n<file name="cities.csv">\ncity,people\nParis')
+    assert edited.startswith('Which city is it?\n<file name="cities.csv">')
+    [question] = [m for m in saved_messages(browser) if m.role == "user"]
+    [kept] = browser.history().attachments([question.id or 0], with_data=True)
+    assert (kept.filename, kept.media_type, kept.data) == ("cities.csv", "text/csv", CSV)
+    assert browser.values("composer_files")[-1] == []
 
 
 async def test_tool_calls_show_while_they_run_and_are_saved_with_the_answer(browser):

@@ -23,7 +23,7 @@ from .protocol import Message, MessagePart
 from .settings import Settings
 
 # The kinds of file, as the page and the errors name them.
-KINDS = {"image": "images", "pdf": "PDFs", "text": "text files"}
+KINDS = {"text": "text files", "image": "images", "pdf": "PDFs"}
 # What a text file must not contain: control characters other than tab, newlines and form feed.
 _BINARY = bytes(set(range(32)) - {9, 10, 12, 13})
 
@@ -181,10 +181,12 @@ def _decoded(url: str) -> bytes:
     return unquote_to_bytes(payload)
 
 
-def kinds_named(kinds: Iterable[str]) -> str:
-    """`["text", "image"]` as "text files and images"."""
+def unreadable(model: str, attachment: Attachment, kinds: Iterable[str]) -> str:
+    """What to say of a file of a kind `model` does not read, naming the kinds it does."""
     names = [KINDS[kind] for kind in KINDS if kind in kinds]
-    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    readable = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    kind, name = KINDS[attachment.kind], attachment.filename
+    return f"{model} cannot read {kind} ({name}); it reads {readable}."
 
 
 def without_file_data(value: object) -> object:

@@ -17,7 +17,7 @@ from typing import ClassVar
 import httpx
 
 from . import litellm_compat, openai_compat
-from .attachments import KINDS, Attachment, kinds_named
+from .attachments import Attachment, unreadable
 from .errors import ApiError
 from .settings import Settings
 
@@ -155,12 +155,7 @@ async def check_model_reads(
     kinds = await file_kinds(model, settings)
     for attachment in attachments:
         if attachment.kind not in kinds:
-            raise ApiError(
-                422,
-                "model_cannot_read_file",
-                f"{model} cannot read {KINDS[attachment.kind]} ({attachment.filename}); "
-                f"it reads {kinds_named(kinds)}.",
-            )
+            raise ApiError(422, "model_cannot_read_file", unreadable(model, attachment, kinds))
 
 
 def _needs(model: str, missing: list[str]) -> str:

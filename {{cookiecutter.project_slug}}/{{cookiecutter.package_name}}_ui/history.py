@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, LargeBinary
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +23,8 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, selec
 from {{ cookiecutter.package_name }}_ui import migrate
 
 NEW_TITLE = "New chat"
+# How long a file attached to a question never sent is kept.
+UNSENT_KEPT = timedelta(days=1)
 # `secrets.token_urlsafe(32)`: 256 random bits, which nobody guesses.
 _OWNER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -200,11 +202,19 @@ class History:
             session.commit()
 
     def add_attachment(self, filename: str, media_type: str, data: bytes) -> StoredAttachment:
-        """Keep a file for the question being written; `attach` gives it to the question."""
+        """Keep a file for the question being written; `attach` gives it to the question. The
+        owner's files left unsent for a day (their tab closed) go."""
         attachment = StoredAttachment(
             owner=self.owner, filename=filename, media_type=media_type, size=len(data), data=data
         )
         with self._session() as session:
+            session.exec(
+                delete(StoredAttachment).where(
+                    col(StoredAttachment.owner) == self.owner,
+                    col(StoredAttachment.message_id).is_(None),
+                    col(StoredAttachment.created_at) < _now() - UNSENT_KEPT,
+                )
+            )
             session.add(attachment)
             session.commit()
             session.refresh(attachment)
@@ -236,15 +246,18 @@ class History:
             session.commit()
 
     def attachments(
-        self, message_ids: list[int], with_data: bool = False
+        self, message_ids: list[int] | None, with_data: bool = False
     ) -> list[StoredAttachment]:
-        """The files of these messages, in the order they were added; their bytes if asked."""
+        """The files of these messages (None: those not sent yet), in the order they were
+        added; their bytes if asked."""
+        of_messages = (
+            col(StoredAttachment.message_id).is_(None)
+            if message_ids is None
+            else col(StoredAttachment.message_id).in_(message_ids)
+        )
         statement = (
             select(StoredAttachment)
-            .where(
-                col(StoredAttachment.owner) == self.owner,
-                col(StoredAttachment.message_id).in_(message_ids),
-            )
+            .where(col(StoredAttachment.owner) == self.owner, of_messages)
             .order_by(col(StoredAttachment.id))
         )
         if not with_data:

@@ -7,8 +7,8 @@ import inspect
 import logging
 
 import reflex as rx
-from reflex.components.component import Component
 from reflex.app import EventNamespace
+from reflex.components.component import Component
 from reflex.event import Event, EventSpec
 from reflex.utils.token_manager import TokenManager
 from reflex.vars import FunctionStringVar, FunctionVar, Var, VarData

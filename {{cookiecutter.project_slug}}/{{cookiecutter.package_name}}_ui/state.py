@@ -25,7 +25,7 @@ import reflex as rx
 from reflex.config import get_config
 
 from {{ cookiecutter.package_name }}.access import Caller
-from {{ cookiecutter.package_name }}.attachments import KINDS, data_url, kind_of, kinds_named, read_file
+from {{ cookiecutter.package_name }}.attachments import data_url, kind_of, read_file, unreadable
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.llm import file_kinds
 
@@ -206,6 +206,9 @@ class ChatState(rx.State):
         with self._history_trouble_shown():
             self._list_conversations()
             self._open(self.conversation_id)
+            # The files attached to the question being written are still there after a reload.
+            unsent = self._history().attachments(None)
+            self.composer_files = [FileView.of(file) for file in unsent]
         return None
 
     @rx.event
@@ -303,10 +306,7 @@ class ChatState(rx.State):
                 self.file_notice = exc.message
                 continue
             if checked.kind not in kinds:
-                self.file_notice = (
-                    f"{label(model)} cannot read {KINDS[checked.kind]} ({name}); "
-                    f"it reads {kinds_named(kinds)}."
-                )
+                self.file_notice = unreadable(label(model, settings.llm_api_base), checked, kinds)
                 continue
             with self._history_trouble_shown():
                 stored = self._history().add_attachment(name, checked.media_type, data)

@@ -119,3 +119,35 @@ def test_a_new_message_moves_its_conversation_to_the_top(alice):
     assert [c.id for c in alice.conversations()] == [newer, older]
     alice.add_message(StoredMessage(conversation_id=older, role="user", content="Again?"))
     assert [c.id for c in alice.conversations()] == [older, newer]
+
+
+def test_files_are_the_owners_and_go_with_their_question(alice, bob):
+    conversation_id = conversation_with_a_turn(alice)
+    question, answer = alice.messages(conversation_id)
+    sent = alice.add_attachment("a.csv", "text/csv", b"a,b\n")
+    kept = alice.add_attachment("b.csv", "text/csv", b"c,d\n")
+    alice.attach(question.id, [sent.id])
+    bob.attach(answer.id, [kept.id])  # not Bob's to give
+    bob.discard_attachment(kept.id)  # nor to forget
+
+    assert [f.filename for f in alice.attachments([question.id, answer.id])] == ["a.csv"]
+    assert [f.filename for f in alice.attachments(None)] == ["b.csv"]
+    assert alice.attachment(sent.id).data == b"a,b\n"
+    assert bob.attachment(sent.id) is None and bob.attachments(None) == []
+    alice.discard_attachment(sent.id)  # sent: it stays with its question
+    assert alice.attachment(sent.id) is not None
+    alice.delete_messages_after(conversation_id, 0)
+    assert alice.attachment(sent.id) is None
+    alice.discard_attachment(kept.id)
+    assert alice.attachments(None) == []
+
+
+def test_a_conversations_files_are_deleted_with_it(alice):
+    conversation_id = conversation_with_a_turn(alice)
+    question = alice.messages(conversation_id)[0]
+    file = alice.add_attachment("dot.png", "image/png", b"\x89PNG")
+    alice.attach(question.id, [file.id])
+
+    alice.delete(conversation_id)
+
+    assert alice.attachment(file.id) is None

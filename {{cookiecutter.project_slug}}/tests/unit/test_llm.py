@@ -13,10 +13,12 @@ from {{ cookiecutter.package_name }}.llm import (
     _Ending,
     _events_of,
     _rehearse,
+    file_kinds,
     litellm,
     never_answered,
     provider_error,
 )
+from {{ cookiecutter.package_name }}.settings import Settings
 
 
 def events(*chunks) -> tuple[list, Finish]:
@@ -126,3 +128,19 @@ def test_the_start_up_rehearsal_answers_without_a_request(monkeypatch):
     """Without a key a real request would fail: the rehearsal's answer is LiteLLM's mock."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     asyncio.run(_rehearse(litellm()))
+
+
+@pytest.mark.parametrize(
+    ("model", "kinds"),
+    [
+        ("openai/gpt-4.1-mini", {"text", "image", "pdf"}),
+        ("anthropic/claude-sonnet-4-5", {"text", "image", "pdf"}),
+        ("groq/llama-3.1-8b-instant", {"text"}),
+        ("local/smollm2-135m", {"text"}),
+        ("openai/my-vllm-model", {"text", "image"}),  # VISION_MODELS says so
+        ("nonsense", {"text"}),
+    ],
+)
+async def test_which_files_a_model_reads_litellm_knows_and_settings_add_to(model, kinds):
+    settings = Settings(vision_models=["openai/my-vllm-model"])
+    assert await file_kinds(model, settings) == kinds
