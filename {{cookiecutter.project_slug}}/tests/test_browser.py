@@ -635,19 +635,22 @@ def test_conversations_are_renamed_and_deleted_from_the_sidebar(page):
     expect(answers(page)).to_have_count(0)
 
 
-def paste_file(page: Page, name: str, media_type: str, content: str) -> None:
-    """Paste a file into the question box, as pasting a screenshot or a copied file does."""
+def give_file(page: Page, how: str, name: str, media_type: str, content: str) -> None:
+    """Paste a file into the question box (as pasting a screenshot does), or drop it there."""
     page.get_by_role("textbox", name="Your question").evaluate(
-        """(box, [name, type, content]) => {
+        """(box, [how, name, type, content]) => {
           const data = new DataTransfer();
           data.items.add(new File([content], name, { type }));
-          box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true }));
+          const event = how === "paste"
+            ? new ClipboardEvent("paste", { clipboardData: data, bubbles: true })
+            : new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true });
+          box.dispatchEvent(event);
         }""",
-        [name, media_type, content],
+        [how, name, media_type, content],
     )
 
 
-def test_files_attached_by_button_and_by_paste_go_with_the_question_and_stay_the_owners(
+def test_files_attached_by_button_paste_and_drop_go_with_the_question_and_stay_the_owners(
     page, app, browser, upstream, axe
 ):
     attached = page.get_by_role("group", name="Attached files").locator(".composer-file")
@@ -665,11 +668,15 @@ def test_files_attached_by_button_and_by_paste_go_with_the_question_and_stay_the
     chooser.value.set_files(
         [
             {"name": "dot.png", "mimeType": "image/png", "buffer": PNG},
-            {"name": "cities.csv", "mimeType": "text/csv", "buffer": CSV},
+            {"name": "wrong.csv", "mimeType": "text/csv", "buffer": b"x"},
         ]
     )
     expect(attached).to_have_count(2)
-    paste_file(page, "report.pdf", "application/pdf", PDF.decode())
+    page.get_by_role("button", name="Remove wrong.csv").click()
+    expect(attached).to_have_count(1)
+    give_file(page, "paste", "report.pdf", "application/pdf", PDF.decode())
+    expect(attached).to_have_count(2)
+    give_file(page, "drop", "cities.csv", "text/csv", CSV.decode())
     expect(attached).to_have_count(3)
     audit(page, axe, "attached-files")
 

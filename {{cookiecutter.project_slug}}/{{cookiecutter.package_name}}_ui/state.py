@@ -490,8 +490,10 @@ class ChatState(rx.State):
         """Save the question with its files (the first one opens a conversation) and answer it."""
         question = question.strip()
         files = self.composer_files
-        if not (question or files) or self.streaming or self.uploading:
+        if not (question or files) or self.streaming:
             return None
+        if self.uploading:  # not all its files are here yet: the question waits in its box
+            return rx.set_value(QUESTION_BOX, question)
         with self._history_trouble_shown():
             if not self.conversation_id:
                 title = title_of(question or files[0].filename)

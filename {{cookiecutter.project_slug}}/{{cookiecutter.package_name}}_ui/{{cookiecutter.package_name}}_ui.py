@@ -280,7 +280,11 @@ def composer_file(file: FileView) -> rx.Component:
     return rx.hstack(
         file_preview(file),
         icon_button(
-            "x", "Remove " + file.filename, on_click=ChatState.remove_file(file.id), size="1"
+            "x",
+            "Remove " + file.filename,
+            on_click=ChatState.remove_file(file.id),
+            size="1",
+            type="button",  # in the form: not a Send
         ),
         align="center",
         spacing="1",
