@@ -499,18 +499,12 @@ def settings_bar() -> rx.Component:
     )
 
 
-def history_notice() -> rx.Component:
-    """Shown while the database fails: the page goes on, but saves nothing."""
+def notice(text: rx.Var, icon: str) -> rx.Component:
+    """A warning, shown while `text` says something: the database failing (the page goes on,
+    but saves nothing), a file not taken."""
     return rx.cond(
-        ChatState.history_notice,
-        rx.callout(
-            ChatState.history_notice,
-            icon="database",
-            color_scheme="amber",
-            size="1",
-            role="alert",
-            width="100%",
-        ),
+        text,
+        rx.callout(text, icon=icon, color_scheme="amber", size="1", role="alert", width="100%"),
     )
 
 
@@ -550,16 +544,7 @@ def composer_files() -> rx.Component:
             ChatState.uploading,
             rx.progress(value=ChatState.upload_percent, max=100, aria_label="Uploading files"),
         ),
-        rx.cond(
-            ChatState.file_notice,
-            rx.callout(
-                ChatState.file_notice,
-                icon="paperclip",
-                color_scheme="amber",
-                size="1",
-                role="alert",
-            ),
-        ),
+        notice(ChatState.file_notice, "paperclip"),
     )
 
 
@@ -685,7 +670,7 @@ def chat() -> rx.Component:
                 # A long URL or word wraps inside its bubble instead of widening the page.
                 overflow_wrap="anywhere",
             ),
-            history_notice(),
+            notice(ChatState.history_notice, "database"),
             composer(),
             rx.script(src=ESC_STOPS),
             rx.script(src=PASTE_ATTACHES),
