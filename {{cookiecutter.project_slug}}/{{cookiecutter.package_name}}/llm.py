@@ -152,6 +152,9 @@ async def check_model_reads(
     model: str, attachments: Iterable[Attachment], settings: Settings
 ) -> None:
     """Refuse, before any provider call, a file of a kind `model` does not read (422)."""
+    attachments = list(attachments)
+    if not attachments:
+        return
     kinds = await file_kinds(model, settings)
     for attachment in attachments:
         if attachment.kind not in kinds:
