@@ -12,7 +12,7 @@ import json
 import pytest
 
 from {{ cookiecutter.package_name }}.access import Caller
-from {{ cookiecutter.package_name }}.chat import Chat
+from {{ cookiecutter.package_name }}.chat import Chat, access_log
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -130,8 +130,7 @@ async def test_a_text_file_reaches_a_model_that_reads_text_only(upstream):
             "openai/fake-vision",
             {"type": "file", "mediaType": "image/png", "url": "https://example.com/a.png"},
             422,
-            "messages.0.parts.1: a file must come as a data: URL; this server fetches no URLs, "
-            "and passes on only image URLs of the hosts ATTACHMENT_URL_HOSTS names.",
+            "messages.0.parts.1: a file must come as a data: URL; this server fetches no URLs.",
         ),
         (
             "openai/fake-vision",
@@ -173,14 +172,47 @@ async def test_the_files_of_a_request_are_bounded_in_number_and_in_total(upstrea
     assert (too_much.status, too_much.type) == (413, "files_too_large")
 
 
-async def test_an_image_by_url_goes_to_the_provider_only_from_an_allowed_host(upstream):
-    chat_core = core(upstream, attachment_url_hosts=["*.example.com"])
-    allowed = {"type": "file", "mediaType": "image/png", "url": "https://cdn.example.com/a.png"}
-    elsewhere = allowed | {"url": "https://example.org/a.png"}
+async def test_text_is_text_whatever_its_first_letters_and_however_its_url_is_written(upstream):
+    """A text file beginning with a two-letter signature ("BM", a bitmap's) is still text, its
+    byte order mark dropped; base64 may be wrapped, escaped or spelled in capitals."""
+    notes = "\ufeffBM25 ranks documents.\n".encode()
+    wrapped = base64.encodebytes(notes).decode().replace("=", "%3D")
+    files = [
+        file_part(notes, "text/markdown", "bm25.md"),
+        {"type": "file", "url": f"data:text/plain;BASE64,{wrapped}", "filename": "w.txt"},
+    ]
 
-    await answer(chat_core, body("openai/fake-vision", allowed))
-    refused = await refusal(chat_core, body("openai/fake-vision", elsewhere))
+    await answer(core(upstream), body("openai/fake-fast", *files))
 
-    image = upstream.last("fake-vision").body["messages"][-1]["content"][1]
-    assert image == {"type": "image_url", "image_url": {"url": "https://cdn.example.com/a.png"}}
-    assert refused.type == "file_url_not_allowed"
+    text, _ = upstream.last("fake-fast").question()
+    assert '<file name="bm25.md">\nBM25 ranks documents.\n' in text
+    assert '<file name="w.txt">\nBM25 ranks documents.\n' in text
+
+
+async def test_only_the_questions_files_count_an_answers_are_not_sent_back(upstream):
+    made = {"type": "file", "mediaType": "image/png", "url": "https://example.com/chart.png"}
+    conversation = {
+        "model": "openai/fake-fast",
+        "messages": [
+            {"role": "user", "parts": [{"type": "text", "text": "Draw it"}]},
+            {"role": "assistant", "parts": [made]},
+            {"role": "user", "parts": [{"type": "text", "text": "Thanks"}]},
+        ],
+    }
+
+    await answer(core(upstream), json.dumps(conversation).encode())
+
+    assert "chart.png" not in json.dumps(upstream.last("fake-fast").body)
+
+
+async def test_the_access_log_keeps_a_files_text_but_not_its_data(upstream, caplog):
+    chat_core = core(upstream, log_content=True)
+    image = file_part(PNG, "image/png", "dot.png")
+
+    with caplog.at_level("INFO", logger=access_log.name):
+        await answer(chat_core, body("openai/fake-vision", image, question="What is it?"))
+
+    [logged] = [json.loads(r.getMessage()) for r in caplog.records if r.name == access_log.name]
+    question = logged["messages"][0]["content"]
+    assert question[0] == {"type": "text", "text": "What is it?"}
+    assert question[1]["image_url"]["url"] == "data:image/png;base64,… (96 characters)"

@@ -699,6 +699,11 @@ def test_files_attached_by_button_paste_and_drop_go_with_the_question_and_stay_t
     someone_else = new_visitor(app, browser)
     assert someone_else.request.get(image_url).status == 404
     someone_else.context.close()
+    stranger = browser.new_context()  # not past the gate: neither reads nor uploads
+    assert stranger.request.get(image_url).status == 404
+    upload = {"files": {"name": "a.csv", "mimeType": "text/csv", "buffer": CSV}}
+    assert stranger.request.post(f"{app.url}/_upload", multipart=upload).status == 403
+    stranger.close()
 
 
 def test_keys_enter_sends_shift_enter_breaks_the_line(page):

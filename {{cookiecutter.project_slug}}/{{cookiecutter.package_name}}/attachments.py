@@ -1,11 +1,11 @@
 """Files in a question: AI SDK `file` parts, read, checked and turned into the model's content.
 
-A file comes as a `data:` URL (what `useChat` sends, and what the page hands the core for the
-files it stored), or as the URL of an image on a host `ATTACHMENT_URL_HOSTS` names, which the
-provider fetches: this app fetches no URL. What a file is, its content says (its magic bytes,
-or that it reads as text), not the media type the client gave. Images become image parts and
-PDFs file parts, for the models that read them (`llm.file_kinds`); text files are inlined, so
-every model reads them.
+A file comes as a `data:` URL: what `useChat` sends, and what the page hands the core for the
+files it stored. A URL to fetch is refused: LiteLLM would download it inside this process for
+most providers (Anthropic, Gemini, Ollama, Bedrock), following redirects to any host. What a
+file is, its content says (its magic bytes, or that it reads as text), not the media type the
+client gave. Images become image parts and PDFs file parts, for the models that read them
+(`llm.file_kinds`); text files are inlined, so every model reads them.
 """
 
 import base64
@@ -14,7 +14,7 @@ import fnmatch
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import unquote_to_bytes
 
 import filetype
 
@@ -34,9 +34,9 @@ class Attachment:
 
     filename: str
     media_type: str  # as its content shows it to be
-    url: str  # a data: URL, or an allowed image URL
+    url: str  # a data: URL
     text: str | None = None  # a text file's content, inlined
-    size: int = 0  # bytes sent in the request (none for an image by URL)
+    size: int = 0  # bytes
 
     @property
     def kind(self) -> str:
@@ -54,6 +54,7 @@ class Attachment:
 
 
 def kind_of(media_type: str) -> str:
+    """`image`, `pdf` or `text`: the kinds ATTACHMENT_TYPES may name (see `settings`)."""
     if media_type == "application/pdf":
         return "pdf"
     return "image" if media_type.startswith("image/") else "text"
@@ -73,44 +74,55 @@ def read_file(data: bytes, filename: str, declared: str, settings: Settings) -> 
             f"{filename} has {len(data)} bytes; files of up to "
             f"{settings.max_attachment_bytes} bytes are accepted.",
         )
-    media_type = sniff(data, declared)
-    _check_type(media_type, filename, settings)
-    text = data.decode() if kind_of(media_type) == "text" else None
+    media_type = sniff(data, declared, settings.attachment_types)
+    if not _accepted(media_type, settings.attachment_types):
+        accepted = ", ".join(settings.attachment_types)
+        raise ApiError(
+            415, "unsupported_file_type", f"{filename} is {media_type}; accepted: {accepted}."
+        )
+    text = data.decode("utf-8-sig") if kind_of(media_type) == "text" else None
     return Attachment(filename, media_type, data_url(media_type, data), text, len(data))
 
 
-def sniff(data: bytes, declared: str) -> str:
-    """What `data` is: a type its first bytes give away, else text if it reads as text (the
-    client's text type kept, `text/plain` for any other), else `application/octet-stream`."""
-    if found := filetype.guess_mime(data):
-        return found
+def sniff(data: bytes, declared: str, accepted: list[str]) -> str:
+    """What `data` is: an accepted type its first bytes give away, else text if it reads as
+    text (the client's text type kept, `text/plain` for any other), else what its first bytes
+    say, or `application/octet-stream`.
+
+    A guess outside `accepted` yields to text: some signatures are two letters ("BM", "MZ"),
+    and a text may begin with them."""
+    guess = filetype.guess_mime(data)
+    if guess and _accepted(guess, accepted):
+        return guess
+    if _is_text(data):
+        declared = declared.split(";")[0].strip().lower()
+        return declared if declared.startswith("text/") else "text/plain"
+    return guess or "application/octet-stream"
+
+
+def _is_text(data: bytes) -> bool:
     try:
-        data.decode()
+        data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return "application/octet-stream"
-    if any(byte in _BINARY for byte in data[:8192]):
-        return "application/octet-stream"
-    declared = declared.split(";")[0].strip().lower()
-    return declared if declared.startswith("text/") else "text/plain"
+        return False
+    return len(data.translate(None, delete=_BINARY)) == len(data)
 
 
-def _check_type(media_type: str, filename: str, settings: Settings) -> None:
-    if not any(fnmatch.fnmatchcase(media_type, allowed) for allowed in settings.attachment_types):
-        raise ApiError(
-            415,
-            "unsupported_file_type",
-            f"{filename} is {media_type}; accepted: {', '.join(settings.attachment_types)}.",
-        )
+def _accepted(media_type: str, accepted: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(media_type, pattern) for pattern in accepted)
 
 
-class Files:
-    """The file parts of a request's messages, read and checked once; `ApiError` for the first
-    that breaks a limit, naming where it is."""
+class RequestFiles:
+    """The file parts of a request's questions, read and checked once; `ApiError` for the first
+    that breaks a limit, naming where it is. (An answer's files, which a model made, are not
+    sent back to it.)"""
 
     def __init__(self, messages: list[Message], settings: Settings) -> None:
         self._read: dict[int, Attachment] = {}
         total = 0
         for index, message in enumerate(messages):
+            if message.role != "user":
+                continue
             files = [(at, part) for at, part in enumerate(message.parts or []) if part.is_file()]
             if len(files) > settings.max_attachments:
                 raise ApiError(
@@ -127,7 +139,8 @@ class Files:
             raise ApiError(
                 413,
                 "files_too_large",
-                f"The files of this request add up to over {settings.max_attachments_bytes} bytes.",
+                f"The files of this conversation add up to over {settings.max_attachments_bytes}"
+                " bytes.",
             )
 
     @property
@@ -140,45 +153,35 @@ class Files:
 
 def _read_part(part: MessagePart, where: str, settings: Settings) -> Attachment:
     url = part.url or ""
-    filename = part.filename or "the file"
-    if url.startswith("data:"):
-        try:
-            data = _decoded(url)
-        except ValueError:
-            raise ApiError(422, "invalid_file", f"{where}: the data: URL is malformed.") from None
-        try:
-            return read_file(data, filename, part.media_type or "", settings)
-        except ApiError as exc:
-            exc.message = f"{where}: {exc.message}"
-            raise
-    host = urlsplit(url).hostname or ""
-    allowed = any(fnmatch.fnmatchcase(host, pattern) for pattern in settings.attachment_url_hosts)
-    if not (urlsplit(url).scheme in ("http", "https") and allowed):
+    if not url.startswith("data:"):
         raise ApiError(
             422,
             "file_url_not_allowed",
-            f"{where}: a file must come as a data: URL; this server fetches no URLs, and "
-            f"passes on only image URLs of the hosts ATTACHMENT_URL_HOSTS names.",
+            f"{where}: a file must come as a data: URL; this server fetches no URLs.",
         )
-    media_type = (part.media_type or "").lower()
-    if not media_type.startswith("image/"):
-        raise ApiError(415, "unsupported_file_type", f"{where}: only images may come by URL.")
-    _check_type(media_type, filename, settings)
-    return Attachment(filename, media_type, url)
+    try:
+        data = _decoded(url)
+    except ValueError:
+        raise ApiError(422, "invalid_file", f"{where}: the data: URL is malformed.") from None
+    try:
+        return read_file(data, part.filename or "the file", part.media_type or "", settings)
+    except ApiError as exc:
+        raise ApiError(exc.status, exc.type, f"{where}: {exc.message}") from None
 
 
 def _decoded(url: str) -> bytes:
-    """The bytes of a `data:` URL (RFC 2397), base64 or percent-encoded; ValueError if it is
-    not one."""
+    """The bytes of a `data:` URL (RFC 2397), base64 (whitespace and percent-escapes allowed, as
+    in a URL) or percent-encoded; ValueError if it is not one."""
     header, comma, payload = url.removeprefix("data:").partition(",")
     if not comma:
         raise ValueError("no comma")
-    if header.endswith(";base64"):
-        try:
-            return base64.b64decode(payload, validate=True)
-        except binascii.Error as exc:
-            raise ValueError(str(exc)) from None
-    return unquote_to_bytes(payload)
+    data = unquote_to_bytes(payload)
+    if not header.lower().endswith(";base64"):
+        return data
+    try:
+        return base64.b64decode(b"".join(data.split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from None
 
 
 def unreadable(model: str, attachment: Attachment, kinds: Iterable[str]) -> str:
@@ -189,14 +192,20 @@ def unreadable(model: str, attachment: Attachment, kinds: Iterable[str]) -> str:
     return f"{model} cannot read {kind} ({name}); it reads {readable}."
 
 
-def without_file_data(value: object) -> object:
-    """Chat messages for the access log: each file's data: URL cut to its media type and
-    size, so LOG_CONTENT writes the text of a conversation, not megabytes of base64."""
-    if isinstance(value, dict):
-        return {key: without_file_data(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [without_file_data(item) for item in value]
-    if isinstance(value, str) and value.startswith("data:") and "," in value:
-        header, _, payload = value.partition(",")
-        return f"{header},… ({len(payload)} characters)"
-    return value
+def without_file_data(messages: list[dict]) -> list[dict]:
+    """Chat messages for the access log, each file's data: URL cut to its media type and size:
+    LOG_CONTENT writes the text of a conversation, not megabytes of base64."""
+    return [message | {"content": _logged(message.get("content"))} for message in messages]
+
+
+def _logged(content: object) -> object:
+    if not isinstance(content, list):
+        return content
+    parts = []
+    for part in content:
+        for key, field in (("image_url", "url"), ("file", "file_data")):
+            if isinstance(url := part.get(key, {}).get(field), str):
+                header, _, payload = url.partition(",")
+                part = part | {key: part[key] | {field: f"{header},… ({len(payload)} characters)"}}
+        parts.append(part)
+    return parts

@@ -26,7 +26,7 @@ from enum import Enum
 
 from . import llm, steps
 from .access import Access, Caller
-from .attachments import Files, without_file_data
+from .attachments import RequestFiles, without_file_data
 from .errors import ApiError
 from .protocol import (
     HEARTBEAT,
@@ -91,7 +91,7 @@ class Chat:
         model = request.model or self.settings.llm_model
         _check_request(request, model, self.settings)
         # Decoding and checking 10 MB of files takes tens of milliseconds: not on the loop.
-        files = await asyncio.to_thread(Files, request.messages, self.settings)
+        files = await asyncio.to_thread(RequestFiles, request.messages, self.settings)
         await llm.check_model_reads(model, files.attachments, self.settings)
         # Room for a resumable answer is taken before anything is awaited, so that requests
         # arriving together cannot all pass a check meant for one; once started, the answer
@@ -203,7 +203,7 @@ class AccessRecord:
     output_tokens: int | None = None
     duration_ms: int | None = None
     stream_path: str | None = None  # how the provider's stream was read: provider | litellm
-    messages: object = None
+    messages: list[dict] | None = None
 
     def log(self) -> None:
         fields = {key: value for key, value in asdict(self).items() if value is not None}

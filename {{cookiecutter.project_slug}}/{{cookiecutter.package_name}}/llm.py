@@ -129,23 +129,16 @@ def is_embedded(model: str) -> bool:
 
 async def file_kinds(model: str, settings: Settings) -> set[str]:
     """The kinds of file `model` reads (see `attachments`): text files, inlined, always; images
-    and PDFs when LiteLLM's model list says so, or VISION_MODELS and PDF_MODELS do."""
+    and PDFs when LiteLLM's model list says so (False for a model it does not know), or
+    VISION_MODELS and PDF_MODELS do. The embedded model reads text only."""
     llm = await asyncio.to_thread(litellm)
     kinds = {"text"}
-    if model in settings.vision_models or _says(llm.supports_vision, model):
+    listed = not is_embedded(model)
+    if model in settings.vision_models or (listed and llm.supports_vision(model)):
         kinds.add("image")
-    if model in settings.pdf_models or _says(llm.supports_pdf_input, model):
+    if model in settings.pdf_models or (listed and llm.supports_pdf_input(model)):
         kinds.add("pdf")
     return kinds
-
-
-def _says(supports, model: str) -> bool:
-    if is_embedded(model):  # SmolLM2 reads text only
-        return False
-    try:
-        return bool(supports(model))
-    except Exception:  # a provider LiteLLM cannot name from the string knows no such thing
-        return False
 
 
 async def check_model_reads(

@@ -54,11 +54,7 @@ class MessagePart(BaseModel):
     media_type: str | None = Field(
         default=None, alias="mediaType", description="A file's type, as the client sees it."
     )
-    url: str | None = Field(
-        default=None,
-        description="A file's content as a data: URL (or an image's URL on a host "
-        "ATTACHMENT_URL_HOSTS names).",
-    )
+    url: str | None = Field(default=None, description="A file's content, as a data: URL.")
     filename: str | None = None
 
     def is_file(self) -> bool:

@@ -16,7 +16,6 @@ HOST = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
 # ...and an origin. The settings that name hosts or origins, as what each must be.
 HOSTS_AND_ORIGINS = {
     "answer_image_hosts": (HOST, "a host", "such as images.example.com or *.example.com"),
-    "attachment_url_hosts": (HOST, "a host", "such as images.example.com or *.example.com"),
     "frame_ancestors": (
         re.compile(r"https?://" + HOST.pattern),
         "an origin",
@@ -32,12 +31,11 @@ LISTS = (
     "answer_image_hosts",
     "frame_ancestors",
     "attachment_types",
-    "attachment_url_hosts",
     "vision_models",
     "pdf_models",
 )
-# A media type, or a whole family of them (`text/*`).
-MEDIA_TYPE = re.compile(r"[a-z]+/(\*|[a-z0-9][a-z0-9.+-]*)")
+# What a file may be: an image type, PDF, a text type; or a family (`image/*`, `text/*`).
+MEDIA_TYPE = re.compile(r"(image|text)/(\*|[a-z0-9][a-z0-9.+-]*)|application/pdf")
 
 
 class Settings(BaseSettings):
@@ -91,9 +89,6 @@ class Settings(BaseSettings):
     """Bytes of all the files of one request together."""
     max_attachments: int = Field(default=5, gt=0)
     """Files per message."""
-    attachment_url_hosts: Annotated[list[str], NoDecode] = []
-    """Hosts whose image URLs a question may name instead of sending the image; the provider
-    fetches them, never this app. None by default: files come as `data:` URLs."""
     vision_models: Annotated[list[str], NoDecode] = []
     """Models that read images though LiteLLM's model list does not say so (a vision model
     behind LLM_API_BASE, say)."""
@@ -174,7 +169,10 @@ class Settings(BaseSettings):
     def _media_types(cls, media_types: list[str]) -> list[str]:
         media_types = [media_type.lower() for media_type in media_types]
         if wrong := [each for each in media_types if not MEDIA_TYPE.fullmatch(each)]:
-            raise ValueError(f"not a media type: {', '.join(wrong)} (such as image/png or text/*)")
+            raise ValueError(
+                f"not a file type the app reads: {', '.join(wrong)} (an image/, text/ type, "
+                "image/*, text/* or application/pdf)"
+            )
         return media_types
 
     @field_validator("rate_limit", "page_rate_limit_per_address")

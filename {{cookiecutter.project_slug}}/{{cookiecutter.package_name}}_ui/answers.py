@@ -171,8 +171,10 @@ def refusal(error: ApiError) -> AnswerError:
             return AnswerError(f"This conversation is too large to send. {EDIT_IT}", "edit")
         case "too_many_messages":
             return AnswerError("This conversation has reached the limit of messages.", "new_chat")
-        case "context_too_long":
+        case "context_too_long" | "files_too_large":
             return AnswerError(error.message, "new_chat")
+        case "model_cannot_read_file":  # the model was changed after the file was attached
+            return AnswerError(f"{error.message} Choose a model that reads it, then retry.")
         case "too_many_streams":  # answers of this visitor's (or address's) other tabs
             return AnswerError(f"{error.message} Wait for one to end, then retry.")
     if error.retry_after is not None:

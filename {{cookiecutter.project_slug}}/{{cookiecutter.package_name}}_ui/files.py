@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import quote
 
+from reflex.config import get_config
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -23,7 +24,7 @@ from .state import OWNER_COOKIE, SESSION_COOKIE
 
 # Where a stored file is served (`state.ATTACHMENT_URL`), and where Reflex takes uploads.
 ATTACHMENT = re.compile(r"/_attachments/([0-9]{1,18})")
-UPLOAD = "/_upload"
+UPLOAD = "/_upload"  # Reflex's, under its backend path
 # Room for the multipart framing around the files of one upload.
 MULTIPART_SLACK = 64 * 1024
 
@@ -31,6 +32,7 @@ MULTIPART_SLACK = 64 * 1024
 def serve_files(backend: ASGIApp) -> ASGIApp:
     """An `rx.App(api_transformer=...)`: stored files served, uploads bounded, the rest to
     `backend`."""
+    upload_path = get_config().prepend_backend_path(UPLOAD)
 
     async def app(scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] == "http" and (match := ATTACHMENT.fullmatch(scope["path"])):
@@ -41,7 +43,7 @@ def serve_files(backend: ASGIApp) -> ASGIApp:
             await response(scope, receive, send)
         elif (
             scope["type"] == "http"
-            and scope["path"] == UPLOAD
+            and scope["path"] == upload_path
             and (refusal := _upload_refusal(Request(scope)))
         ):
             await refusal(scope, receive, send)
@@ -67,17 +69,20 @@ def _stored_file(request: Request, attachment_id: int) -> Response:
         stored.data,
         media_type="text/plain; charset=utf-8" if text else stored.media_type,
         headers={
-            "Cache-Control": "private, max-age=86400",
+            # Asked again each time: a deleted file, or one behind an ended session, is gone.
+            "Cache-Control": "private, no-cache",
             "Content-Disposition": f"inline; filename*=UTF-8''{quote(stored.filename)}",
         },
     )
 
 
 def _upload_refusal(request: Request) -> Response | None:
-    """413 for an upload larger than the files a question may bring (411 if it does not say
-    how large it is): Reflex would spool any size to disk before the page's handler sees it."""
-    settings = services().settings
-    limit = settings.max_attachments * settings.max_attachment_bytes + MULTIPART_SLACK
+    """403 for a page the gate has not admitted; 413 for an upload larger than a
+    conversation's files may be (411 if it does not say how large it is). Reflex would spool
+    any upload to disk before the page's handler sees it."""
+    if not services().gate.admits(request.cookies.get(SESSION_COOKIE, "")):
+        return JSONResponse({"detail": "The page is locked."}, 403)
+    limit = services().settings.max_attachments_bytes + MULTIPART_SLACK
     length = request.headers.get("content-length", "")
     if not length.isdigit():
         return JSONResponse({"detail": "An upload must state its Content-Length."}, 411)

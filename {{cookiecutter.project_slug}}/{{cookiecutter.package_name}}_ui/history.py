@@ -202,15 +202,14 @@ class History:
             session.commit()
 
     def add_attachment(self, filename: str, media_type: str, data: bytes) -> StoredAttachment:
-        """Keep a file for the question being written; `attach` gives it to the question. The
-        owner's files left unsent for a day (their tab closed) go."""
+        """Keep a file for the question being written; `attach` gives it to the question. Files
+        left unsent for a day (their tab closed), anyone's, go."""
         attachment = StoredAttachment(
             owner=self.owner, filename=filename, media_type=media_type, size=len(data), data=data
         )
         with self._session() as session:
             session.exec(
                 delete(StoredAttachment).where(
-                    col(StoredAttachment.owner) == self.owner,
                     col(StoredAttachment.message_id).is_(None),
                     col(StoredAttachment.created_at) < _now() - UNSENT_KEPT,
                 )
@@ -232,32 +231,38 @@ class History:
             )
             session.commit()
 
-    def attach(self, message_id: int, attachment_ids: list[int]) -> None:
-        """Give the owner's files not sent yet to their question."""
+    def attach(self, message_id: int, attachment_ids: list[int]) -> list[StoredAttachment]:
+        """Give the owner's files not sent yet to their question; those it took (another tab
+        may have sent or removed some)."""
         with self._session() as session:
             unsent = select(StoredAttachment).where(
                 col(StoredAttachment.id).in_(attachment_ids),
                 col(StoredAttachment.owner) == self.owner,
                 col(StoredAttachment.message_id).is_(None),
             )
-            for attachment in session.exec(unsent):
+            taken = list(session.exec(unsent.options(defer(StoredAttachment.data))))  # type: ignore[arg-type]
+            for attachment in taken:
                 attachment.message_id = message_id
                 session.add(attachment)
             session.commit()
+            for attachment in taken:
+                session.refresh(attachment, ["id", "filename", "media_type", "size", "message_id"])
+        return taken
 
     def attachments(
-        self, message_ids: list[int] | None, with_data: bool = False
+        self, message_ids: list[int], with_data: bool = False
     ) -> list[StoredAttachment]:
-        """The files of these messages (None: those not sent yet), in the order they were
-        added; their bytes if asked."""
-        of_messages = (
-            col(StoredAttachment.message_id).is_(None)
-            if message_ids is None
-            else col(StoredAttachment.message_id).in_(message_ids)
-        )
+        """The files of these messages, in the order they were added; their bytes if asked."""
+        return self._attachments(col(StoredAttachment.message_id).in_(message_ids), with_data)
+
+    def unsent_attachments(self) -> list[StoredAttachment]:
+        """The files attached to a question not sent yet."""
+        return self._attachments(col(StoredAttachment.message_id).is_(None), with_data=False)
+
+    def _attachments(self, which, with_data: bool) -> list[StoredAttachment]:
         statement = (
             select(StoredAttachment)
-            .where(col(StoredAttachment.owner) == self.owner, of_messages)
+            .where(col(StoredAttachment.owner) == self.owner, which)
             .order_by(col(StoredAttachment.id))
         )
         if not with_data:

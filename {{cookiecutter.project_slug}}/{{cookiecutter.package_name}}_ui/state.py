@@ -66,6 +66,7 @@ class FileView:
     filename: str
     kind: str  # image | pdf | text
     url: str
+    size: int
 
     @classmethod
     def of(cls, stored: history.StoredAttachment) -> "FileView":
@@ -75,6 +76,7 @@ class FileView:
             stored.filename,
             kind_of(stored.media_type),
             ATTACHMENT_URL.format(attachment_id),
+            stored.size,
         )
 
 
@@ -207,8 +209,7 @@ class ChatState(rx.State):
             self._list_conversations()
             self._open(self.conversation_id)
             # The files attached to the question being written are still there after a reload.
-            unsent = self._history().attachments(None)
-            self.composer_files = [FileView.of(file) for file in unsent]
+            self._list_composer_files()
         return None
 
     @rx.event
@@ -294,6 +295,9 @@ class ChatState(rx.State):
         model = self.model or settings.llm_model
         kinds = await file_kinds(model, settings)
         self.file_notice, self.uploading = "", False
+        # The conversation's files go with each question (see `attachments.RequestFiles`).
+        taken = sum(f.size for m in self.messages for f in m.files)
+        taken += sum(f.size for f in self.composer_files)
         for upload in files:
             name = upload.filename or "file"
             if len(self.composer_files) >= settings.max_attachments:
@@ -308,15 +312,30 @@ class ChatState(rx.State):
             if checked.kind not in kinds:
                 self.file_notice = unreadable(label(model, settings.llm_api_base), checked, kinds)
                 continue
+            if taken + checked.size > settings.max_attachments_bytes:
+                limit = settings.max_attachments_bytes
+                self.file_notice = (
+                    f"A conversation's files may add up to {limit} bytes; "
+                    "start a new chat for more."
+                )
+                return
             with self._history_trouble_shown():
                 stored = self._history().add_attachment(name, checked.media_type, data)
                 self.composer_files.append(FileView.of(stored))
+                taken += checked.size
+
+    @rx.event
+    def refuse_files(self, rejections: list[dict]):
+        """Files the page did not upload: larger than a file may be."""
+        names = ", ".join((r.get("file") or {}).get("path") or "a file" for r in rejections)
+        limit = services().settings.max_attachment_bytes
+        self.file_notice = f"{names}: files of up to {limit} bytes are accepted."
 
     @rx.event
     def remove_file(self, attachment_id: int):
-        self.composer_files = [f for f in self.composer_files if f.id != attachment_id]
         with self._history_trouble_shown():
             self._history().discard_attachment(attachment_id)
+            self._list_composer_files()
 
     @rx.event
     def send(self, form_data: dict):
@@ -400,7 +419,12 @@ class ChatState(rx.State):
                 return
             tab = TabPresence(self.router.session.client_token, chat.settings.resume_grace_s)
             caller, model = self._caller(), self.model or None
-            turns = self._turns()
+            turns = None
+            with self._history_trouble_shown():  # it reads the conversation's files
+                turns = self._turns()
+            if turns is None:
+                self.streaming = False
+                return
             self._answer_id = answer_id = uuid.uuid4().hex
             conversation_id = self.conversation_id
         answer = history.StoredMessage(
@@ -504,8 +528,9 @@ class ChatState(rx.State):
             )
             self._save(question_message)
             if files and (message_id := self.messages[-1].id):
-                self._history().attach(message_id, [file.id for file in files])
-                self.messages[-1].files, self.composer_files = files, []
+                taken = self._history().attach(message_id, [file.id for file in files])
+                self.messages[-1].files = [FileView.of(file) for file in taken]
+                self.composer_files = []
             self._list_conversations()
             return ChatState.start_answer
         # Not asked: an answer that cannot be saved would be lost on the next reload.
@@ -547,6 +572,11 @@ class ChatState(rx.State):
             index for index, message in enumerate(self.messages) if message.id == message_id
         )
         self.messages = self.messages[: kept + 1]
+
+    def _list_composer_files(self) -> None:
+        """The files attached to the question being written (in this tab or another)."""
+        unsent = self._history().unsent_attachments()
+        self.composer_files = [FileView.of(file) for file in unsent]
 
     def _list_conversations(self) -> None:
         self.conversations = [

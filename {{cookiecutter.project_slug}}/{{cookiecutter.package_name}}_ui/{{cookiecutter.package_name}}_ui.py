@@ -521,9 +521,11 @@ def attach_button() -> rx.Component:
         icon_button("paperclip", "Attach files", type="button", disabled=ChatState.streaming),
         id="picked_files",
         accept=PICKABLE,
+        max_size=get_settings().max_attachment_bytes,
         no_drag=True,
         no_keyboard=True,  # the button inside takes the focus and the keys
         on_drop=attach_files("picked_files"),
+        on_drop_rejected=ChatState.refuse_files,
     )
 
 
@@ -594,9 +596,11 @@ def composer() -> rx.Component:
         ),
         id="dropped_files",
         class_name="composer-drop",
+        max_size=get_settings().max_attachment_bytes,
         no_click=True,
         no_keyboard=True,
         on_drop=attach_files("dropped_files"),
+        on_drop_rejected=ChatState.refuse_files,
         drag_active_style={"outline": f"2px dashed {rx.color('accent', 8)}"},
         width="100%",
     )

@@ -126,20 +126,21 @@ def test_files_are_the_owners_and_go_with_their_question(alice, bob):
     question, answer = alice.messages(conversation_id)
     sent = alice.add_attachment("a.csv", "text/csv", b"a,b\n")
     kept = alice.add_attachment("b.csv", "text/csv", b"c,d\n")
-    alice.attach(question.id, [sent.id])
-    bob.attach(answer.id, [kept.id])  # not Bob's to give
+    given = alice.attach(question.id, [sent.id])
+    not_given = bob.attach(answer.id, [kept.id])  # not Bob's to give
     bob.discard_attachment(kept.id)  # nor to forget
 
+    assert [f.filename for f in given] == ["a.csv"] and not_given == []
     assert [f.filename for f in alice.attachments([question.id, answer.id])] == ["a.csv"]
-    assert [f.filename for f in alice.attachments(None)] == ["b.csv"]
+    assert [f.filename for f in alice.unsent_attachments()] == ["b.csv"]
     assert alice.attachment(sent.id).data == b"a,b\n"
-    assert bob.attachment(sent.id) is None and bob.attachments(None) == []
+    assert bob.attachment(sent.id) is None and bob.unsent_attachments() == []
     alice.discard_attachment(sent.id)  # sent: it stays with its question
     assert alice.attachment(sent.id) is not None
     alice.delete_messages_after(conversation_id, 0)
     assert alice.attachment(sent.id) is None
     alice.discard_attachment(kept.id)
-    assert alice.attachments(None) == []
+    assert alice.unsent_attachments() == []
 
 
 def test_a_conversations_files_are_deleted_with_it(alice):
