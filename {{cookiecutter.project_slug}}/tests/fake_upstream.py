@@ -12,7 +12,8 @@ server's root URL:
 Each model name is a scripted behaviour (see `SCRIPTS`); each family is named by its LiteLLM
 model prefix (`ollama_chat/fake-slow` streams from `/api/chat`). Every streamed request is recorded,
 including how many tokens were sent and when the connection closed, so tests can prove that a
-client's disconnect reached the provider.
+client's disconnect reached the provider. A request for a conversation's title (the app's
+`titles.INSTRUCTION`) is answered with a title of its own and kept apart.
 """
 
 import asyncio
@@ -29,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+
+from {{ cookiecutter.package_name }} import titles
 
 from .support import free_port, wait_until
 
@@ -376,7 +379,8 @@ class AnthropicFormat(WireFormat):
     def question(body: dict) -> tuple[str, list[tuple[str, str]]]:
         """`image` and `document` blocks with base64 sources."""
         content = body["messages"][-1]["content"]
-        sources = [block["source"] for block in content if block["type"] in ("image", "document")]
+        blocks = content if isinstance(content, list) else []
+        sources = [block["source"] for block in blocks if block["type"] in ("image", "document")]
         return _text_of(content), [(source["media_type"], source["data"]) for source in sources]
 
     @staticmethod
@@ -611,6 +615,7 @@ class FakeUpstream:
         """`also_fast`: a real model's name, answered like `fake-fast`."""
         self.scripts = SCRIPTS | ({also_fast: SCRIPTS["fake-fast"]} if also_fast else {})
         self.records: list[Record] = []
+        self.titles: list[str] = []  # the titles it gave (see `_endpoint`)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         routes = [
@@ -647,6 +652,16 @@ class FakeUpstream:
             script = self.scripts[model]
             if script.status != 200:
                 return wire.refusal(script.status)
+            if titles.INSTRUCTION in json.dumps(body):
+                # A conversation's title: the question's last words, quoted as models do; kept
+                # apart from `records`, which hold the answers tests look at.
+                asked, _ = FORMATS[family].question(body)
+                question = asked.partition("Request: ")[2].rpartition("\n\nTitle:")[0]
+                self.titles.append(" ".join(question.split()[-4:]))
+                text = f'Title: "{self.titles[-1]}"'
+                return StreamingResponse(
+                    _answering(text, wire, Record(family, model)), media_type=wire.media_type
+                )
             record = Record(
                 family=family,
                 model=model,

@@ -611,6 +611,19 @@ def test_edit_resends_and_regenerate_replaces_the_answer(page, upstream):
     expect(page.get_by_role("button", name="Regenerate answer")).to_be_visible()
 
 
+def test_conversations_begun_alike_are_told_apart_by_their_titles(page):
+    """The model names each conversation after its first answer (the fake one with the last
+    four words of the question); until then, and if it cannot, the first words stay."""
+    sidebar = page.get_by_role("navigation")
+    for subject in ("a dragon", "a robot", "the sea"):
+        page.get_by_role("button", name="New chat").click()
+        ask(page, f"Write a long story about {subject} and its friends", "openai/fake-fast")
+        expect(answers(page)).to_have_count(1)
+        title = subject.split()[-1] + " and its friends"
+        expect(sidebar.get_by_role("button", name=title, exact=True)).to_be_visible()
+    screenshots(page, "titles")
+
+
 def test_conversations_are_renamed_and_deleted_from_the_sidebar(page):
     ask(page, "A chat to rename", "openai/fake-fast")
     expect(answers(page)).to_have_count(1)

@@ -39,7 +39,7 @@ from {{ cookiecutter.package_name }}_ui.answers import (
 )
 from {{ cookiecutter.package_name }}_ui.models import label
 from {{ cookiecutter.package_name }}_ui.services import Services, services, use
-from {{ cookiecutter.package_name }}_ui.state import ChatState
+from {{ cookiecutter.package_name }}_ui.state import ChatState, title_of
 
 from .conftest import DEFAULT_MODEL, FAKE_KEY, RESUME_GRACE_S, TEST_MODELS
 from .fake_upstream import SCRIPTS, streamed_text
@@ -219,6 +219,19 @@ async def test_files_are_checked_as_they_come_and_go_with_the_question_and_its_e
     [kept] = browser.history().attachments([question.id or 0], with_data=True)
     assert (kept.filename, kept.media_type, kept.data) == ("cities.csv", "text/csv", CSV)
     assert browser.values("composer_files")[-1] == []
+
+
+async def test_after_its_first_answer_a_conversation_is_named_by_the_model(browser, upstream):
+    question = "Write a long story about a dragon who learns to read"
+    await browser.send("set_model", model="openai/fake-fast")
+    await browser.send("send", form_data={"question": question})
+    named = "who learns to read"  # the fake model's title: the question's last four words
+    await browser.wait_for("conversations", lambda items: items and items[0].title == named)
+
+    titles = [[item.title for item in items] for items in browser.values("conversations")]
+    assert titles[0] == [title_of(question)]  # its first words, while it answers
+    [saved] = browser.history().conversations()
+    assert saved.title == named
 
 
 async def test_tool_calls_show_while_they_run_and_are_saved_with_the_answer(browser):

@@ -28,6 +28,7 @@ from {{ cookiecutter.package_name }}.access import Caller
 from {{ cookiecutter.package_name }}.attachments import data_url, kind_of, read_file, unreadable
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.llm import file_kinds
+from {{ cookiecutter.package_name }}.titles import suggest_title
 
 from . import draft, history
 from .answers import (
@@ -430,6 +431,7 @@ class ChatState(rx.State):
         answer = history.StoredMessage(
             role="assistant", content="", conversation_id=conversation_id
         )
+        first_answer = False
         pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
         calls: dict[str, ToolCall] = {}
         items = open_answer(chat, caller, turns, model, answer_id)
@@ -470,6 +472,10 @@ class ChatState(rx.State):
                 self.streaming, self.live_tools = False, []
                 # The conversation stays open while it streams: switching waits for the end.
                 self._keep(answer)
+                answers = [m for m in self.messages if m.role == "assistant"]
+                first_answer = len(answers) == 1 and answer.status == "done"
+        if first_answer:  # the answer is shown and saved: nothing waits for this
+            await self._name_conversation(conversation_id)
 
     @rx.event(background=True, supersedes=True)
     async def follow(self):
@@ -487,6 +493,26 @@ class ChatState(rx.State):
                     yield push
         except AnswerError:
             pass  # the task that started it shows how it ended, with the answer it saves
+
+    async def _name_conversation(self, conversation_id: int) -> None:
+        """After a conversation's first answer, the model's title for it in place of the first
+        words of its question; unless it was renamed meanwhile, or the model gives none. (A
+        next question cancels it: the first words stay.)"""
+        question = ""
+        async with self:
+            with self._history_trouble_shown():
+                stored = self._history().messages(conversation_id)
+                question = next((m.content for m in stored if m.role == "user"), "")
+            model = self.model or services().settings.llm_model
+        if not question:
+            return
+        title = await suggest_title(question, model, services().settings)
+        async with self:
+            with self._history_trouble_shown():
+                conversation = self._history().get(conversation_id)
+                if title and conversation and conversation.title == title_of(question):
+                    self._history().update(conversation_id, title=title)
+                    self._list_conversations()
 
     def _turns(self) -> list[dict]:
         """The conversation as the core takes it: a question's files as AI SDK file parts."""
