@@ -678,6 +678,11 @@ def test_files_attached_by_button_paste_and_drop_go_with_the_question_and_stay_t
     choose_model(page, VISION_MODEL)
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name="Attach files").click()
+    many = [{"name": f"{n}.csv", "mimeType": "text/csv", "buffer": CSV} for n in range(6)]
+    chooser.value.set_files(many)  # one more than a question may bring: none is uploaded
+    expect(page.get_by_role("alert")).to_have_text("A question may bring up to 5 files.")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Attach files").click()
     chooser.value.set_files(
         [
             {"name": "dot.png", "mimeType": "image/png", "buffer": PNG},

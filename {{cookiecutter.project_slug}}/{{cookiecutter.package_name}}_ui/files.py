@@ -77,12 +77,13 @@ def _stored_file(request: Request, attachment_id: int) -> Response:
 
 
 def _upload_refusal(request: Request) -> Response | None:
-    """403 for a page the gate has not admitted; 413 for an upload larger than a
-    conversation's files may be (411 if it does not say how large it is). Reflex would spool
-    any upload to disk before the page's handler sees it."""
+    """403 for a page the gate has not admitted; 413 for an upload larger than the files the
+    page lets one pick (411 if it does not say how large it is). Reflex would spool any upload
+    to disk before the page's handler sees it, which then says what is wrong with a file."""
     if not services().gate.admits(request.cookies.get(SESSION_COOKIE, "")):
         return JSONResponse({"detail": "The page is locked."}, 403)
-    limit = services().settings.max_attachments_bytes + MULTIPART_SLACK
+    settings = services().settings
+    limit = settings.max_attachments * settings.max_attachment_bytes + MULTIPART_SLACK
     length = request.headers.get("content-length", "")
     if not length.isdigit():
         return JSONResponse({"detail": "An upload must state its Content-Length."}, 411)

@@ -55,6 +55,7 @@ SESSION_COOKIE = "{{ cookiecutter.package_name }}_session"
 # Secure when the page is served over HTTPS: its public address (PUBLIC_URL in compose.yaml,
 # REFLEX_API_URL) is built into the page with them.
 SECURE_COOKIES = get_config().api_url.startswith("https://")
+TOO_MANY_FILES = "A question may bring up to {} files."
 # Where the backend serves a stored file to its owner (see `files`).
 ATTACHMENT_URL = "/_attachments/{}"
 
@@ -302,7 +303,7 @@ class ChatState(rx.State):
         for upload in files:
             name = upload.filename or "file"
             if len(self.composer_files) >= settings.max_attachments:
-                self.file_notice = f"A question may bring up to {settings.max_attachments} files."
+                self.file_notice = TOO_MANY_FILES.format(settings.max_attachments)
                 return
             data = await upload.read()
             try:
@@ -327,9 +328,14 @@ class ChatState(rx.State):
 
     @rx.event
     def refuse_files(self, rejections: list[dict]):
-        """Files the page did not upload: larger than a file may be."""
+        """Files the page did not upload: too many at once, or larger than a file may be."""
+        settings = services().settings
+        codes = {error.get("code") for r in rejections for error in r.get("errors") or []}
+        if "too-many-files" in codes:
+            self.file_notice = TOO_MANY_FILES.format(settings.max_attachments)
+            return
         names = ", ".join((r.get("file") or {}).get("path") or "a file" for r in rejections)
-        limit = services().settings.max_attachment_bytes
+        limit = settings.max_attachment_bytes
         self.file_notice = f"{names}: files of up to {limit} bytes are accepted."
 
     @rx.event

@@ -522,6 +522,7 @@ def attach_button() -> rx.Component:
         id="picked_files",
         accept=PICKABLE,
         max_size=get_settings().max_attachment_bytes,
+        max_files=get_settings().max_attachments,
         no_drag=True,
         no_keyboard=True,  # the button inside takes the focus and the keys
         on_drop=attach_files("picked_files"),
@@ -597,6 +598,7 @@ def composer() -> rx.Component:
         id="dropped_files",
         class_name="composer-drop",
         max_size=get_settings().max_attachment_bytes,
+        max_files=get_settings().max_attachments,
         no_click=True,
         no_keyboard=True,
         on_drop=attach_files("dropped_files"),
