@@ -10,6 +10,10 @@ The page asks the chat core in process (see `answers`), as the visitor: their ow
 their address, their line in the access log. Its answers are resumable: a reloaded page, in
 this process or another one sharing the Redis, follows the answer again from its start; Stop
 ends it at once, and so does a tab gone for `RESUME_GRACE_S` (closed, not reloaded).
+
+A question may bring files: checked as they are attached, as the core checks them, stored
+with it, and sent to the core as AI SDK file parts (see `files` and the core's `attachments`).
+After a conversation's first answer, the model names it (the core's `titles`).
 """
 
 import asyncio
