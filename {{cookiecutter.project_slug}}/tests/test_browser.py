@@ -283,6 +283,12 @@ def test_an_answer_streaming_passes_axe(page, axe):
 def test_esc_stops_the_answer_and_the_provider_sees_the_connection_close(page, axe, upstream):
     ask(page, "Count a lot", "openai/fake-long")
     page.wait_for_function("document.querySelector('#live-answer')?.innerText.length > 30")
+    page.get_by_role("button", name="System prompt").click()
+    prompt = page.get_by_role("textbox", name="System prompt")
+    expect(prompt).to_be_visible()
+    page.keyboard.press("Escape")  # closes the popover, and only that
+    expect(prompt).to_be_hidden()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
     page.keyboard.press("Escape")
 
     answer = answers(page).last

@@ -78,6 +78,7 @@ def conversation_row(conversation: ConversationItem) -> rx.Component:
                 align="left",
             ),
             on_click=ChatState.open_conversation(conversation.id),
+            title=conversation.title,  # the whole title, where it is cut short
             variant=rx.cond(is_open, "soft", "ghost"),
             aria_current=rx.cond(is_open, "page", "false"),
             justify="start",
