@@ -25,14 +25,14 @@ async def suggest_title(question: str, model: str, settings: Settings) -> str | 
     messages = [{"role": "user", "content": PROMPT.format(question[:2000])}]
     brief = settings.model_copy(update={"max_tokens": 24})
     try:
-        async with asyncio.timeout(settings.llm_timeout_s):
-            stream = await llm.open_stream(messages, model, brief)
-            try:
+        stream = await llm.open_stream(messages, model, brief)  # bounded by LLM_TIMEOUT_S
+        try:
+            async with asyncio.timeout(settings.llm_timeout_s):
                 text = "".join([e.text async for e in stream if isinstance(e, llm.TextDelta)])
-            finally:
-                await stream.aclose()
+        finally:
+            await stream.aclose()
     except (ApiError, TimeoutError) as exc:  # the title is a nicety: the first words stay
-        logger.info("No title from %s: %s", model, exc)
+        logger.info("No title from %s: %r", model, exc)
         return None
     return cleaned(text)
 
