@@ -509,25 +509,31 @@ def notice(text: rx.Var, icon: str) -> rx.Component:
     )
 
 
-def attach_files(upload_id: str) -> rx.event.EventSpec:
-    return ChatState.attach(
-        rx.upload_files(upload_id=upload_id, on_upload_progress=ChatState.upload_progress)
+def file_zone(upload_id: str, *children: rx.Component, **props) -> rx.Component:
+    """A place files are given to the question (picked or dropped): uploaded as they come,
+    within the limits a question has, with their progress shown."""
+    return reflex_compat.labelled_upload(
+        "Files to attach",
+        *children,
+        id=upload_id,
+        max_size=get_settings().max_attachment_bytes,
+        max_files=get_settings().max_attachments,
+        on_drop=ChatState.attach(
+            rx.upload_files(upload_id=upload_id, on_upload_progress=ChatState.upload_progress)
+        ),
+        on_drop_rejected=ChatState.refuse_files,
+        **props,
     )
 
 
 def attach_button() -> rx.Component:
     """Opens the file picker (on a phone, the camera too, where the browser offers it)."""
-    return reflex_compat.labelled_upload(
-        "Files to attach",
+    return file_zone(
+        "picked_files",
         icon_button("paperclip", "Attach files", type="button", disabled=ChatState.streaming),
-        id="picked_files",
         accept=PICKABLE,
-        max_size=get_settings().max_attachment_bytes,
-        max_files=get_settings().max_attachments,
         no_drag=True,
         no_keyboard=True,  # the button inside takes the focus and the keys
-        on_drop=attach_files("picked_files"),
-        on_drop_rejected=ChatState.refuse_files,
     )
 
 
@@ -554,8 +560,8 @@ def composer_files() -> rx.Component:
 
 def composer() -> rx.Component:
     """The question box, with its files: attached by the button, dropped on it, or pasted."""
-    return reflex_compat.labelled_upload(
-        "Files to attach",
+    return file_zone(
+        "dropped_files",
         rx.form(
             rx.vstack(
                 composer_files(),
@@ -596,14 +602,9 @@ def composer() -> rx.Component:
             reset_on_submit=True,
             width="100%",
         ),
-        id="dropped_files",
         class_name="composer-drop",
-        max_size=get_settings().max_attachment_bytes,
-        max_files=get_settings().max_attachments,
         no_click=True,
         no_keyboard=True,
-        on_drop=attach_files("dropped_files"),
-        on_drop_rejected=ChatState.refuse_files,
         drag_active_style={"outline": f"2px dashed {rx.color('accent', 8)}"},
         width="100%",
     )
