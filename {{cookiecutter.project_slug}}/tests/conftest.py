@@ -2,10 +2,12 @@
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -145,11 +147,14 @@ def running_app(
     cwd: Path,
     unset: tuple[str, ...] = (),
     ready: bool = True,
+    terminal: bool = False,
     **settings: str,
 ):
     """`python -m {{ cookiecutter.package_name }} <arguments>`, pointed at the fake upstream,
     until the API at `api_url` is healthy (and `ready`); stopped, with any children, at the end,
-    when it must exit within 10 s of SIGTERM."""
+    when it must exit within 10 s of SIGTERM. With `terminal`, its output goes through a
+    pseudo-terminal into the log, which then holds what a person at a terminal sees (Reflex
+    draws its spinners and progress bars only there)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -172,12 +177,12 @@ def running_app(
     for name in unset:
         del env[name]
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", *arguments]
-    with (cwd / "api.log").open("w") as log:
+    with output_into(cwd / "api.log", terminal) as output:
         process = subprocess.Popen(
             command,
             env=env,
             cwd=cwd,
-            stdout=log,
+            stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             # As if started in the background, the harshest usual start: SIGINT ignored.
@@ -192,6 +197,30 @@ def running_app(
         RUNNING_SERVER_LOGS.remove(server.log)
         exited = stop_process_group(process)
     assert exited, f"`{' '.join(arguments)}` was still running 10 s after SIGTERM"
+
+
+@contextmanager
+def output_into(log: Path, terminal: bool):
+    """A file descriptor for a process's output that ends up in `log`: the file itself, or a
+    pseudo-terminal copied into it until the last process holding it has closed it."""
+    if not terminal:
+        with log.open("wb") as file:
+            yield file.fileno()
+        return
+    controller, output = pty.openpty()
+
+    def copy() -> None:
+        with log.open("wb") as file, suppress(OSError):  # EIO once every writer has gone
+            while data := os.read(controller, 65536):
+                file.write(data)
+                file.flush()
+        os.close(controller)
+
+    threading.Thread(target=copy, name="terminal-output", daemon=True).start()
+    try:
+        yield output
+    finally:
+        os.close(output)  # the process has its own copy
 
 
 def wait_until_healthy(server: ApiServer, ready: bool = True, timeout_s: float = 90) -> None:

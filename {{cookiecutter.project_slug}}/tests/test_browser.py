@@ -12,6 +12,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import httpx
@@ -65,6 +66,7 @@ PHONE = {"width": 390, "height": 844}
 class App(NamedTuple):
     url: str  # the page
     api: str
+    log: Path  # what a terminal showed
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +94,10 @@ def app(upstream, tmp_path_factory, request) -> App:
         "vision_models": VISION_MODEL,
         "pdf_models": VISION_MODEL,
     }
-    with running_app(arguments, api_url, upstream, tmp, **settings) as server:
+    with running_app(arguments, api_url, upstream, tmp, terminal=True, **settings) as server:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: serves(url), f"the page at {url} is served", 300, server.process, 0.5)
-        yield App(url, api_url)
+        yield App(url, api_url, server.log)
 
 
 def page_database(request, tmp) -> str:
@@ -103,6 +105,21 @@ def page_database(request, tmp) -> str:
     if postgres_bin_dir() or os.environ.get("CI") == "true":
         return new_postgres_schema(request.getfixturevalue("postgres_server"))
     return f"sqlite:///{tmp / 'chat.db'}"
+
+
+def test_a_first_start_shows_its_steps_not_npms_log(app):
+    """What a terminal showed while `prod` set up .web/: our own lines and Reflex's
+    spinner, no line of npm's log and no deprecation warning (a new bake's first start, as in
+    CI; a project whose page was built before has nothing to show)."""
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", app.log.read_text(errors="replace"))
+    lines = [line.strip() for line in re.split(r"[\r\n]+", shown) if line.strip()]
+    if not any(line.startswith("First start:") for line in lines):
+        pytest.skip("the page's npm packages were installed before this suite started it")
+    spinner = [line for line in lines if re.fullmatch(r"\S Installing [\w ]+", line)]
+    assert spinner, shown  # e.g. "⠋ Installing frontend development dependencies"
+    npm_log = [line for line in lines if re.search(r"\bnpm (silly|verbose|http|timing)\b", line)]
+    assert npm_log == []
+    assert [line for line in lines if "deprecat" in line.lower()] == []
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import reflex as rx
 from reflex.app import EventNamespace
 from reflex.components.component import Component
 from reflex.event import Event, EventSpec
+from reflex.utils import console, processes
 from reflex.utils.token_manager import TokenManager
 from reflex.vars import FunctionStringVar, FunctionVar, Var, VarData
 from reflex_base.registry import RegistrationContext
@@ -40,6 +41,8 @@ def missing_internals() -> list[str]:
         missing.append("TokenManager.is_token_connected")
     if DISCONNECTED_TAB_WARNING not in inspect.getsource(EventNamespace.emit_update):
         missing.append("EventNamespace.emit_update's warning")
+    if "show_status(" not in inspect.getsource(processes.run_process_with_fallbacks):
+        missing.append("processes.run_process_with_fallbacks's show_status")
     return missing
 
 
@@ -52,6 +55,21 @@ def quiet_reloaded_tabs() -> None:
 
 def _not_to_a_gone_tab(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith(DISCONNECTED_TAB_WARNING)
+
+
+def quiet_package_installs() -> None:
+    """Show each of Reflex's npm steps as its name beside a spinner, without npm's own lines.
+
+    Reflex runs npm with `--loglevel silly` and shows every line it prints in the spinner: on a
+    first start, hundreds of `npm silly packumentCache …` in 30 s. A step that fails still
+    prints its log, as Reflex's `stream_logs` does.
+    """
+    processes.show_status = _status_without_output
+
+
+def _status_without_output(message: str, process, **options) -> list[str]:
+    with console.status(message):
+        return list(processes.stream_logs(message, process, **options))
 
 
 def labelled_upload(label: str, *children: Component, **props) -> Component:

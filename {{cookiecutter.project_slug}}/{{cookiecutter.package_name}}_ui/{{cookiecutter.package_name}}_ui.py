@@ -714,6 +714,7 @@ app = rx.App(
     ],
 )
 reflex_compat.quiet_reloaded_tabs()
+reflex_compat.quiet_package_installs()
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
 app.register_lifespan_task(open_history)
 app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load)

@@ -2,10 +2,13 @@
 Reflex upgrade, a failure here names what changed, before the page breaks in a browser."""
 
 import logging
+import sys
 from importlib.metadata import version
 
+import pytest
 from reflex.event import Event
 from reflex.experimental.client_state import ClientStateVar
+from reflex.utils import processes
 
 from {{ cookiecutter.package_name }}_ui import reflex_compat
 
@@ -63,3 +66,11 @@ def test_an_upload_s_file_input_gets_its_name():
     file_input = upload.render()["children"][0]["children"][0]
     assert file_input["name"] == '"input"', REFLEX
     assert '"aria-label":"Files to attach"' in file_input["props"], REFLEX
+
+
+def test_a_package_step_that_fails_still_prints_its_output(caplog):
+    reflex_compat.quiet_package_installs()
+    failing_npm = [sys.executable, "-c", "print('npm error 404 left-pad'); raise SystemExit(1)"]
+    with pytest.raises(SystemExit):
+        processes.run_process_with_fallbacks(failing_npm, show_status_message="Installing")
+    assert "npm error 404 left-pad\n" in caplog.messages, REFLEX
