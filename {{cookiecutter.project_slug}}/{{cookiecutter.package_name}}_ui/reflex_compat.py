@@ -5,6 +5,7 @@ upgrade changes one of them.
 
 import inspect
 import logging
+import subprocess
 
 import reflex as rx
 from reflex.app import EventNamespace
@@ -67,9 +68,23 @@ def quiet_package_installs() -> None:
     processes.show_status = _status_without_output
 
 
-def _status_without_output(message: str, process, **options) -> list[str]:
+def _status_without_output(
+    message: str,
+    process: subprocess.Popen,
+    suppress_errors: bool = False,
+    analytics_enabled: bool = False,
+    prior_logs: tuple[tuple[str, ...], ...] = (),
+) -> list[str]:
+    """`processes.show_status`, minus the line it adds to the spinner's message."""
     with console.status(message):
-        return list(processes.stream_logs(message, process, **options))
+        lines = processes.stream_logs(
+            message,
+            process,
+            suppress_errors=suppress_errors,
+            analytics_enabled=analytics_enabled,
+            prior_logs=prior_logs,
+        )
+        return list(lines)
 
 
 def labelled_upload(label: str, *children: Component, **props) -> Component:
