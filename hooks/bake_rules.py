@@ -111,12 +111,14 @@ SPOKEN_BY_THE_FAKE_UPSTREAM = ("openai", "anthropic", "gemini", "ollama")
 
 
 def prune_unselected_provider(project_dir: Path, package_name: str, provider: str) -> None:
-    """The embedded model's module only ships with the `local` provider (its dependencies,
+    """The embedded model's modules only ship with the `local` provider (its dependencies,
     llama.cpp and 98 MB of weights, are only installed there); the default model's test only
     with a provider the fake upstream speaks."""
     if provider != "local":
         (project_dir / package_name / "local_model.py").unlink()
-        (project_dir / "tests" / "test_local_model.py").unlink()
+        (project_dir / package_name / "local_weights.py").unlink()
+        for test_module in ("test_local_model.py", "test_local_weights.py", "fake_hub.py"):
+            (project_dir / "tests" / test_module).unlink()
     if provider not in SPOKEN_BY_THE_FAKE_UPSTREAM:
         (project_dir / "tests" / "test_default_model.py").unlink()
 

@@ -75,6 +75,7 @@ def test_variant_bakes_clean(bake, overrides):
     local = context["llm_provider"] == "local"
     assert (project / context["package_name"] / "local_model.py").exists() == local
     assert (project / "tests" / "test_local_model.py").exists() == local
+    assert (project / context["package_name"] / "local_weights.py").exists() == local
     spoken = context["llm_provider"] in SPOKEN_BY_THE_FAKE_UPSTREAM
     assert (project / "tests" / "test_default_model.py").exists() == spoken
     assert (project / ".env").read_text() == (project / ".env.example").read_text()

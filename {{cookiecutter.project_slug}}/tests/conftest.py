@@ -1,11 +1,14 @@
 """Real servers on loopback: the fake provider, and the API started with its own CLI."""
 
+import fcntl
 import json
 import os
 import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -208,6 +211,8 @@ def output_into(log: Path, terminal: bool):
             yield file.fileno()
         return
     controller, output = pty.openpty()
+    # 40 rows of 120 columns: a new pseudo-terminal has none, and progress bars take its width.
+    fcntl.ioctl(output, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
 
     def copy() -> None:
         with log.open("wb") as file, suppress(OSError):  # EIO once every writer has gone

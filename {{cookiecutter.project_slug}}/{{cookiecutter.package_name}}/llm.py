@@ -104,7 +104,10 @@ def _preload(settings: Settings) -> None:
         if any(is_embedded(model) for model in settings.allowed_models):
             from . import local_model
 
-            local_model.engine()
+            try:
+                local_model.engine()
+            except local_model.WeightsError as exc:
+                logger.error("%s", exc)  # and its answers fail with it; the others go on
 {%- endif %}
     finally:
         _preloaded.set()

