@@ -108,6 +108,10 @@ SCRIPTS = {
     ),
     "fake-hostile": Script(tokens=(len(HOSTILE_ANSWER) + 1) // 2, text=HOSTILE_ANSWER),
     "fake-tool": Script(tool_calls=(("calculate", '{"expression": "6*7"}'),)),
+    # The tools of the MCP servers in test_mcp.py.
+    "fake-mcp": Script(tool_calls=(("mcp__notes__add_note", '{"text": "buy milk"}'),)),
+    "fake-mcp-hang": Script(tool_calls=(("mcp__test__hang", "{}"),)),
+    "fake-mcp-crash": Script(tool_calls=(("mcp__test__crash", "{}"),)),
     "fake-tools-2": Script(
         tool_calls=(("calculate", '{"expression": "6*7"}'), ("calculate", '{"expression": "2+2"}'))
     ),

@@ -24,10 +24,11 @@ from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
 
-from . import llm, steps
+from . import llm, mcp_tools, steps
 from .access import Access, Caller
 from .attachments import RequestFiles, without_file_data
 from .errors import ApiError
+from .mcp_tools import McpTool
 from .protocol import (
     HEARTBEAT,
     ChatRequest,
@@ -41,7 +42,7 @@ from .redis_link import redis_watch
 from .resumable import Halt, LiveAnswers, SharedAnswers
 from .settings import Settings
 from .shutdown import shutdown
-from .tools import REGISTRY
+from .tools import REGISTRY, Tool
 
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger(__package__ + ".access")
@@ -59,9 +60,14 @@ class Chat:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.access = Access(settings)
-        self.tools = {name: REGISTRY[name] for name in settings.tools}
-        self.tool_definitions = [tool.definition() for tool in self.tools.values()]
+        self.local_tools = {name: REGISTRY[name] for name in settings.tools}
+        self.mcp = mcp_tools.servers(settings.mcp_servers) if settings.mcp_servers else None
         self.answers = SharedAnswers(settings) if settings.redis_url else LiveAnswers(settings)
+
+    @property
+    def tools(self) -> dict[str, Tool | McpTool]:
+        """The tools offered now: `TOOLS`, and those of the MCP servers connected."""
+        return self.local_tools | (self.mcp.tools() if self.mcp else {})
 
     async def open(self, body: bytes, caller: Caller) -> AsyncGenerator[bytes]:
         """`POST /api/chat`: `answer` to the body, framed as SSE."""
@@ -123,8 +129,11 @@ class Chat:
             raise
         started = time.perf_counter()
 
+        tools = self.tools  # as they are when the answer begins, for all its steps
+        definitions = [tool.definition() for tool in tools.values()]
+
         def ask(messages: list[dict]) -> Awaitable[llm.CompletionStream]:
-            return llm.open_stream(messages, model, settings, self.tool_definitions)
+            return llm.open_stream(messages, model, settings, definitions)
 
         try:
             first = await ask(messages)
@@ -135,7 +144,7 @@ class Chat:
             if isinstance(exc, ApiError) or not isinstance(exc, Exception):
                 raise
             raise _internal_error() from None
-        answer = steps.Steps(first, messages, ask, self.tools, settings)
+        answer = steps.Steps(first, messages, ask, tools, settings)
         halt = asyncio.get_running_loop().create_future()
         batches = _ui_message_stream(answer, record, started, settings, release, halt)
         # Some providers (Gemini) only answer the request once the stream is read: wait for the
@@ -159,6 +168,10 @@ class Chat:
         if self.settings.redis_url:
             health["redis"] = "ok" if redis_watch.reachable else "unreachable"
             health["status"] = "ok" if redis_watch.reachable else "degraded"
+        if self.mcp:
+            health["mcp"] = self.mcp.health()
+            if any(status != "ok" for status in health["mcp"].values()):
+                health["status"] = "degraded"
         return health
 
     def models(self, caller: Caller) -> dict:

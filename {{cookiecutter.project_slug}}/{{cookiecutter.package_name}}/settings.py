@@ -11,6 +11,8 @@ from limits import parse
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .mcp_tools import McpConfig
+
 # What a Content-Security-Policy can name: a host (or its subdomains) with an optional port...
 HOST = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
 # ...and an origin. The settings that name hosts or origins, as what each must be.
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
     """Model calls per answer: an answer still calling tools after this many ends with an error."""
     tool_timeout_s: float = Field(default=10.0, gt=0)
     """A tool call still running after this many seconds is stopped; the model gets an error."""
+    mcp_servers: Path | None = None
+    """A JSON file listing MCP servers (`{"mcpServers": …}`), whose tools are offered too."""
 
     max_request_bytes: int = Field(default=15_000_000, gt=0)
     """Bytes of a request body; files come inside it as base64, a third larger than they are."""
@@ -155,6 +159,13 @@ class Settings(BaseSettings):
             known = ", ".join(REGISTRY)
             raise ValueError(f"no tool named {', '.join(unknown)}; tools.py has: {known}")
         return names
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _mcp_servers(cls, path: Path | None) -> Path | None:
+        if path:
+            McpConfig.read(path)  # a mistake in the file stops the start, naming it
+        return path
 
     @field_validator(*HOSTS_AND_ORIGINS)
     @classmethod

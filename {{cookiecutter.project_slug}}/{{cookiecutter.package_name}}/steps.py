@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from . import llm
 from .errors import ApiError
+from .mcp_tools import McpTool
 from .protocol import chat_tool_call, chat_tool_result
 from .settings import Settings
 from .tools import Tool
@@ -101,7 +102,7 @@ class Steps:
         first: llm.CompletionStream,
         messages: list[dict],
         ask_again: AskAgain,
-        tools: dict[str, Tool],
+        tools: dict[str, Tool | McpTool],
         settings: Settings,
     ):
         self._stream = first

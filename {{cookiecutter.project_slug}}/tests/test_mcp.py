@@ -1,0 +1,193 @@
+"""Tools from MCP servers (`MCP_SERVERS`), with real servers: the app's own example
+(`mcp_example.py`) over stdio, and the tests' (`tests/mcp_server.py`) over stdio and over
+Streamable HTTP on loopback. The chat core runs in process, with real LiteLLM against the fake
+provider in each wire format, as in test_tools.py.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from {{ cookiecutter.package_name }} import tools
+from {{ cookiecutter.package_name }}.mcp_tools import McpConfig
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .conftest import FAMILIES, PROJECT_DIR, running_api
+from .support import free_port, listening, stop_process_group, wait_until, wait_until_async
+from .test_tools import ask, core
+
+NOTES = {"command": sys.executable, "args": ["-m", "{{ cookiecutter.package_name }}.mcp_example"]}
+TEST_SERVER = {
+    "command": sys.executable,
+    "args": ["-m", "tests.mcp_server"],
+    "cwd": str(PROJECT_DIR),
+}
+
+
+def servers_file(folder, **servers) -> str:
+    path = folder / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": servers}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    """`tests/mcp_server.py` over Streamable HTTP on loopback; its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "tests.mcp_server", "--http", str(port)]
+    process = subprocess.Popen(command, cwd=PROJECT_DIR, start_new_session=True)
+    try:
+        wait_until(lambda: listening(port), "the MCP server listens", 30, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop_process_group(process)
+
+
+@pytest.fixture(scope="module")
+def chat_core(upstream, http_server, tmp_path_factory):
+    """The chat core with three servers: the example, and the tests' over stdio and HTTP."""
+    folder = tmp_path_factory.mktemp("mcp")
+    servers = servers_file(folder, notes=NOTES, test=TEST_SERVER, web={"url": http_server})
+    chat_core = core(upstream, mcp_servers=servers, tool_timeout_s=2)
+    wait_until(lambda: all_connected(chat_core), "every MCP server is connected", 30)
+    yield chat_core
+    chat_core.mcp.close()
+
+
+def all_connected(chat_core) -> bool:
+    return set(chat_core.health()["mcp"].values()) == {"ok"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_an_mcp_tool_is_offered_called_and_answered_in_every_wire_format(
+    upstream, chat_core, family
+):
+    stream = await ask(chat_core, f"{family}/fake-mcp")
+
+    [available] = stream.of_type("tool-input-available")
+    assert (available["toolName"], available["input"]) == (
+        "mcp__notes__add_note",
+        {"text": "buy milk"},
+    )
+    [output] = stream.of_type("tool-output-available")
+    assert "saved" in json.dumps(output["output"])
+    assert "saved" in stream.text
+    offered = upstream.records[-2].tools
+    assert {"calculate", "mcp__notes__delete_note", "mcp__web__echo", "mcp__test__hang"} <= set(
+        offered
+    )
+
+
+async def test_a_tool_over_streamable_http_answers_and_its_own_error_reaches_the_model(
+    chat_core,
+):
+    offered = chat_core.tools
+    assert "echo: hi" in json.dumps(await offered["mcp__web__echo"].call({"text": "hi"}))
+    with pytest.raises(ValueError, match="no such page"):
+        await offered["mcp__web__refuse"].call({"reason": "no such page"})
+
+
+async def test_a_tool_that_hangs_is_stopped_at_the_timeout_and_the_server_still_answers(
+    chat_core,
+):
+    stream = await ask(chat_core, "openai/fake-mcp-hang")
+
+    [error] = stream.of_type("tool-output-error")
+    assert "took over 2 s" in error["errorText"]
+    assert stream.types[-1] == "finish"
+    assert "echo" in json.dumps(await chat_core.tools["mcp__test__echo"].call({"text": "x"}))
+
+
+async def test_a_server_that_crashes_mid_call_fails_the_call_and_is_restarted(chat_core):
+    stream = await ask(chat_core, "openai/fake-mcp-crash")
+
+    [error] = stream.of_type("tool-output-error")
+    assert "stopped during the call" in error["errorText"]
+    assert stream.types[-1] == "finish"
+    await wait_until_async(lambda: all_connected(chat_core), "the server is back", 30)
+    assert "echo" in json.dumps(await chat_core.tools["mcp__test__echo"].call({"text": "x"}))
+
+
+async def test_a_tool_added_by_the_server_is_offered_once_it_says_so(chat_core):
+    assert "mcp__test__grown" not in chat_core.tools
+    await chat_core.tools["mcp__test__grow"].call({})
+    await wait_until_async(lambda: "mcp__test__grown" in chat_core.tools, "the new tool", 10)
+
+
+async def test_servers_that_are_down_lose_their_tools_and_the_app_answers_anyway(
+    upstream, tmp_path
+):
+    exits = {"command": sys.executable, "args": ["-c", "raise SystemExit(1)"]}
+    nobody = {"url": f"http://127.0.0.1:{free_port()}/mcp"}
+    servers = servers_file(tmp_path, exits=exits, nobody=nobody, notes=NOTES)
+    chat_core = core(upstream, mcp_servers=servers)
+    try:
+        await wait_until_async(
+            lambda: chat_core.health()["mcp"]["notes"] == "ok", "the working server", 30
+        )
+        health = chat_core.health()
+        assert health["status"] == "degraded"
+        assert health["mcp"]["exits"].startswith("unavailable")
+        assert health["mcp"]["nobody"].startswith("unavailable")
+        assert [name for name in chat_core.tools if name.startswith("mcp__")] == [
+            "mcp__notes__list_notes",
+            "mcp__notes__add_note",
+            "mcp__notes__delete_note",
+        ]
+        assert "tok1" in (await ask(chat_core, "openai/fake-fast")).text
+    finally:
+        chat_core.mcp.close()
+
+
+def test_a_mistake_in_the_servers_file_stops_the_start_naming_it(tmp_path):
+    servers = servers_file(tmp_path, notes={"args": ["-m", "x"]})
+    with pytest.raises(ValueError, match=r"mcpServers\.notes"):
+        Settings(mcp_servers=servers)
+
+
+def test_an_environment_variable_fills_a_header_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    server = {"url": "https://search.example/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
+    path = tmp_path / servers_file(tmp_path, search=server)
+    with pytest.raises(ValueError, match=r"\$\{TOKEN\} is not set"):
+        McpConfig.read(path)
+    monkeypatch.setenv("TOKEN", 'se"cret')
+    assert McpConfig.read(path).servers["search"].headers == {"Authorization": 'Bearer se"cret'}
+
+
+def test_no_local_tool_may_take_an_mcp_name():
+    def mcp__notes__add_note() -> str:
+        return ""
+
+    with pytest.raises(ValueError, match="MCP servers' tools"):
+        tools.tool(mcp__notes__add_note)
+
+
+def test_the_api_process_owns_its_stdio_servers_and_ends_them_when_it_stops(upstream, tmp_path):
+    """The stdio servers are the process's children, in sessions of their own (the end of the
+    API's process group does not reach them): the API itself ends them on SIGTERM."""
+    servers = servers_file(tmp_path, notes=NOTES)
+    with running_api(upstream, tmp_path, mcp_servers=servers) as server:
+        health = f"{server.url}/api/health"
+        wait_until(lambda: httpx.get(health).json()["mcp"] == {"notes": "ok"}, "connected", 30)
+        assert httpx.get(health).json()["status"] == "ok"
+        [child] = children_of(server.process.pid)
+    wait_until(lambda: not running(child), "the MCP server ends with the API", 5)
+
+
+def children_of(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and has not exited (a zombie waits for a parent to read its
+    exit status: here init, as the API that started it has gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
