@@ -129,6 +129,7 @@ def running_api(
     cwd: Path,
     unset: tuple[str, ...] = (),
     ready: bool = True,
+    terminal: bool = False,
     **settings: str,
 ):
     """Start the API with its own CLI (in `cwd`, away from the project's own .env), with
@@ -138,7 +139,7 @@ def running_api(
     arguments = ["api", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     settings = ONE_CLIENT_LOAD | settings
-    with running_app(arguments, url, upstream, cwd, unset, ready, **settings) as server:
+    with running_app(arguments, url, upstream, cwd, unset, ready, terminal, **settings) as server:
         yield server
 
 

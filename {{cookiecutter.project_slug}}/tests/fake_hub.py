@@ -37,6 +37,7 @@ class FakeHub:
         self.sha256 = hashlib.sha256(self.content).hexdigest()
         self.etag = self.sha256  # what the hub states: `lie_about_sha256` changes it
         self.cut_first_download_at: int | None = None
+        self.sent_before_cut = 0  # bytes of the cut download that left
         self.requests: list[HubRequest] = []
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -83,5 +84,6 @@ class FakeHub:
     async def _body(self, start: int, cut_at: int | None):
         for offset in range(start, len(self.content), CHUNK):
             if cut_at is not None and offset >= cut_at:
+                self.sent_before_cut = offset - start
                 raise UpstreamReset  # uvicorn drops the connection mid-body
             yield self.content[offset : offset + CHUNK]

@@ -2,12 +2,16 @@
 tools that answer, fail, hang, crash the server mid-call, and add a tool (telling the client
 that its tools changed).
 
-    python -m tests.mcp_server [--http PORT]
+    python -m tests.mcp_server [--http PORT] [--outlive-stdin]
+
+`--outlive-stdin` keeps the process running after its stdin closes, as some servers do, so that
+only the app's own shutdown (its SIGTERM) ends it.
 """
 
 import argparse
 import asyncio
 import os
+import time
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -56,8 +60,11 @@ async def grow(ctx: Context) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, metavar="PORT")
+    parser.add_argument("--outlive-stdin", action="store_true")
     options = parser.parse_args()
     if options.http:
         server.run("streamable-http", host="127.0.0.1", port=options.http)
     else:
         server.run("stdio")
+    if options.outlive_stdin:
+        time.sleep(3600)

@@ -11,6 +11,7 @@ figures in `websocket.json`. axe-core (npm) checks each state in light and dark 
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +24,7 @@ from {{ cookiecutter.package_name }}_ui.models import label, who_answers
 
 from .conftest import BAKED_MODEL, PROJECT_DIR, TEST_MODELS, UNCONFIGURED_MODEL, running_app
 from .fake_upstream import SCRIPTS, streamed_text, tool_answer
+from .streams import post_chat
 from .support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -83,7 +85,13 @@ def app(upstream, tmp_path_factory, request) -> App:
 {%- else %}
     api_url = f"http://127.0.0.1:{port}"
 {%- endif %}
+    # Reflex installs the page's npm packages again, as on a first start (in seconds, with
+    # node_modules in place), so that the first test sees what a first start shows.
+    (PROJECT_DIR / ".web" / "reflex.install_frontend_packages.cached").unlink(missing_ok=True)
+    notes = {"command": sys.executable, "args": ["-m", "{{ cookiecutter.package_name }}.mcp_example"]}
+    (tmp / "mcp.json").write_text(json.dumps({"mcpServers": {"notes": notes}}))
     settings = {
+        "mcp_servers": str(tmp / "mcp.json"),
         "database_url": page_database(request, tmp),
         "answer_image_hosts": ALLOWED_IMAGE_HOST,
         "ui_flush_ms": "50",
@@ -108,18 +116,26 @@ def page_database(request, tmp) -> str:
 
 
 def test_a_first_start_shows_its_steps_not_npms_log(app):
-    """What a terminal showed while `prod` set up .web/: our own lines and Reflex's
-    spinner, no line of npm's log and no deprecation warning (a new bake's first start, as in
-    CI; a project whose page was built before has nothing to show)."""
+    """What a terminal showed while `prod` installed the page's npm packages: our own lines
+    and Reflex's spinner, no line of npm's log and no deprecation warning."""
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", app.log.read_text(errors="replace"))
     lines = [line.strip() for line in re.split(r"[\r\n]+", shown) if line.strip()]
-    if not any(line.startswith("First start:") for line in lines):
-        pytest.skip("the page's npm packages were installed before this suite started it")
+    assert any(line.startswith("First start:") for line in lines), shown
     spinner = [line for line in lines if re.fullmatch(r"\S Installing [\w ]+", line)]
     assert spinner, shown  # e.g. "⠋ Installing frontend development dependencies"
     npm_log = [line for line in lines if re.search(r"\bnpm (silly|verbose|http|timing)\b", line)]
     assert npm_log == []
     assert [line for line in lines if "deprecat" in line.lower()] == []
+
+
+def test_prods_workers_each_connect_to_the_mcp_servers_and_call_their_tools(app):
+    """`prod` imports the app and then forks its workers: each connects in its own process."""
+    health = f"{app.api}/api/health"
+    wait_until(lambda: httpx.get(health).json().get("mcp") == {"notes": "ok"}, "connected", 30)
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    stream = post_chat(app.api, "openai/fake-mcp", "Note: buy milk.", headers=auth)
+    [output] = stream.of_type("tool-output-available")
+    assert "saved" in json.dumps(output["output"])
 
 
 @pytest.fixture(scope="module")

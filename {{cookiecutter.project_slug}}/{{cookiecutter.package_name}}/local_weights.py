@@ -15,9 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Hugging Face's usage telemetry (a request to the hub from every process) is not the app's to send.
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
 logger = logging.getLogger(__name__)
 
 
@@ -35,7 +32,7 @@ class HubFile:
     def parse(cls, name: str) -> "HubFile":
         path, _, revision = name.strip().partition("@")
         parts = path.split("/")
-        if len(parts) < 3 or "" in parts or not path.endswith(".gguf"):
+        if len(parts) < 3 or {"", ".", ".."} & set(parts) or not path.endswith(".gguf"):
             raise WeightsError(
                 f"LOCAL_MODEL={name!r} is not a GGUF file on the Hugging Face hub: "
                 "owner/repo/file.gguf, or owner/repo/file.gguf@revision"
@@ -68,29 +65,37 @@ def weights(file: HubFile) -> Path:
     )
     started = time.monotonic()
     try:
+        url = hub.hf_hub_url(file.repo_id, file.filename, revision=file.revision)
+        # A large (LFS) file's ETag is its SHA-256, which huggingface_hub does not check.
+        expected = hub.get_hf_file_metadata(url).etag or ""
         path = Path(hub.hf_hub_download(file.repo_id, file.filename, revision=file.revision))
     except Exception as exc:  # the hub's errors, its HTTP client's, the disk's
         raise WeightsError(f"LOCAL_MODEL {file} could not be downloaded: {exc}") from exc
-    _check_sha256(path, file)
+    _check_sha256(path, expected, file)
     size_mb = path.stat().st_size / 1e6
     logger.info("Downloaded %s (%.0f MB) in %.0f s.", file, size_mb, time.monotonic() - started)
     return path
 
 
-def _check_sha256(path: Path, file: HubFile) -> None:
-    """Delete the file, and refuse it, unless its SHA-256 is the hub's: the cache names each
-    file by the ETag the hub sent, which for a large (LFS) file is its SHA-256."""
-    blob = path.resolve()
-    expected = blob.name
+def _check_sha256(path: Path, expected: str, file: HubFile) -> None:
+    """Refuse the file, and delete it from the cache, unless its SHA-256 is `expected`."""
     digest = hashlib.sha256()
-    with blob.open("rb") as weights_file:
+    with path.open("rb") as weights_file:
         while chunk := weights_file.read(1 << 20):
             digest.update(chunk)
     if digest.hexdigest() == expected:
         return
-    path.unlink()
-    blob.unlink()
+    for link in _links_to(path):  # the snapshot's link, the blob's, and the file
+        link.unlink(missing_ok=True)
     raise WeightsError(
         f"LOCAL_MODEL {file}: the downloaded file's SHA-256 is {digest.hexdigest()}, the hub "
-        f"states {expected}. It was deleted; the next start downloads it again."
+        f"states {expected or 'none'}. It was deleted; the next start downloads it again."
     )
+
+
+def _links_to(path: Path) -> list[Path]:
+    """`path` and each symbolic link it leads through, to the file itself."""
+    chain = [path]
+    while chain[-1].is_symlink():
+        chain.append(chain[-1].parent / os.readlink(chain[-1]))
+    return chain

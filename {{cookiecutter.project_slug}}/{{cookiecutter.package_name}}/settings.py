@@ -11,7 +11,7 @@ from limits import parse
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .mcp_tools import McpConfig
+from .mcp_config import McpConfig
 
 # What a Content-Security-Policy can name: a host (or its subdomains) with an optional port...
 HOST = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     """Model calls per answer: an answer still calling tools after this many ends with an error."""
     tool_timeout_s: float = Field(default=10.0, gt=0)
     """A tool call still running after this many seconds is stopped; the model gets an error."""
+    max_tool_result_chars: int = Field(default=50_000, gt=0)
+    """A tool result longer than this (as JSON text) reaches the model as an error instead: it
+    would fill the model's context, the stream and the saved conversation."""
     mcp_servers: Path | None = None
     """A JSON file listing MCP servers (`{"mcpServers": …}`), whose tools are offered too."""
 

@@ -210,7 +210,14 @@ class Steps:
             async with asyncio.timeout(timeout_s) as limit:
                 output = await tool.call(arguments)
             # What goes on the wire is JSON: no NaN, no integer Python cannot print.
-            return ToolOutput(call.id, json.loads(json.dumps(output, default=str, allow_nan=False)))
+            text = json.dumps(output, default=str, allow_nan=False)
+            if len(text) > (most := self._settings.max_tool_result_chars):
+                return ToolError(
+                    call.id,
+                    f"{call.name} returned {len(text)} characters, over the {most} a result "
+                    "may have (MAX_TOOL_RESULT_CHARS).",
+                )
+            return ToolOutput(call.id, json.loads(text))
         except TimeoutError:
             if not limit.expired():
                 raise

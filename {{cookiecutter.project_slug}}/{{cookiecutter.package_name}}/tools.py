@@ -75,7 +75,7 @@ def tool(function: Callable) -> Callable:
     name, hints = function.__name__, typing.get_type_hints(function)
     if name in REGISTRY:
         raise ValueError(f"a tool named {name} is registered already")
-    if name.startswith("mcp__"):
+    if name.startswith("mcp__"):  # mcp_tools.PREFIX
         raise ValueError(f"tool {name}: names beginning mcp__ are the MCP servers' tools")
     fields: dict[str, typing.Any] = {}
     for parameter in inspect.signature(function).parameters.values():

@@ -5,12 +5,14 @@ Reflex creates the states itself, so they cannot be handed what they depend on; 
 `services()`. Tests hand in their own with `use(Services(Settings(...)))`.
 """
 
+import asyncio
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy import Engine
 
+from {{ cookiecutter.package_name }} import mcp_tools
 from {{ cookiecutter.package_name }}.chat import Chat
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
@@ -54,6 +56,14 @@ def open_history() -> None:
     """A start-up task: the migrations run (or fail) before the first visitor, not in the
     first handler that reads the history."""
     services().database  # noqa: B018 (the property opens it)
+
+
+@asynccontextmanager
+async def mcp_servers_ended_at_exit() -> AsyncIterator[None]:
+    """A lifespan task: the backend's server (granian, uvicorn) ends the process with the
+    signal it was sent, so `atexit` would never end the MCP servers' sessions."""
+    yield
+    await asyncio.to_thread(mcp_tools.close_all)
 
 
 @contextmanager

@@ -68,7 +68,8 @@ def test_an_upload_s_file_input_gets_its_name():
     assert '"aria-label":"Files to attach"' in file_input["props"], REFLEX
 
 
-def test_a_package_step_that_fails_still_prints_its_output(caplog):
+def test_a_package_step_that_fails_still_prints_its_output(caplog, monkeypatch):
+    monkeypatch.setattr(processes, "show_status", processes.show_status)  # restored after
     reflex_compat.quiet_package_installs()
     failing_npm = [sys.executable, "-c", "print('npm error 404 left-pad'); raise SystemExit(1)"]
     with pytest.raises(SystemExit):

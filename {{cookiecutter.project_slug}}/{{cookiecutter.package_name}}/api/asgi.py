@@ -1,21 +1,25 @@
 """Running an ASGI adapter: alone on uvicorn, or mounted into the Reflex backend."""
 
+import asyncio
 from collections.abc import Callable
 
 import uvicorn
 from uvicorn.supervisors import ChangeReload
 
+from .. import mcp_tools
 from ..security import ASGIApp, Scope, SecurityHeaders
 from ..settings import get_settings
 from ..shutdown import shutdown
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, telling open streams to end with `abort` as soon as shutdown begins."""
+    """uvicorn, telling open streams to end with `abort` as soon as shutdown begins, and
+    ending the MCP servers' sessions once they have."""
 
     async def shutdown(self, sockets=None) -> None:
         shutdown.begin()
         await super().shutdown(sockets)
+        await asyncio.to_thread(mcp_tools.close_all)
 
 
 def serve(host: str, port: int, reload: bool) -> None:
