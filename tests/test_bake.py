@@ -229,14 +229,15 @@ def install_bake(cookies_session, framework: str, provider: str) -> Bake:
     return Bake(project, python, env, result.context)
 
 
-# What no adapter takes part in: the core's units, the tool loop, files in a question, titles,
-# LiteLLM's two paths, provider faults, Redis and database outages, the memory resumable
-# answers hold, the AI SDK client, the UI state, the deployment. Each behaviour is asserted
+# What no adapter takes part in: the core's units, the tool loop, MCP servers, files in a
+# question, titles, LiteLLM's two paths, provider faults, Redis and database outages, the memory
+# resumable answers hold, the AI SDK client, the UI state, the deployment. Each behaviour is asserted
 # once: in the FastAPI bake's suite, not again for every other framework; the Flask bake (WSGI,
 # the API beside the page) keeps its deployment tests, and leaves out the embedded model's too.
 BESIDE_THE_ADAPTER = [
     "tests/unit",
     "tests/test_tools.py",
+    "tests/test_mcp.py",
     "tests/test_attachments.py",
     "tests/test_titles.py",
     "tests/test_fast_stream.py",
@@ -254,6 +255,7 @@ SUITES = {
     ("flask", "local"): [
         *(module for module in BESIDE_THE_ADAPTER if module != "tests/test_deploy.py"),
         "tests/test_local_model.py",
+        "tests/test_local_weights.py",
     ],
     ("litestar", "openai"): BESIDE_THE_ADAPTER,
     ("starlette", "openai"): BESIDE_THE_ADAPTER,

@@ -35,6 +35,7 @@ from .support import (
     policy_refusals,
     wait_until,
 )
+from .test_mcp import TEST_SERVER, servers_file
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SITE_CONF = PROJECT_DIR / "deploy" / "nginx.conf"
@@ -444,3 +445,38 @@ def test_a_reload_on_the_other_replica_shows_the_running_answer(upstream, tmp_pa
     assert full in saved
     assert upstream.last("fake-steady").completed
 {%- endif %}
+
+
+# The MCP servers' lifetime is the server's: uvicorn and waitress each stop in their own way.
+
+
+def test_the_api_process_owns_its_stdio_servers_and_ends_them_when_it_stops(upstream, tmp_path):
+    """A stdio server is the API's child, in a session of its own (the end of the API's process
+    group does not reach it), which outlives its stdin: only the API's shutdown ends it."""
+    outlives = {**TEST_SERVER, "args": [*TEST_SERVER["args"], "--outlive-stdin"]}
+    servers = servers_file(tmp_path, test=outlives)
+    with running_api(upstream, tmp_path, mcp_servers=str(servers)) as server:
+        health = f"{server.url}/api/health"
+        wait_until(lambda: httpx.get(health).json()["mcp"] == {"test": "ok"}, "connected", 30)
+        assert httpx.get(health).json()["status"] == "ok"
+        [child] = [pid for pid in children_of(server.process.pid) if "mcp_server" in cmdline(pid)]
+    wait_until(lambda: not running(child), "the MCP server ends with the API", 10)
+
+
+def children_of(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and has not exited (a zombie waits for a parent to read its
+    exit status: here init, as the API that started it has gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

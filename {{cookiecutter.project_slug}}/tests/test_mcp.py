@@ -9,14 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from {{ cookiecutter.package_name }} import tools
 from {{ cookiecutter.package_name }}.mcp_tools import McpConfig
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .conftest import FAMILIES, PROJECT_DIR, running_api
+from .conftest import FAMILIES, PROJECT_DIR
 from .support import free_port, listening, stop_process_group, wait_until, wait_until_async
 from .test_tools import ask, core
 
@@ -173,35 +172,3 @@ def test_no_local_tool_may_take_an_mcp_name():
 
     with pytest.raises(ValueError, match="MCP servers' tools"):
         tools.tool(mcp__notes__add_note)
-
-
-def test_the_api_process_owns_its_stdio_servers_and_ends_them_when_it_stops(upstream, tmp_path):
-    """A stdio server is the API's child, in a session of its own (the end of the API's process
-    group does not reach it), which outlives its stdin: only the API's shutdown ends it."""
-    outlives = {**TEST_SERVER, "args": [*TEST_SERVER["args"], "--outlive-stdin"]}
-    servers = servers_file(tmp_path, test=outlives)
-    with running_api(upstream, tmp_path, mcp_servers=str(servers)) as server:
-        health = f"{server.url}/api/health"
-        wait_until(lambda: httpx.get(health).json()["mcp"] == {"test": "ok"}, "connected", 30)
-        assert httpx.get(health).json()["status"] == "ok"
-        [child] = [pid for pid in children_of(server.process.pid) if "mcp_server" in cmdline(pid)]
-    wait_until(lambda: not running(child), "the MCP server ends with the API", 10)
-
-
-def children_of(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task").iterdir()
-    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
-
-
-def cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-
-
-def running(pid: int) -> bool:
-    """Whether the process exists and has not exited (a zombie waits for a parent to read its
-    exit status: here init, as the API that started it has gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"

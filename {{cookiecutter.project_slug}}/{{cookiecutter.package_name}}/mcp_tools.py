@@ -158,8 +158,8 @@ class ServerLink:
             session = await stack.enter_async_context(session)
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await session.initialize()
-                self.tools = await self._listed_tools(session)
-            self._session, self.status, self._served = session, "ok", True
+                tools = await self._listed_tools(session)
+            self._session, self.tools, self.status, self._served = session, tools, "ok", True
             logger.info("MCP server %s: tools %s", self.name, ", ".join(self.tools) or "none")
             while not await _set_within(self._lost, PING_EVERY_S):
                 if self._calls == 0:
