@@ -6,18 +6,16 @@ request is recorded; the first download can be cut off mid-file, and the ETag ca
 """
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .fake_upstream import UpstreamReset
-from .support import free_port, wait_until
+from .support import ThreadedServer, free_port
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CHUNK = 1 << 20
@@ -43,21 +41,18 @@ class FakeHub:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         path = "/{repo:path}/resolve/{revision}/{filename:path}"
         route = Route(path, self._resolve, methods=["GET", "HEAD"])
-        config = uvicorn.Config(Starlette(routes=[route]), port=self.port, log_level="critical")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        # "critical": the cut download's exception is meant, and not logged.
+        self._server = ThreadedServer(Starlette(routes=[route]), self.port, "critical")
 
     def lie_about_sha256(self) -> None:
         self.etag = hashlib.sha256(b"not the file").hexdigest()
 
     def start(self) -> "FakeHub":
-        self._thread.start()
-        wait_until(lambda: self._server.started, "the fake hub listens")
+        self._server.start("the fake hub listens")
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._server.stop()
 
     async def _resolve(self, request: Request) -> Response:
         asked = HubRequest(request.method, request.url.path, request.headers.get("range"))

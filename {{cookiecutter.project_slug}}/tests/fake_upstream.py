@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -33,7 +32,7 @@ from starlette.routing import Route
 
 from {{ cookiecutter.package_name }} import titles
 
-from .support import free_port, wait_until
+from .support import ThreadedServer, free_port
 
 PROMPT_TOKENS = 7
 _CALL_IDS = itertools.count(1)
@@ -632,19 +631,14 @@ class FakeUpstream:
                 ("/api/chat", "ollama_chat", _ollama),
             ]
         ]
-        app = Starlette(routes=routes)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._server = ThreadedServer(Starlette(routes=routes), self.port)
 
     def start(self) -> "FakeUpstream":
-        self._thread.start()
-        wait_until(lambda: self._server.started, "the fake upstream listens")
+        self._server.start("the fake upstream listens")
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._server.stop()
 
     def last(self, model: str, family: str = "openai") -> Record:
         return next(r for r in reversed(self.records) if (r.family, r.model) == (family, model))

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import create_engine, text
 
 # The venv's programs, Node and npm among them.
@@ -114,6 +116,24 @@ def listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+class ThreadedServer:
+    """An ASGI app served by uvicorn on 127.0.0.1:`port`, in a thread of the test process (the
+    fake provider, the fake hub)."""
+
+    def __init__(self, app: Any, port: int, log_level: str = "warning") -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self, what: str) -> None:
+        self._thread.start()
+        wait_until(lambda: self._server.started, what)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
 
 
 def stop_process_group(process: subprocess.Popen, stop: signal.Signals = signal.SIGTERM) -> bool:

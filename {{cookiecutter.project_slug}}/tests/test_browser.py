@@ -11,7 +11,6 @@ figures in `websocket.json`. axe-core (npm) checks each state in light and dark 
 import json
 import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +38,7 @@ from .support import (
     serves,
     wait_until,
 )
+from .test_mcp import NOTES, servers_file
 
 pytestmark = pytest.mark.browser
 
@@ -88,10 +88,8 @@ def app(upstream, tmp_path_factory, request) -> App:
     # Reflex installs the page's npm packages again, as on a first start (in seconds, with
     # node_modules in place), so that the first test sees what a first start shows.
     (PROJECT_DIR / ".web" / "reflex.install_frontend_packages.cached").unlink(missing_ok=True)
-    notes = {"command": sys.executable, "args": ["-m", "{{ cookiecutter.package_name }}.mcp_example"]}
-    (tmp / "mcp.json").write_text(json.dumps({"mcpServers": {"notes": notes}}))
     settings = {
-        "mcp_servers": str(tmp / "mcp.json"),
+        "mcp_servers": str(servers_file(tmp, notes=NOTES)),
         "database_url": page_database(request, tmp),
         "answer_image_hosts": ALLOWED_IMAGE_HOST,
         "ui_flush_ms": "50",
