@@ -109,6 +109,7 @@ SCRIPTS = {
     "fake-tool": Script(tool_calls=(("calculate", '{"expression": "6*7"}'),)),
     # The tools of the MCP servers in test_mcp.py.
     "fake-mcp": Script(tool_calls=(("mcp__notes__add_note", '{"text": "buy milk"}'),)),
+    "fake-mcp-delete": Script(tool_calls=(("mcp__notes__delete_note", '{"number": 1}'),)),
     "fake-mcp-hang": Script(tool_calls=(("mcp__test__hang", "{}"),)),
     "fake-mcp-crash": Script(tool_calls=(("mcp__test__crash", "{}"),)),
     "fake-tools-2": Script(

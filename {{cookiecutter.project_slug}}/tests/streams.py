@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import httpx
 
 # The exact fields of each chunk in the oldest (AI SDK v5) schema; older clients reject extras.
+# The approval chunks are ai@6's (v5 has none).
 CHUNK_FIELDS = {
     "start": {"type", "messageId"},
     "text-start": {"type", "id"},
@@ -25,6 +26,8 @@ CHUNK_FIELDS = {
     "tool-input-available": {"type", "toolCallId", "toolName", "input"},
     "tool-output-available": {"type", "toolCallId", "output"},
     "tool-output-error": {"type", "toolCallId", "errorText"},
+    "tool-approval-request": {"type", "approvalId", "toolCallId"},
+    "tool-output-denied": {"type", "toolCallId"},
 }
 
 

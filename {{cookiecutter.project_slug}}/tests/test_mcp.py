@@ -4,6 +4,7 @@ Streamable HTTP on loopback. The chat core runs in process, with real LiteLLM ag
 provider in each wire format, as in test_tools.py.
 """
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,18 +13,21 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }} import tools
+from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.mcp_tools import McpConfig
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import FAMILIES, PROJECT_DIR
+from .streams import Stream, chat_body, read_frames
 from .support import free_port, listening, stop_process_group, wait_until, wait_until_async
-from .test_tools import ask, core
+from .test_tools import CALLER, ask, core
 
 NOTES = {"command": sys.executable, "args": ["-m", "{{ cookiecutter.package_name }}.mcp_example"]}
 TEST_SERVER = {
     "command": sys.executable,
     "args": ["-m", "tests.mcp_server"],
     "cwd": str(PROJECT_DIR),
+    "needsApproval": False,  # its tools do no harm, though they do not say so
 }
 
 
@@ -50,7 +54,8 @@ def http_server():
 def chat_core(upstream, http_server, tmp_path_factory):
     """The chat core with three servers: the example, and the tests' over stdio and HTTP."""
     folder = tmp_path_factory.mktemp("mcp")
-    servers = servers_file(folder, notes=NOTES, test=TEST_SERVER, web={"url": http_server})
+    web = {"url": http_server, "needsApproval": False}
+    servers = servers_file(folder, notes=NOTES, test=TEST_SERVER, web=web)
     chat_core = core(upstream, mcp_servers=servers, tool_timeout_s=2)
     wait_until(lambda: all_connected(chat_core), "every MCP server is connected", 30)
     yield chat_core
@@ -172,3 +177,130 @@ def test_no_local_tool_may_take_an_mcp_name():
 
     with pytest.raises(ValueError, match="MCP servers' tools"):
         tools.tool(mcp__notes__add_note)
+
+
+async def notes(chat_core) -> list[str]:
+    return (await chat_core.tools["mcp__notes__list_notes"].call({}))["result"]
+
+
+async def asked_to_delete(chat_core, upstream) -> tuple[Stream, dict]:
+    """One note in the notebook, then the model's call to delete it, which waits for
+    approval: the stream, and the next request's body as the AI SDK makes it, without the
+    decision."""
+    for _ in await notes(chat_core):
+        await chat_core.tools["mcp__notes__delete_note"].call({"number": 1})
+    await chat_core.tools["mcp__notes__add_note"].call({"text": "keep me?"})
+    stream = await ask(chat_core, "openai/fake-mcp-delete")
+    [call] = stream.of_type("tool-input-available")
+    [request] = stream.of_type("tool-approval-request")
+    part = {
+        "type": "dynamic-tool",
+        "toolName": call["toolName"],
+        "toolCallId": request["toolCallId"],
+        "state": "approval-responded",
+        "input": call["input"],
+        "approval": {"id": request["approvalId"]},
+    }
+    message_id = stream.of_type("start")[0]["messageId"]
+    assistant = {"id": message_id, "role": "assistant", "parts": [{"type": "step-start"}, part]}
+    body = chat_body("openai/fake-mcp-delete", "Delete note 1")
+    body["messages"].append(assistant)
+    return stream, body
+
+
+async def decide(chat_core, body: dict, approved: bool, **changes) -> Stream:
+    part = body["messages"][-1]["parts"][-1]
+    part |= changes
+    part["approval"] = part["approval"] | {"approved": approved, "reason": "not that one"}
+    frames = await chat_core.open(json.dumps(body).encode(), CALLER)
+    try:
+        return await read_frames(frames)
+    finally:
+        await frames.aclose()
+
+
+async def test_a_destructive_tool_waits_for_approval_then_runs_once_approved(chat_core, upstream):
+    stream, body = await asked_to_delete(chat_core, upstream)
+
+    assert stream.types[-3:] == ["tool-approval-request", "finish-step", "finish"]
+    assert not stream.of_type("tool-output-available")
+    assert await notes(chat_core) == ["1. keep me?"]
+    assert not upstream.last("fake-mcp-delete").tool_results  # the model was asked once
+
+    approved = await decide(chat_core, body, approved=True)
+
+    assert approved.of_type("start") == [{"type": "start", "messageId": body["messages"][-1]["id"]}]
+    assert approved.types[1:3] == ["tool-output-available", "start-step"]
+    assert "Deleted note" in json.dumps(approved.of_type("tool-output-available"))
+    assert await notes(chat_core) == []
+    [result] = upstream.last("fake-mcp-delete").tool_results
+    assert "Deleted note" in result
+    assert approved.types[-1] == "finish"
+
+    with pytest.raises(ApiError, match="not pending") as replayed:
+        await decide(chat_core, body, approved=True)
+    assert replayed.value.status == 409
+
+
+async def test_a_denied_call_does_not_run_and_the_model_is_told_why(chat_core, upstream):
+    _, body = await asked_to_delete(chat_core, upstream)
+
+    denied = await decide(chat_core, body, approved=False)
+
+    call_id = body["messages"][-1]["parts"][-1]["toolCallId"]
+    assert denied.of_type("tool-output-denied") == [
+        {"type": "tool-output-denied", "toolCallId": call_id}
+    ]
+    assert denied.types.index("tool-output-denied") < denied.types.index("start-step")
+    [result] = upstream.last("fake-mcp-delete").tool_results
+    assert "did not allow" in result and "not that one" in result
+    assert await notes(chat_core) == ["1. keep me?"]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"input": {"number": 2}},  # other arguments than those shown
+        {"toolName": "mcp__notes__add_note"},  # another tool
+        {"approval": {"id": "approval-never-asked"}},
+    ],
+)
+async def test_an_approval_of_a_call_that_was_not_asked_runs_nothing(chat_core, upstream, forged):
+    _, body = await asked_to_delete(chat_core, upstream)
+
+    with pytest.raises(ApiError, match="not pending") as refused:
+        await decide(chat_core, body, approved=True, **forged)
+
+    assert refused.value.status == 409
+    assert await notes(chat_core) == ["1. keep me?"]
+
+
+async def test_an_approval_after_approval_ttl_s_is_refused(upstream, tmp_path):
+    chat_core = core(upstream, mcp_servers=servers_file(tmp_path, notes=NOTES), approval_ttl_s=0.5)
+    try:
+        await wait_until_async(lambda: all_connected(chat_core), "the notes server", 30)
+        _, body = await asked_to_delete(chat_core, upstream)
+        await asyncio.sleep(0.6)
+        with pytest.raises(ApiError, match="expired"):
+            await decide(chat_core, body, approved=True)
+        assert await notes(chat_core) == ["1. keep me?"]
+    finally:
+        chat_core.mcp.close()
+
+
+async def test_which_tools_wait_for_approval_their_annotations_say_and_the_file_decides(
+    chat_core, upstream, tmp_path
+):
+    def waiting(chat_core) -> set[str]:
+        return {name for name, tool in chat_core.tools.items() if tool.needs_approval}
+
+    # The example marks list_notes read-only and add_note not destructive; the tests' server
+    # marks nothing, and its entry says `"needsApproval": false`.
+    assert waiting(chat_core) == {"mcp__notes__delete_note"}
+    chosen = {**NOTES, "needsApproval": ["add_note"]}
+    listed = core(upstream, mcp_servers=servers_file(tmp_path, notes=chosen))
+    try:
+        await wait_until_async(lambda: all_connected(listed), "the notes server", 30)
+        assert waiting(listed) == {"mcp__notes__add_note"}
+    finally:
+        listed.mcp.close()

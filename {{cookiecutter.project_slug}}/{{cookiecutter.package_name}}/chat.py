@@ -10,9 +10,11 @@ SSE on its path.
 When the client goes away its framework cancels or closes the iterator, and its `finally`
 closes the provider connection (and cancels running tools), so no more tokens are generated or
 paid for. An answer may take several model calls (`steps`: the model calls tools, then answers
-with their results); the stream shows each. When the server shuts down (`shutdown.begin()`),
-open streams end at once with an `abort` chunk. A request may ask for its answer to survive a
-dropped connection (`"resumable": true`, see `resumable`).
+with their results); the stream shows each. A call that needs the user's approval ends the
+answer; the request that brings the decision goes on with it (see `approvals`). When the
+server shuts down (`shutdown.begin()`), open streams end at once with an `abort` chunk. A
+request may ask for its answer to survive a dropped connection (`"resumable": true`, see
+`resumable`).
 """
 
 import asyncio
@@ -26,6 +28,7 @@ from enum import Enum
 
 from . import llm, mcp_tools, steps
 from .access import Access, Caller
+from .approvals import Approvals, SharedApprovals, not_pending
 from .attachments import RequestFiles, without_file_data
 from .errors import ApiError
 from .mcp_tools import McpTool
@@ -33,6 +36,7 @@ from .protocol import (
     HEARTBEAT,
     ChatRequest,
     Chunks,
+    MessagePart,
     UIMessageStream,
     body_too_large,
     parse_chat_request,
@@ -62,6 +66,7 @@ class Chat:
         self.access = Access(settings)
         self.local_tools = {name: REGISTRY[name] for name in settings.tools}
         self.answers = SharedAnswers(settings) if settings.redis_url else LiveAnswers(settings)
+        self.approvals = SharedApprovals(settings) if settings.redis_url else Approvals(settings)
 
     @property
     def mcp(self) -> mcp_tools.Connections | None:
@@ -109,9 +114,7 @@ class Chat:
         # holds its own.
         release_room = self.answers.reserve() if request.resumable else _nothing
         try:
-            batches, halt = await self._open(
-                request.llm_messages(files.content_part), model, caller
-            )
+            batches, halt = await self._open(request, files, model, caller)
             if request.resumable:  # then it has an id (`parse_chat_request`)
                 return self.answers.start(request.id or "", batches, halt)
             return batches
@@ -119,10 +122,11 @@ class Chat:
             release_room()
 
     async def _open(
-        self, messages: list[dict], model: str, caller: Caller
+        self, request: ChatRequest, files: RequestFiles, model: str, caller: Caller
     ) -> tuple[AsyncGenerator[Chunks], asyncio.Future]:
-        """The answer to `messages` from its first chunk on, and the future that halts it."""
+        """The answer to the request from its first chunk on, and the future that halts it."""
         settings = self.settings
+        messages = request.llm_messages(files.content_part)
         record = AccessRecord(client=caller.address, visitor=caller.visitor, model=model)
         if settings.log_content:
             record.messages = without_file_data(messages)
@@ -136,11 +140,16 @@ class Chat:
 
         tools = self.tools  # as they are when the answer begins, for all its steps
         definitions = [tool.definition() for tool in tools.values()]
+        decided: list[steps.Event] = []
 
         def ask(messages: list[dict]) -> Awaitable[llm.CompletionStream]:
             return llm.open_stream(messages, model, settings, definitions)
 
+        decided_parts = request.decided_calls()
         try:
+            if decided_parts:  # the user's decisions first, so that the model reads them
+                decided = await self._carry_out(decided_parts, tools)
+                messages = request.llm_messages(files.content_part)
             first = await ask(messages)
         except BaseException as exc:
             release()
@@ -149,13 +158,45 @@ class Chat:
             if isinstance(exc, ApiError) or not isinstance(exc, Exception):
                 raise
             raise _internal_error() from None
-        answer = steps.Steps(first, messages, ask, tools, settings)
+        answer = steps.Steps(first, messages, ask, tools, settings, self.approvals, decided)
         halt = asyncio.get_running_loop().create_future()
-        batches = _ui_message_stream(answer, record, started, settings, release, halt)
+        # An answer going on after approvals is the same message, as the AI SDK expects.
+        continued = request.messages[-1].id if decided_parts else None
+        message_id = continued or f"msg-{uuid.uuid4().hex}"
+        batches = _ui_message_stream(answer, record, started, settings, release, halt, message_id)
         # Some providers (Gemini) only answer the request once the stream is read: wait for the
         # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
         opening = await anext(batches)
         return _prepend(opening, batches), halt
+
+    async def _carry_out(
+        self, parts: list[MessagePart], tools: dict[str, Tool | McpTool]
+    ) -> list[steps.Event]:
+        """Run the calls the user approved, each once and only as it was asked; a denied one
+        runs not at all. Each outcome goes into its part, for the model to read, and is
+        returned as the event that shows it."""
+        approved: list[tuple[MessagePart, steps.Call]] = []
+        denied: list[steps.Event] = []
+        for part in parts:
+            assert part.approval is not None and part.tool_call_id is not None  # is_decided
+            pending = await self.approvals.take(part.approval.id)
+            if not part.approval.approved:
+                part.state = "output-denied"
+                denied.append(steps.ToolDenied(part.tool_call_id))
+            elif pending and pending.is_call(part.tool_call_id, part.tool(), part.input):
+                call = steps.Call(pending.call_id, pending.tool, json.dumps(part.input))
+                approved.append((part, call))
+            else:
+                raise not_pending(part.approval.id)
+        outcomes = await asyncio.gather(
+            *(steps.run(call, tools, self.settings) for _, call in approved)
+        )
+        for (part, _), outcome in zip(approved, outcomes, strict=True):
+            if isinstance(outcome, steps.ToolError):
+                part.state, part.error_text = "output-error", outcome.text
+            else:
+                part.state, part.output = "output-available", outcome.output
+        return [*outcomes, *denied]
 
     async def stop(self, chat_id: str, caller: Caller) -> None:
         """`DELETE /api/chat/{id}/stream`: end that chat's answer at once with `abort`, which
@@ -244,11 +285,12 @@ async def _ui_message_stream(
     settings: Settings,
     release: Callable[[], None],
     halt: asyncio.Future,
+    message_id: str,
 ) -> AsyncGenerator[Chunks]:
     """The answer as UI message chunks; however it ends, the provider connection is closed,
     the caller's stream slot given back, and the access log written. `halt` ends it early with
     the `Halt` it resolves to."""
-    encoder = UIMessageStream(message_id=f"msg-{uuid.uuid4().hex}")
+    encoder = UIMessageStream(message_id)
     announced = False
     with shutdown.watch() as stopping:
         events = _paced(stream, settings, stopping, halt)
@@ -276,6 +318,10 @@ async def _ui_message_stream(
                         yield encoder.tool_output(call_id, output)
                     case steps.ToolError(call_id, text):
                         yield encoder.tool_error(call_id, text)
+                    case steps.ApprovalRequested(call_id, approval_id):
+                        yield encoder.tool_approval_request(call_id, approval_id)
+                    case steps.ToolDenied(call_id):
+                        yield encoder.tool_output_denied(call_id)
                     case llm.Finish():
                         record.input_tokens = event.input_tokens
                         record.output_tokens = event.output_tokens

@@ -12,6 +12,11 @@ Claude Code use, checked at start-up.
 A server with a `command` is a child process spoken to over stdio; one with a `url` is spoken to
 over Streamable HTTP. `${NAME}` is replaced by that environment variable (`.env` included), so
 that keys stay out of the file. `"tools": [...]` offers only those of a server's tools.
+
+`"needsApproval"` says which of a server's tools wait for the user's approval before each call
+(see `approvals`): `true` (all), `false` (none) or a list of names. Without it, those the
+server does not mark read-only or non-destructive: MCP's annotations say so, and by the
+protocol's own defaults a tool that says nothing may change or delete things.
 """
 
 import json
@@ -46,14 +51,18 @@ ServerName = Annotated[
 ]
 
 
-class StdioServer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Server(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    tools: list[str] | None = None  # offer only these; None: all
+    needs_approval: bool | list[str] | None = Field(default=None, alias="needsApproval")
+
+
+class StdioServer(_Server):
     type: Literal["stdio"] = "stdio"
     command: str
     args: list[str] = []
     env: dict[str, str] = {}  # on top of PATH, HOME and the like: nothing else is passed on
     cwd: str | None = None
-    tools: list[str] | None = None  # offer only these; None: all
 
 
 def _not_sse(transport: str) -> str:
@@ -62,12 +71,10 @@ def _not_sse(transport: str) -> str:
     return transport
 
 
-class HttpServer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HttpServer(_Server):
     type: Annotated[Literal["http", "streamable-http", "sse"], AfterValidator(_not_sse)] = "http"
     url: Annotated[str, StringConstraints(pattern=r"^https?://")]
     headers: dict[str, str] = {}
-    tools: list[str] | None = None
 
 
 def _transport(server: object) -> str:

@@ -50,6 +50,7 @@ class McpTool:
     parameters: dict
     remote_name: str
     link: "ServerLink"
+    needs_approval: bool
 
     def definition(self) -> dict:
         parameters = {"type": "object", "properties": {}, **self.parameters}
@@ -208,7 +209,20 @@ class ServerLink:
             logger.warning("MCP server %s: tool %r left out (its name)", self.name, listed.name)
             return None
         description = listed.description or listed.title or listed.name
-        return McpTool(name, description, listed.input_schema, listed.name, self)
+        schema = listed.input_schema
+        return McpTool(name, description, schema, listed.name, self, self._needs_approval(listed))
+
+    def _needs_approval(self, listed: "Tool") -> bool:
+        chosen = self.server.needs_approval
+        if isinstance(chosen, bool):
+            return chosen
+        if chosen is not None:
+            return listed.name in chosen
+        hints = listed.annotations
+        # MCP's defaults for a tool that says nothing: it may change things, destructively.
+        read_only = bool(hints and hints.read_only_hint)
+        destructive = not (hints and hints.destructive_hint is False)
+        return destructive and not read_only
 
     async def _on_message(self, message: object) -> None:
         """The session's notifications (each in a task of its own) and its reader's errors."""

@@ -2,7 +2,9 @@
 
 Pure functions and plain data only. The `ai` npm package is the source of truth for chunk
 shapes; every chunk carries exactly the fields of the oldest (AI SDK v5) schema, because
-clients up to ai@6 reject unknown fields. The core hands out chunks as dicts, in batches
+clients up to ai@6 reject unknown fields. The approval chunks (`tool-approval-request`,
+`tool-output-denied`) came with ai@6: a v5 client fails on them, so tools that need approval
+need ai@6 or later. The core hands out chunks as dicts, in batches
 (`Chunks`: what is there to send at once); only the HTTP routes frame them as SSE
 (`sse_frames`), and the page reads them as they are.
 """
@@ -37,6 +39,15 @@ Chunks = list[dict]
 HEARTBEAT: dict = {}
 
 
+class Approval(BaseModel):
+    """The user's answer to a tool call that waited for it (the AI SDK's `approval`)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    approved: bool | None = None  # None: not answered yet
+    reason: str | None = None
+
+
 class MessagePart(BaseModel):
     """A text part, a file part (`file`, see `attachments`), a tool part (`tool-<name>`, or
     `dynamic-tool` with `toolName`), or one the model does not read back (`step-start` only
@@ -56,32 +67,50 @@ class MessagePart(BaseModel):
     )
     url: str | None = Field(default=None, description="A file's content, as a data: URL.")
     filename: str | None = None
+    approval: Approval | None = None
 
     def is_file(self) -> bool:
         return self.type == "file"
 
+    def tool(self) -> str | None:
+        """The name of the tool a tool part calls; None for other parts."""
+        if self.type.startswith("tool-"):
+            return self.type.removeprefix("tool-")
+        return self.tool_name if self.type == "dynamic-tool" else None
+
+    def is_decided(self) -> bool:
+        """A tool call the user has just approved or denied: it has no outcome yet."""
+        return (
+            self.state == "approval-responded"
+            and self.approval is not None
+            and self.approval.approved is not None
+            and self.tool_call_id is not None
+        )
+
     def tool_call(self) -> dict | None:
         """A tool call that has its outcome, as a chat `tool_calls` entry; else None (a call
         without its result would be refused by some providers)."""
-        if not self.tool_call_id or self.state not in ("output-available", "output-error"):
-            return None
-        if self.type.startswith("tool-"):
-            name = self.type.removeprefix("tool-")
-        elif self.type == "dynamic-tool" and self.tool_name:
-            name = self.tool_name
-        else:
+        if not self.tool_call_id or self.state not in TOOL_OUTCOMES or not (name := self.tool()):
             return None
         return chat_tool_call(self.tool_call_id, name, self.input)
 
     def tool_result(self) -> dict:
+        if self.state == "output-denied":
+            reason = self.approval.reason if self.approval else None
+            denied = "The user did not allow this call." + (f" Reason: {reason}" if reason else "")
+            return chat_tool_result(self.tool_call_id or "", denied)
         error = self.error_text if self.state == "output-error" else None
         return chat_tool_result(self.tool_call_id or "", self.output, error)
+
+
+TOOL_OUTCOMES = ("output-available", "output-error", "output-denied")
 
 
 class Message(BaseModel):
     """A message in either shape: AI SDK `UIMessage` (`parts`) or plain chat (`content`)."""
 
     model_config = ConfigDict(extra="ignore")
+    id: str | None = None
     role: Literal["system", "user", "assistant"]
     content: str | None = None
     parts: list[MessagePart] | None = None
@@ -163,6 +192,14 @@ class ChatRequest(BaseModel):
                 "16 to 128 letters, digits, '-' or '_'"
             )
         return resumable
+
+    def decided_calls(self) -> list[MessagePart]:
+        """The tool calls the user has just approved or denied: this request goes on with the
+        answer that asked (the last message)."""
+        last = self.messages[-1]
+        if last.role != "assistant" or last.parts is None:
+            return []
+        return [part for part in last.parts if part.is_decided()]
 
     def llm_messages(self, file_content: Callable[[MessagePart], dict]) -> list[dict]:
         """As chat messages, each file part as `file_content` makes it a content part."""
@@ -291,6 +328,12 @@ class UIMessageStream:
 
     def tool_error(self, call_id: str, text: str) -> Chunks:
         return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": text}]
+
+    def tool_approval_request(self, call_id: str, approval_id: str) -> Chunks:
+        return [{"type": "tool-approval-request", "approvalId": approval_id, "toolCallId": call_id}]
+
+    def tool_output_denied(self, call_id: str) -> Chunks:
+        return [{"type": "tool-output-denied", "toolCallId": call_id}]
 
     def _close(self) -> Chunks:
         if self._open is None:

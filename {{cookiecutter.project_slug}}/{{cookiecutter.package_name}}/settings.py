@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     would fill the model's context, the stream and the saved conversation."""
     mcp_servers: Path | None = None
     """A JSON file listing MCP servers (`{"mcpServers": …}`), whose tools are offered too."""
+    approval_ttl_s: float = Field(default=900.0, gt=0)
+    """A tool call waiting for the user's approval is forgotten after this many seconds:
+    approving it later is refused (409), and the model must be asked again."""
 
     max_request_bytes: int = Field(default=15_000_000, gt=0)
     """Bytes of a request body; files come inside it as base64, a third larger than they are."""

@@ -2,18 +2,21 @@
 again with their results, until it answers without calling one (or `MAX_TOOL_STEPS` is reached).
 
 The events are the model's, plus what the UI message stream shows of each step and tool call:
-the call's arguments while they stream, then its result or its error.
+the call's arguments while they stream, then its result or its error. A call of a tool that
+needs approval does not run: the answer ends after its step with `ApprovalRequested`, and goes
+on in a later request that brings the user's decision (see `approvals`).
 """
 
 import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from . import llm
+from .approvals import Approvals
 from .errors import ApiError
 from .mcp_tools import McpTool
 from .protocol import chat_tool_call, chat_tool_result
@@ -67,6 +70,19 @@ class ToolError:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested:
+    """The call waits for the user's approval; the answer ends after this step."""
+
+    call_id: str
+    approval_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDenied:
+    call_id: str
+
+
 Event = (
     llm.Event
     | StepStart
@@ -76,12 +92,14 @@ Event = (
     | ToolInputAvailable
     | ToolOutput
     | ToolError
+    | ApprovalRequested
+    | ToolDenied
 )
 AskAgain = Callable[[list[dict]], Awaitable[llm.CompletionStream]]
 
 
 @dataclass
-class _Call:
+class Call:
     id: str
     name: str
     arguments: str = ""  # JSON text, as the model streamed it
@@ -104,12 +122,18 @@ class Steps:
         ask_again: AskAgain,
         tools: dict[str, Tool | McpTool],
         settings: Settings,
+        approvals: Approvals,
+        decided: Sequence[Event] = (),
     ):
+        """`decided`: the outcomes of the calls the user has just approved or denied, which
+        this answer goes on from; they are shown first."""
         self._stream = first
         self._messages = list(messages)
         self._ask_again = ask_again
         self._tools = tools
         self._settings = settings
+        self._approvals = approvals
+        self._decided = decided
         self._events = self._answer()
 
     @property
@@ -125,8 +149,10 @@ class Steps:
 
     async def _answer(self) -> AsyncGenerator[Event]:
         usage = _Usage()
+        for event in self._decided:
+            yield event
         for step in range(1, self._settings.max_tool_steps + 1):
-            calls: list[_Call] = []
+            calls: list[Call] = []
             text: list[str] = []
             async with aclosing(self._step(calls, text, usage)) as events:
                 async for event in events:
@@ -137,12 +163,20 @@ class Steps:
                 return
             for call in calls:
                 yield ToolInputAvailable(call.id, call.name, call.parsed())
+            asked = [call for call in calls if self._needs_approval(call)]
+            for call in asked:
+                approval_id = await self._approvals.ask(call.id, call.name, call.parsed())
+                yield ApprovalRequested(call.id, approval_id)
             results = {}
-            async with aclosing(self._run(calls)) as outcomes:
+            running = [call for call in calls if call not in asked]
+            async with aclosing(self._run(running)) as outcomes:
                 async for result in outcomes:
                     results[result.call_id] = result
                     yield result
             yield StepFinish()
+            if asked:  # until the user decides
+                yield usage.finish()
+                return
             self._messages += _turns(calls, "".join(text), results)
             if step < self._settings.max_tool_steps:
                 self._stream = await self._ask_again(self._messages)
@@ -154,12 +188,12 @@ class Steps:
             "the answer stops here.",
         )
 
-    async def _step(self, calls: list[_Call], text: list[str], usage: "_Usage"):
+    async def _step(self, calls: list[Call], text: list[str], usage: "_Usage"):
         """One model call's events; its tool calls collected into `calls`, its text into `text`.
         `StepStart` waits for the provider's first event, so that a refusal before it is still
         an HTTP error."""
         stream, started = self._stream, False
-        by_index: dict[int, _Call] = {}
+        by_index: dict[int, Call] = {}
         try:
             async for event in stream:
                 if not started:
@@ -169,7 +203,7 @@ class Steps:
                     case llm.ToolCallDelta():
                         call = by_index.get(event.index)
                         if call is None or (event.id and event.id != call.id):
-                            call = _Call(event.id or f"call-{uuid.uuid4().hex}", event.name or "")
+                            call = Call(event.id or f"call-{uuid.uuid4().hex}", event.name or "")
                             by_index[event.index] = call
                             calls.append(call)
                             yield ToolInputStart(call.id, call.name)
@@ -186,9 +220,13 @@ class Steps:
         finally:
             await stream.aclose()
 
-    async def _run(self, calls: list[_Call]) -> AsyncGenerator[ToolOutput | ToolError]:
+    def _needs_approval(self, call: Call) -> bool:
+        tool = self._tools.get(call.name)
+        return tool is not None and tool.needs_approval and isinstance(call.parsed(), dict)
+
+    async def _run(self, calls: list[Call]) -> AsyncGenerator[ToolOutput | ToolError]:
         """Run the calls side by side; yield each result as it comes."""
-        tasks = [asyncio.ensure_future(self._call(call)) for call in calls]
+        tasks = [asyncio.ensure_future(run(call, self._tools, self._settings)) for call in calls]
         try:
             for result in asyncio.as_completed(tasks):
                 yield await result
@@ -197,39 +235,44 @@ class Steps:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _call(self, call: _Call) -> ToolOutput | ToolError:
-        tool = self._tools.get(call.name)
-        if tool is None:
-            offered = ", ".join(self._tools) or "none"
-            return ToolError(call.id, f"There is no tool {call.name!r}; offered: {offered}.")
-        arguments = call.parsed()
-        if not isinstance(arguments, dict):
-            return ToolError(call.id, f"The arguments are not a JSON object: {call.arguments!r}")
-        timeout_s = self._settings.tool_timeout_s
-        try:
-            async with asyncio.timeout(timeout_s) as limit:
-                output = await tool.call(arguments)
-            # What goes on the wire is JSON: no NaN, no integer Python cannot print.
-            text = json.dumps(output, default=str, allow_nan=False)
-            if len(text) > (most := self._settings.max_tool_result_chars):
-                return ToolError(
-                    call.id,
-                    f"{call.name} returned {len(text)} characters, over the {most} a result "
-                    "may have (MAX_TOOL_RESULT_CHARS).",
-                )
-            return ToolOutput(call.id, json.loads(text))
-        except TimeoutError:
-            if not limit.expired():
-                raise
-            return ToolError(call.id, f"{call.name} took over {timeout_s:g} s and was stopped.")
-        except ValueError as exc:  # the tool's own words, meant for the model (or BadArguments)
-            return ToolError(call.id, str(exc))
-        except Exception:
-            logger.exception("tool %s failed", call.name)
-            return ToolError(call.id, f"{call.name} failed.")
+
+async def run(
+    call: Call, tools: dict[str, Tool | McpTool], settings: Settings
+) -> ToolOutput | ToolError:
+    """Run one call, bounded by `TOOL_TIMEOUT_S` and `MAX_TOOL_RESULT_CHARS`; whatever fails is
+    the model's to read."""
+    tool = tools.get(call.name)
+    if tool is None:
+        offered = ", ".join(tools) or "none"
+        return ToolError(call.id, f"There is no tool {call.name!r}; offered: {offered}.")
+    arguments = call.parsed()
+    if not isinstance(arguments, dict):
+        return ToolError(call.id, f"The arguments are not a JSON object: {call.arguments!r}")
+    timeout_s = settings.tool_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s) as limit:
+            output = await tool.call(arguments)
+        # What goes on the wire is JSON: no NaN, no integer Python cannot print.
+        text = json.dumps(output, default=str, allow_nan=False)
+        if len(text) > (most := settings.max_tool_result_chars):
+            return ToolError(
+                call.id,
+                f"{call.name} returned {len(text)} characters, over the {most} a result "
+                "may have (MAX_TOOL_RESULT_CHARS).",
+            )
+        return ToolOutput(call.id, json.loads(text))
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        return ToolError(call.id, f"{call.name} took over {timeout_s:g} s and was stopped.")
+    except ValueError as exc:  # the tool's own words, meant for the model (or BadArguments)
+        return ToolError(call.id, str(exc))
+    except Exception:
+        logger.exception("tool %s failed", call.name)
+        return ToolError(call.id, f"{call.name} failed.")
 
 
-def _turns(calls: list[_Call], text: str, results: dict) -> list[dict]:
+def _turns(calls: list[Call], text: str, results: dict) -> list[dict]:
     """The step as chat messages for the next model call: the calls, then each one's result."""
     tool_calls = [chat_tool_call(call.id, call.name, call.parsed()) for call in calls]
     assistant = {"role": "assistant", "content": text or None, "tool_calls": tool_calls}

@@ -9,6 +9,9 @@ Add your own below: the docstring's first paragraph is the description the model
 tool failed" (its text might hold a URL with a key), and is logged. An async tool is cancelled
 when the answer stops; a sync one runs in a thread, which Python cannot interrupt, so keep sync
 tools short (both are bounded by `TOOL_TIMEOUT_S` all the same).
+
+A tool that writes, sends or spends should run only once the user says yes:
+`@tool(needs_approval=True)` makes the answer stop at its call and ask (see `approvals`).
 """
 
 import ast
@@ -31,6 +34,7 @@ class Tool:
     description: str
     function: Callable
     arguments: type[BaseModel]  # built from the signature
+    needs_approval: bool = False
 
     def definition(self) -> dict:
         """The tool as LiteLLM takes it (OpenAI's shape); LiteLLM translates it per provider."""
@@ -70,8 +74,17 @@ def _describe(error: ValidationError) -> str:
 REGISTRY: dict[str, Tool] = {}
 
 
-def tool(function: Callable) -> Callable:
-    """Register `function` as a tool named after it; every parameter needs a type."""
+@typing.overload
+def tool(function: Callable, *, needs_approval: bool = False) -> Callable: ...
+@typing.overload
+def tool(*, needs_approval: bool = False) -> Callable[[Callable], Callable]: ...
+
+
+def tool(function: Callable | None = None, *, needs_approval: bool = False):
+    """Register `function` as a tool named after it; every parameter needs a type. As
+    `@tool(needs_approval=True)`, each call waits for the user's approval."""
+    if function is None:
+        return lambda function: tool(function, needs_approval=needs_approval)
     name, hints = function.__name__, typing.get_type_hints(function)
     if name in REGISTRY:
         raise ValueError(f"a tool named {name} is registered already")
@@ -85,7 +98,7 @@ def tool(function: Callable) -> Callable:
         fields[parameter.name] = (hints[parameter.name], default)
     description = inspect.cleandoc(function.__doc__ or "").split("\n\n")[0].replace("\n", " ")
     arguments = create_model(f"{name}_arguments", **fields)
-    REGISTRY[name] = Tool(name, description, function, arguments)
+    REGISTRY[name] = Tool(name, description, function, arguments, needs_approval)
     return function
 
 

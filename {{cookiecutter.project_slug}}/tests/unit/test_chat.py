@@ -66,6 +66,7 @@ class Answer:
                 Settings(redis_url=None, **settings),
                 self._release,
                 self.halt,
+                "msg-1",
             )
         )
 
