@@ -10,14 +10,18 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from .conftest import RESUME_GRACE_S
+from .conftest import RESUME_GRACE_S, running_api
 from .fake_upstream import SCRIPTS, reasoning_text, streamed_text
+from .streams import chat_body
 from .support import VENV_BIN, npm_install
+from .test_mcp import NOTES, servers_file
 
 AI_SDK = {"ai-strict": "ai@5.0.216", "ai-latest": "ai@7.0.173"}
 CLIENT = Path(__file__).with_name("ai_sdk_client.mjs")
+APPROVING_CLIENT = Path(__file__).with_name("ai_sdk_approval.mjs")
 
 
 @pytest.fixture(scope="session")
@@ -26,14 +30,25 @@ def ai_sdk(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ai-sdk")
     npm_install(folder, *[f"{alias}@npm:{spec}" for alias, spec in AI_SDK.items()])
     shutil.copy(CLIENT, folder)
+    shutil.copy(APPROVING_CLIENT, folder)
     return folder
 
 
-def read_with_ai_sdk(ai_sdk: Path, package: str, api: str, model: str, mode: str = "") -> dict:
+@pytest.fixture(scope="module")
+def notes_api(upstream, tmp_path_factory):
+    """An API whose tools include the example MCP server's notebook."""
+    folder = tmp_path_factory.mktemp("notes-api")
+    with running_api(upstream, folder, mcp_servers=str(servers_file(folder, notes=NOTES))) as api:
+        yield api.url
+
+
+def read_with_ai_sdk(
+    ai_sdk: Path, package: str, api: str, model: str, mode: str = "", client: Path = CLIENT
+) -> dict:
     """The answer as the AI SDK assembles it; `mode` is one of the client's (stop, drop,
-    resume)."""
+    resume; approve, deny)."""
     node = shutil.which("node", path=str(VENV_BIN)) or "node"
-    command = [node, CLIENT.name, package, f"{api}/api/chat", model]
+    command = [node, client.name, package, f"{api}/api/chat", model]
     done = subprocess.run(
         [*command, *([mode] if mode else [])],
         cwd=ai_sdk,
@@ -128,3 +143,39 @@ def test_a_dropped_answer_nobody_resumes_stops_within_the_grace_period(
     assert record.closed.wait(timeout=RESUME_GRACE_S + 1)
     assert not record.completed
     assert record.closed_at - dropped_at > RESUME_GRACE_S - 1  # it was kept going meanwhile
+
+
+def note_written(api: str) -> None:
+    """The notebook's first note, written through the model's own call (add_note asks no
+    approval)."""
+    httpx.post(f"{api}/api/chat", json=chat_body("openai/fake-mcp"), timeout=30).raise_for_status()
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+def test_the_ai_sdk_approves_or_denies_a_call_and_the_answer_goes_on(
+    ai_sdk, notes_api, upstream, decision
+):
+    note_written(notes_api)
+    result = read_with_ai_sdk(
+        ai_sdk, "ai-latest", notes_api, "openai/fake-mcp-delete", decision, APPROVING_CLIENT
+    )
+
+    assert result["errors"] == []
+    assert result["requests"] == 2  # the question, then the decision: no more
+    _question, answer = result["messages"]
+    [call] = [part for part in answer["parts"] if part.get("toolCallId")]
+    assert call["approval"]["approved"] is (decision == "approve")
+    if decision == "approve":
+        assert call["state"] == "output-available"
+        assert "Deleted note 1" in json.dumps(call["output"])
+    else:
+        assert call["state"] == "output-denied"
+        assert "did not allow" in upstream.last("fake-mcp-delete").tool_results[0]
+    assert answer["parts"][-1]["type"] == "text"  # the model's answer, in the same message
+
+
+def test_an_ai_sdk_5_client_cannot_take_part_in_approval(ai_sdk, notes_api):
+    """ai@5 knows no approval chunks, and its strict schema stops at the first one."""
+    result = read_with_ai_sdk(ai_sdk, "ai-strict", notes_api, "openai/fake-mcp-delete")
+    [error] = result["errors"]
+    assert "tool-approval-request" in error
