@@ -119,6 +119,7 @@ SCRIPTS = {
     "fake-tool-bad-arguments": Script(tool_calls=(("calculate", '{"expr": "6*7"}'),)),
     "fake-tool-slow": Script(tool_calls=(("calculate", '{"expression": "6*7"}'),), delay_s=0.4),
     "fake-tool-wait": Script(tool_calls=(("wait", '{"seconds": 30}'),)),
+    "fake-tool-approval": Script(tool_calls=(("erase", '{"what": "notes"}'),)),
     "fake-tool-explode": Script(tool_calls=(("explode", "{}"),)),
     "fake-tool-then-429": Script(
         tool_calls=(("calculate", '{"expression": "6*7"}'),), answer_status=429

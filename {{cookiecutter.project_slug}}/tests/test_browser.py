@@ -519,6 +519,37 @@ def test_a_tool_call_shows_while_it_runs_then_opens_to_its_arguments_and_result(
     expect(answers(page).last.locator(".tool-call")).to_have_attribute("data-state", "done")
 
 
+def test_a_call_waits_for_approve_or_deny_on_the_page_even_across_a_reload(page, axe):
+    """The example server's delete_note is destructive: it runs only once the visitor
+    approves, and the question is still there after a reload."""
+    ask(page, "Delete note 1", "openai/fake-mcp-delete")
+    asking = answers(page).last.get_by_role("group", name="A tool call waiting for approval")
+    expect(asking).to_contain_text("Run notes · delete_note?")
+    expect(asking).to_contain_text('{"number": 1}')
+    audit(page, axe, "approval", sizes=(("desktop", DESKTOP),))
+    screenshots(page, "approval-asked")
+
+    page.reload()  # the question stays, with its buttons
+    asking = answers(page).last.get_by_role("group", name="A tool call waiting for approval")
+    asking.get_by_role("button", name="Deny").click()
+    call = answers(page).last.locator(".tool-call")
+    expect(call).to_have_attribute("data-state", "denied", timeout=15_000)
+    expect(call).to_contain_text("not allowed")
+    expect(answers(page)).to_have_count(1)  # the same answer went on
+    expect(answers(page).last).to_have_attribute("data-status", "done")
+    screenshots(page, "approval-denied")
+
+    ask(page, "Delete note 1, please", "openai/fake-mcp-delete")
+    asking = answers(page).last.get_by_role("group", name="A tool call waiting for approval")
+    asking.get_by_role("button", name="Approve").click()
+    call = answers(page).last.locator(".tool-call")
+    # It ran: the notes server deleted the note, or said there is none in this worker's book.
+    expect(call).to_have_attribute("data-state", re.compile("done|error"), timeout=15_000)
+    call.get_by_text("notes · delete_note").click()
+    expect(call.locator("pre").last).to_contain_text(re.compile("Deleted note 1|no note 1"))
+    screenshots(page, "approval-approved")
+
+
 def test_on_a_phone_everything_fits_and_the_conversations_are_a_drawer(page, axe):
     page.set_viewport_size(PHONE)
     expect(page.get_by_role("navigation", name="Conversations")).to_have_count(0)

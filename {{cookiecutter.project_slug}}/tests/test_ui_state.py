@@ -26,6 +26,7 @@ from reflex_base.utils.format import format_event_handler
 from sqlmodel import Session, select
 from starlette.datastructures import Headers
 
+from {{ cookiecutter.package_name }} import tools
 from {{ cookiecutter.package_name }}.chat import Chat, access_log
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}_ui import history
@@ -251,6 +252,53 @@ async def test_tool_calls_show_while_they_run_and_are_saved_with_the_answer(brow
     assert "42" in answer.content
     saved = saved_messages(browser)[-1]
     assert [call["result"] for call in json.loads(saved.tools)] == ["42", "4"]
+
+
+@pytest.fixture
+def erased():
+    """What `erase` erased: a tool that waits for approval, registered for the test."""
+    erased: list[str] = []
+
+    @tools.tool(needs_approval=True)
+    def erase(what: str) -> str:
+        """Erase `what` for good."""
+        erased.append(what)
+        return f"{what} erased"
+
+    yield erased
+    del tools.REGISTRY["erase"]
+
+
+@pytest.mark.parametrize("approved", [True, False])
+async def test_a_call_waits_for_the_visitors_decision_then_the_same_answer_goes_on(
+    upstream, tmp_path, erased, approved
+):
+    with use(Services(page_settings(upstream, tmp_path, tools=["calculate", "erase"]))):
+        async with a_browser() as browser:
+            await browser.send("set_model", model="openai/fake-tool-approval")
+            await browser.send("send", form_data={"question": "Erase my notes"})
+            await browser.wait_for("streaming", lambda streaming: streaming is False)
+            [asking] = browser.values("messages")[-1][-1].tools
+            [saved_asking] = json.loads(saved_messages(browser)[-1].tools)
+
+            await browser.send("decide", call_id=asking.id, approved=approved)
+            await wait_until_async(
+                lambda: browser.values("streaming").count(False) == 2, "the answer goes on", 15
+            )
+
+            assert (asking.name, asking.state) == ("erase", "approval")
+            assert saved_asking["approval_id"] == asking.approval_id  # a reload shows it
+            answer = browser.values("messages")[-1][-1]
+            [call] = answer.tools
+            [result] = upstream.last("fake-tool-approval").tool_results
+            if approved:
+                assert (call.state, call.result, erased) == ("done", "notes erased", ["notes"])
+                assert "notes erased" in answer.content  # the model read the result
+            else:
+                assert (call.state, erased) == ("denied", [])
+                assert "did not allow" in result
+            _question, saved = saved_messages(browser)  # the answer saved over itself
+            assert (saved.content, saved.status) == (answer.content, "done")
 
 
 async def test_a_reload_mid_answer_is_sent_all_of_it_again_and_it_is_saved_once(browser):

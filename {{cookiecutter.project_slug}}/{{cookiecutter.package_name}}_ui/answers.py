@@ -3,12 +3,14 @@ visitor, with no HTTP, SSE or token on the way.
 
 The core (`Chat`) hands out UI message chunks; the page shows text deltas, tool calls and the
 finish line, and a refusal or a failure as an `AnswerError` worded with what it offers next.
+A call that needs the visitor's approval ends the answer; once they decide, the page asks
+again with the answer as AI SDK parts (`continued_turn`), and the core goes on with it.
 """
 
 import dataclasses
 import hashlib
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 from {{ cookiecutter.package_name }}.access import Caller
 from {{ cookiecutter.package_name }}.chat import Chat
@@ -43,13 +45,50 @@ class ToolCall:
     id: str
     name: str
     arguments: str = ""  # JSON, once complete
-    state: str = "running"  # running | done | error
+    # running | done | error; approval (waiting for the visitor), then approved or declined
+    # (their decision, not sent yet), then done | error | denied (the core's outcome)
+    state: str = "running"
     result: str = ""  # the output (JSON unless text), or the error
+    approval_id: str = ""
+
+    @property
+    def is_decided(self) -> bool:
+        return self.state in ("approved", "declined")
+
+    def part(self) -> dict:
+        """As an AI SDK tool part, for the core to read back."""
+        part = {
+            "type": "dynamic-tool",
+            "toolName": self.name,
+            "toolCallId": self.id,
+            "input": json.loads(self.arguments or "{}"),
+        }
+        if self.approval_id:
+            approved = self.state not in ("declined", "denied")
+            part["approval"] = {"id": self.approval_id, "approved": approved}
+        match self.state:
+            case "done":
+                return part | {"state": "output-available", "output": self.result}
+            case "error":
+                return part | {"state": "output-error", "errorText": self.result}
+            case "denied":
+                return part | {"state": "output-denied"}
+            case "approved" | "declined":
+                return part | {"state": "approval-responded"}
+        return part | {"state": "input-available"}  # not read back: it has no outcome
 
 
 # What the page shows of an answer, in order: text deltas, tool calls (a copy at each change)
 # and, last, the `finish` metadata.
 Item = str | ToolCall | dict
+
+
+def continued_turn(answer_id: int, content: str, calls: list[ToolCall]) -> dict:
+    """An answer whose calls the visitor has just decided on, as the AI SDK sends it back:
+    its text, then its tool calls, each with its outcome or the decision."""
+    text = [{"type": "text", "text": content}] if content else []
+    parts = text + [call.part() for call in calls]
+    return {"id": f"answer-{answer_id}", "role": "assistant", "parts": parts}
 
 
 def visitor(owner: str, address: str) -> Caller:
@@ -59,10 +98,16 @@ def visitor(owner: str, address: str) -> Caller:
 
 
 async def open_answer(
-    chat: Chat, caller: Caller, messages: list[dict], model: str | None, answer_id: str
+    chat: Chat,
+    caller: Caller,
+    messages: list[dict],
+    model: str | None,
+    answer_id: str,
+    calls: Sequence[ToolCall] = (),
 ) -> AsyncGenerator[Item]:
     """Ask for the answer to `messages`, resumable under `answer_id` (a reloaded page follows
-    it again; `stop_answer` ends it), and yield what the page shows of it."""
+    it again; `stop_answer` ends it), and yield what the page shows of it. `calls`: those of
+    the answer this one goes on with."""
     request = ChatRequest.model_validate(
         {"messages": messages, "model": model, "id": answer_id, "resumable": True}
     )
@@ -70,7 +115,7 @@ async def open_answer(
         batches = await chat.answer(request, caller)
     except ApiError as exc:
         raise refusal(exc) from None
-    async for item in _shown(batches):
+    async for item in _shown(batches, calls):
         yield item
 
 
@@ -96,11 +141,13 @@ async def stop_answer(chat: Chat, caller: Caller, answer_id: str) -> bool:
     return True
 
 
-async def _shown(batches: AsyncGenerator[Chunks]) -> AsyncGenerator[Item]:
+async def _shown(
+    batches: AsyncGenerator[Chunks], known: Sequence[ToolCall] = ()
+) -> AsyncGenerator[Item]:
     """What the page shows of the chunks: the text deltas of a batch (what was there at once,
     all of it for a follower coming back) as one. They are read to their end, when the answer
     has given the visitor's stream back, before an error or a stop is raised."""
-    calls: dict[str, ToolCall] = {}
+    calls = {call.id: dataclasses.replace(call) for call in known}
     outcome: AnswerError | None = AnswerError("The answer ended before it was complete.")
     try:
         async for batch in batches:
@@ -119,6 +166,8 @@ async def _shown(batches: AsyncGenerator[Chunks]) -> AsyncGenerator[Item]:
                         | "tool-input-available"
                         | "tool-output-available"
                         | "tool-output-error"
+                        | "tool-approval-request"
+                        | "tool-output-denied"
                     ):
                         yield _tool_call(calls, chunk)
                     case "finish":
@@ -152,6 +201,10 @@ def _tool_call(calls: dict[str, ToolCall], chunk: dict) -> ToolCall:
             call.result = output if isinstance(output, str) else json.dumps(output)
         case "tool-output-error":
             call.state, call.result = "error", chunk["errorText"]
+        case "tool-approval-request":
+            call.state, call.approval_id = "approval", chunk["approvalId"]
+        case "tool-output-denied":
+            call.state, call.result = "denied", "Not allowed."
     return dataclasses.replace(call)
 
 
@@ -173,6 +226,10 @@ def refusal(error: ApiError) -> AnswerError:
             return AnswerError("This conversation has reached the limit of messages.", "new_chat")
         case "context_too_long" | "files_too_large":
             return AnswerError(error.message, "new_chat")
+        case "approval_not_pending":
+            return AnswerError(
+                "This approval has expired, so the call did not run. Retry to ask again."
+            )
         case "model_cannot_read_file":  # the model was changed after the file was attached
             return AnswerError(f"{error.message} Choose a model that reads it, then retry.")
         case "too_many_streams":  # answers of this visitor's (or address's) other tabs

@@ -189,6 +189,18 @@ class History:
                 session.add(message)
                 session.commit()
 
+    def update_answer(self, answer: StoredMessage) -> None:
+        """Save an answer over its earlier state (it went on after the visitor's decision)."""
+        with self._session() as session:
+            if self._owned(session, answer.conversation_id) is None:
+                return
+            stored = session.get(StoredMessage, answer.id)
+            if stored is not None and stored.conversation_id == answer.conversation_id:
+                for field in ("content", "status", "error", "action", "details", "tools"):
+                    setattr(stored, field, getattr(answer, field))
+                session.add(stored)
+                session.commit()
+
     def delete_messages_after(self, conversation_id: int, message_id: int) -> None:
         """Forget what followed a message (its answer and later turns), to ask it again."""
         with self._session() as session:

@@ -39,6 +39,7 @@ from .answers import (
     AnswerError,
     AnswerStopped,
     ToolCall,
+    continued_turn,
     follow_answer,
     open_answer,
     stop_answer,
@@ -398,6 +399,25 @@ class ChatState(rx.State):
         return None
 
     @rx.event
+    def decide(self, call_id: str, approved: bool):
+        """Approve or deny a call of the last answer; once none of its calls waits, the answer
+        goes on."""
+        if self.streaming or not self.messages or self.messages[-1].role != "assistant":
+            return None
+        last = self.messages[-1]
+        decision = "approved" if approved else "declined"
+        calls = [
+            dataclasses.replace(call, state=decision)
+            if (call.id, call.state) == (call_id, "approval")
+            else call
+            for call in last.tools
+        ]
+        self.messages[-1] = dataclasses.replace(last, tools=calls)
+        if any(call.state == "approval" for call in calls):
+            return None
+        return ChatState.start_answer
+
+    @rx.event
     def start_answer(self):
         self.streaming = True
         return [draft.clear(), ChatState.generate(False)]
@@ -438,14 +458,23 @@ class ChatState(rx.State):
                 return
             self._answer_id = answer_id = uuid.uuid4().hex
             conversation_id = self.conversation_id
+            # An answer the visitor has decided on goes on: it is shown as the draft until then.
+            continued = self._decided_answer()
+            if continued is not None:
+                self.messages, self.live_tools = self.messages[:-1], continued.tools
         answer = history.StoredMessage(
-            role="assistant", content="", conversation_id=conversation_id
+            role="assistant",
+            content="",
+            conversation_id=conversation_id,
+            details=continued.details if continued else "",
         )
         first_answer = False
         pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
-        calls: dict[str, ToolCall] = {}
-        items = open_answer(chat, caller, turns, model, answer_id)
+        calls = {call.id: call for call in continued.tools} if continued else {}
+        items = open_answer(chat, caller, turns, model, answer_id, list(calls.values()))
         try:
+            if continued and (push := pushes.add(continued.content + "\n\n")) is not None:
+                yield push  # its text so far, at once: it is the first
             async for item in items:
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
@@ -477,13 +506,15 @@ class ChatState(rx.State):
             for call in calls.values():
                 if call.state == "running":  # the answer ended first
                     call.state, call.result = "error", "Stopped before it finished."
+                elif call.is_decided:  # not carried out: the visitor may decide again
+                    call.state = "approval"
             answer.tools = json.dumps([dataclasses.asdict(call) for call in calls.values()])
             async with self:
                 self.streaming, self.live_tools = False, []
                 # The conversation stays open while it streams: switching waits for the end.
-                self._keep(answer)
+                self._keep(answer, replacing=continued)
                 answers = [m for m in self.messages if m.role == "assistant"]
-                first_answer = len(answers) == 1 and answer.status == "done"
+                first_answer = len(answers) == 1 and answer.status == "done" and not continued
         if first_answer:  # the answer is shown and saved: nothing waits for this
             await self._name_conversation(conversation_id)
 
@@ -542,9 +573,18 @@ class ChatState(rx.State):
                     for file in files
                     if file.message_id == message.id
                 ]
+        if continued := self._decided_answer():
+            turns[-1] = continued_turn(continued.id, continued.content, continued.tools)
         if self.system_prompt.strip():
             turns.insert(0, {"role": "system", "content": self.system_prompt})
         return turns
+
+    def _decided_answer(self) -> Message | None:
+        """The last answer, if the visitor has decided on its calls and it has not gone on."""
+        last = self.messages[-1] if self.messages else None
+        if last and last.role == "assistant" and any(call.is_decided for call in last.tools):
+            return last
+        return None
 
     def _ask(self, question: str):
         """Save the question with its files (the first one opens a conversation) and answer it."""
@@ -588,10 +628,16 @@ class ChatState(rx.State):
             Message.of(m, [file for file in files if file.message_id == m.id]) for m in stored
         ]
 
-    def _keep(self, answer: history.StoredMessage) -> None:
-        """Save the ended answer; if the database fails, show it anyway (not saved)."""
+    def _keep(self, answer: history.StoredMessage, replacing: Message | None = None) -> None:
+        """Save the ended answer (over the one it went on with); if the database fails, show
+        it anyway (not saved)."""
         with self._history_trouble_shown():
-            self._save(answer)
+            if replacing is not None and replacing.id:
+                answer.id = replacing.id
+                self._history().update_answer(answer)
+                self.messages.append(Message.of(answer))
+            else:
+                self._save(answer)
             return
         self.messages.append(Message.of(answer))
 

@@ -308,53 +308,121 @@ def error_action(message: Message) -> rx.Component:
     )
 
 
-def tool_call(call: ToolCall) -> rx.Component:
-    """A tool call: its name and a spinner while it runs; opened, its arguments and result."""
+def tool_name(call: ToolCall) -> rx.Component:
+    """A local tool by its name; an MCP server's `mcp__notes__add_note` as `notes · add_note`."""
+    name = rx.cond(
+        call.name.startswith("mcp__"),
+        call.name.replace("mcp__", "").replace("__", " · "),
+        call.name,
+    )
+    return rx.code(name, variant="ghost", word_break="break-word")
+
+
+def tool_call(call: ToolCall, decidable: bool | rx.Var = False) -> rx.Component:
+    """A tool call: its name and a spinner while it runs; opened, its arguments and result.
+    One that waits for the visitor's approval shows its arguments, and Approve / Deny where
+    the answer can go on (`decidable`: the last answer, not streaming)."""
     detail = functools.partial(
         rx.el.pre, font_size="var(--font-size-1)", white_space="pre-wrap", word_break="break-all"
     )
-    return rx.el.details(
-        rx.el.summary(
-            rx.match(
-                call.state,
-                ("running", rx.spinner(size="1")),
-                ("error", rx.icon("circle-x", size=14, color=rx.color("red", 11))),
-                rx.icon("wrench", size=14),
-            ),
-            rx.code(call.name, variant="ghost"),
-            rx.text(
-                rx.match(call.state, ("running", "running…"), ("error", "failed"), "done"),
-                size="1",
-                color_scheme="gray",
-            ),
-            display="flex",
-            align_items="center",
-            gap="0.5em",
-            cursor="pointer",
-        ),
-        rx.text("Arguments", size="1", weight="medium"),
-        detail(call.arguments),
-        rx.cond(
-            call.state != "running",
-            rx.fragment(
-                rx.text(
-                    rx.cond(call.state == "error", "Error", "Result"), size="1", weight="medium"
+    return rx.cond(
+        call.state == "approval",
+        approval_request(call, detail(call.arguments), decidable),
+        rx.el.details(
+            rx.el.summary(
+                rx.match(
+                    call.state,
+                    ("running", "approved", rx.spinner(size="1")),
+                    ("error", rx.icon("circle-x", size=14, color=rx.color("red", 11))),
+                    ("denied", "declined", rx.icon("ban", size=14)),
+                    rx.icon("wrench", size=14),
                 ),
-                detail(call.result),
+                tool_name(call),
+                rx.text(
+                    rx.match(
+                        call.state,
+                        ("running", "approved", "running…"),
+                        ("error", "failed"),
+                        ("denied", "declined", "not allowed"),
+                        "done",
+                    ),
+                    size="1",
+                    color_scheme="gray",
+                    white_space="nowrap",
+                ),
+                display="flex",
+                align_items="center",
+                gap="0.5em",
+                cursor="pointer",
             ),
+            rx.text("Arguments", size="1", weight="medium"),
+            detail(call.arguments),
+            rx.cond(
+                (call.state == "done") | (call.state == "error"),
+                rx.fragment(
+                    rx.text(
+                        rx.cond(call.state == "error", "Error", "Result"),
+                        size="1",
+                        weight="medium",
+                    ),
+                    detail(call.result),
+                ),
+            ),
+            class_name="tool-call",
+            data_state=call.state,
+            **TOOL_CALL_FRAME,
+        ),
+    )
+
+
+TOOL_CALL_FRAME = {
+    "border": f"1px solid {rx.color('gray', 6)}",
+    "border_radius": "var(--radius-2)",
+    "padding": "0.3em 0.6em",
+    "margin_bottom": "0.5em",
+}
+
+
+def approval_request(
+    call: ToolCall, arguments: rx.Component, decidable: bool | rx.Var
+) -> rx.Component:
+    """A call that runs only if the visitor approves it: what it is, and their choice."""
+    return rx.box(
+        rx.hstack(
+            rx.icon("shield-question", size=16),
+            rx.text("Run ", tool_name(call), "?", size="2", weight="medium"),
+            align="center",
+            spacing="2",
+        ),
+        arguments,
+        rx.cond(
+            decidable,
+            rx.hstack(
+                rx.button("Approve", size="1", on_click=ChatState.decide(call.id, True)),
+                rx.button(
+                    "Deny",
+                    size="1",
+                    variant="soft",
+                    high_contrast=True,
+                    on_click=ChatState.decide(call.id, False),
+                ),
+                spacing="2",
+            ),
+            rx.text("Not answered.", size="1", color_scheme="gray"),
         ),
         class_name="tool-call",
         data_state=call.state,
-        border=f"1px solid {rx.color('gray', 6)}",
-        border_radius="var(--radius-2)",
-        padding="0.3em 0.6em",
-        margin_bottom="0.5em",
+        role="group",
+        aria_label="A tool call waiting for approval",
+        **TOOL_CALL_FRAME,
+        border_color=rx.color("amber", 8),
     )
 
 
 def answer(message: Message, is_last: bool) -> rx.Component:
+    decidable = is_last & ~ChatState.streaming
     return rx.box(
-        rx.foreach(message.tools, tool_call),
+        rx.foreach(message.tools, lambda call: tool_call(call, decidable)),
         untrusted.markdown(message.content),
         rx.cond(
             message.status == "error",
