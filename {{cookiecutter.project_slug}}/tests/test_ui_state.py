@@ -301,6 +301,36 @@ async def test_a_call_waits_for_the_visitors_decision_then_the_same_answer_goes_
             assert (saved.content, saved.status) == (answer.content, "done")
 
 
+async def test_an_expired_approval_runs_nothing_and_the_answer_waits_as_it_was(
+    upstream, tmp_path, erased
+):
+    settings = page_settings(upstream, tmp_path, tools=["erase"], approval_ttl_s=0.1)
+    with use(Services(settings)):
+        async with a_browser() as browser:
+            await browser.send("set_model", model="openai/fake-tool-approval")
+            await browser.send("send", form_data={"question": "Erase my notes"})
+            await browser.wait_for("streaming", lambda streaming: streaming is False)
+            [asking] = browser.values("messages")[-1][-1].tools
+            saved_before = saved_messages(browser)[-1]
+            await asyncio.sleep(0.2)
+
+            await browser.send("decide", call_id=asking.id, approved=True)
+            await wait_until_async(
+                lambda: browser.values("streaming").count(False) == 2, "the refusal", 15
+            )
+
+            shown = browser.values("messages")[-1][-1]
+            assert "expired" in shown.error
+            assert [call.state for call in shown.tools] == ["approval"]
+            assert erased == []
+            saved = saved_messages(browser)[-1]
+            assert (saved.id, saved.tools, saved.status) == (
+                saved_before.id,
+                saved_before.tools,
+                "done",
+            )
+
+
 async def test_a_reload_mid_answer_is_sent_all_of_it_again_and_it_is_saved_once(browser):
     await browser.send("set_model", model="openai/fake-slow")
     await browser.send("send", form_data={"question": "Count for me"})

@@ -74,8 +74,8 @@ class Approvals:
 
     async def ask(self, call_id: str, tool: str, arguments: object) -> str:
         """Keep the call as pending; the approval's id, for the client to answer with."""
-        approval_id = f"approval-{secrets.token_urlsafe(16)}"
-        self._keep(approval_id, PendingCall(call_id, tool, digest(arguments)))
+        approval_id, call = _new_approval(call_id, tool, arguments)
+        self._keep(approval_id, call)
         return approval_id
 
     async def take(self, approval_id: str) -> PendingCall | None:
@@ -101,8 +101,7 @@ class SharedApprovals(Approvals):
         self._redis: redis.asyncio.Redis | None = None
 
     async def ask(self, call_id: str, tool: str, arguments: object) -> str:
-        approval_id = f"approval-{secrets.token_urlsafe(16)}"
-        call = PendingCall(call_id, tool, digest(arguments))
+        approval_id, call = _new_approval(call_id, tool, arguments)
         try:
             await self._client().set(_key(approval_id), json.dumps(asdict(call)), ex=self._ttl())
         except RedisError as exc:
@@ -131,6 +130,11 @@ class SharedApprovals(Approvals):
         if self._redis is None:
             self._redis = redis.asyncio.from_url(self._redis_url, **client_options())
         return self._redis
+
+
+def _new_approval(call_id: str, tool: str, arguments: object) -> tuple[str, PendingCall]:
+    """A hard-to-guess id for the approval of the call, and the call as it is kept."""
+    return f"approval-{secrets.token_urlsafe(16)}", PendingCall(call_id, tool, digest(arguments))
 
 
 def _key(approval_id: str) -> str:

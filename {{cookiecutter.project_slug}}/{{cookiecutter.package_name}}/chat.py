@@ -140,17 +140,15 @@ class Chat:
 
         tools = self.tools  # as they are when the answer begins, for all its steps
         definitions = [tool.definition() for tool in tools.values()]
-        decided: list[steps.Event] = []
 
         def ask(messages: list[dict]) -> Awaitable[llm.CompletionStream]:
             return llm.open_stream(messages, model, settings, definitions)
 
-        decided_parts = request.decided_calls()
         try:
-            if decided_parts:  # the user's decisions first, so that the model reads them
-                decided = await self._carry_out(decided_parts, tools)
-                messages = request.llm_messages(files.content_part)
-            first = await ask(messages)
+            # The user's decisions are checked before anything is sent (a 409 is a plain HTTP
+            # error); the calls then run in the answer, which asks the model after them.
+            decided = await self._take_approvals(request, files)
+            first = None if decided else await ask(messages)
         except BaseException as exc:
             release()
             record.outcome = "error" if isinstance(exc, Exception) else "cancelled"
@@ -161,7 +159,7 @@ class Chat:
         answer = steps.Steps(first, messages, ask, tools, settings, self.approvals, decided)
         halt = asyncio.get_running_loop().create_future()
         # An answer going on after approvals is the same message, as the AI SDK expects.
-        continued = request.messages[-1].id if decided_parts else None
+        continued = request.messages[-1].id if decided else None
         message_id = continued or f"msg-{uuid.uuid4().hex}"
         batches = _ui_message_stream(answer, record, started, settings, release, halt, message_id)
         # Some providers (Gemini) only answer the request once the stream is read: wait for the
@@ -169,34 +167,39 @@ class Chat:
         opening = await anext(batches)
         return _prepend(opening, batches), halt
 
-    async def _carry_out(
-        self, parts: list[MessagePart], tools: dict[str, Tool | McpTool]
-    ) -> list[steps.Event]:
-        """Run the calls the user approved, each once and only as it was asked; a denied one
-        runs not at all. Each outcome goes into its part, for the model to read, and is
-        returned as the event that shows it."""
+    async def _take_approvals(
+        self, request: ChatRequest, files: RequestFiles
+    ) -> steps.Decided | None:
+        """The calls the request approves or denies, each approval taken once and only for the
+        call that was asked (409 otherwise); None when it decides on none."""
         approved: list[tuple[MessagePart, steps.Call]] = []
-        denied: list[steps.Event] = []
-        for part in parts:
-            assert part.approval is not None and part.tool_call_id is not None  # is_decided
-            pending = await self.approvals.take(part.approval.id)
-            if not part.approval.approved:
+        denied: list[tuple[MessagePart, str]] = []
+        for part in request.decided_calls():
+            call_id, approval = part.tool_call_id or "", part.approval
+            assert approval is not None  # decided
+            pending = await self.approvals.take(approval.id)
+            if not approval.approved:
+                denied.append((part, call_id))
+            elif pending and pending.is_call(call_id, part.tool(), part.input):
+                approved.append((part, steps.Call(call_id, pending.tool, json.dumps(part.input))))
+            else:
+                raise not_pending(approval.id)
+        if not (approved or denied):
+            return None
+
+        def messages(outcomes: dict[str, steps.ToolOutput | steps.ToolError]) -> list[dict]:
+            for part, call in approved:
+                match outcomes[call.id]:
+                    case steps.ToolError(text=text):
+                        part.state, part.error_text = "output-error", text
+                    case steps.ToolOutput(output=output):
+                        part.state, part.output = "output-available", output
+            for part, _ in denied:
                 part.state = "output-denied"
-                denied.append(steps.ToolDenied(part.tool_call_id))
-            elif pending and pending.is_call(part.tool_call_id, part.tool(), part.input):
-                call = steps.Call(pending.call_id, pending.tool, json.dumps(part.input))
-                approved.append((part, call))
-            else:
-                raise not_pending(part.approval.id)
-        outcomes = await asyncio.gather(
-            *(steps.run(call, tools, self.settings) for _, call in approved)
-        )
-        for (part, _), outcome in zip(approved, outcomes, strict=True):
-            if isinstance(outcome, steps.ToolError):
-                part.state, part.error_text = "output-error", outcome.text
-            else:
-                part.state, part.output = "output-available", outcome.output
-        return [*outcomes, *denied]
+            return request.llm_messages(files.content_part)
+
+        calls = [call for _, call in approved]
+        return steps.Decided(calls, [call_id for _, call_id in denied], messages)
 
     async def stop(self, chat_id: str, caller: Caller) -> None:
         """`DELETE /api/chat/{id}/stream`: end that chat's answer at once with `abort`, which

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -98,6 +98,16 @@ Event = (
 AskAgain = Callable[[list[dict]], Awaitable[llm.CompletionStream]]
 
 
+@dataclass(frozen=True)
+class Decided:
+    """The calls the user has just decided on, which an answer goes on from: the approved run
+    first; `messages` is then the conversation for the model, with their outcomes."""
+
+    approved: list["Call"]
+    denied: list[str]  # their call ids
+    messages: Callable[[dict[str, "ToolOutput | ToolError"]], list[dict]]
+
+
 @dataclass
 class Call:
     id: str
@@ -117,16 +127,16 @@ class Steps:
 
     def __init__(
         self,
-        first: llm.CompletionStream,
+        first: llm.CompletionStream | None,
         messages: list[dict],
         ask_again: AskAgain,
         tools: dict[str, Tool | McpTool],
         settings: Settings,
         approvals: Approvals,
-        decided: Sequence[Event] = (),
+        decided: Decided | None = None,
     ):
-        """`decided`: the outcomes of the calls the user has just approved or denied, which
-        this answer goes on from; they are shown first."""
+        """`first`: the model's first stream; None when the answer goes on from the user's
+        decisions (`decided`), which come first."""
         self._stream = first
         self._messages = list(messages)
         self._ask_again = ask_again
@@ -137,20 +147,23 @@ class Steps:
         self._events = self._answer()
 
     @property
-    def path(self) -> str:
-        return self._stream.path
+    def path(self) -> str | None:
+        return self._stream.path if self._stream else None
 
     def __aiter__(self) -> AsyncGenerator[Event]:
         return self._events
 
     async def aclose(self) -> None:
         await self._events.aclose()
-        await self._stream.aclose()  # also when the answer was never read
+        if self._stream is not None:
+            await self._stream.aclose()  # also when the answer was never read
 
     async def _answer(self) -> AsyncGenerator[Event]:
         usage = _Usage()
-        for event in self._decided:
-            yield event
+        if self._decided is not None:
+            async with aclosing(self._carry_out(self._decided)) as outcomes:
+                async for event in outcomes:
+                    yield event
         for step in range(1, self._settings.max_tool_steps + 1):
             calls: list[Call] = []
             text: list[str] = []
@@ -188,10 +201,23 @@ class Steps:
             "the answer stops here.",
         )
 
+    async def _carry_out(self, decided: Decided) -> AsyncGenerator[Event]:
+        """Run the approved calls and show every outcome; then ask the model with them."""
+        for call_id in decided.denied:
+            yield ToolDenied(call_id)
+        results = {}
+        async with aclosing(self._run(decided.approved)) as outcomes:
+            async for result in outcomes:
+                results[result.call_id] = result
+                yield result
+        self._messages = decided.messages(results)
+        self._stream = await self._ask_again(self._messages)
+
     async def _step(self, calls: list[Call], text: list[str], usage: "_Usage"):
         """One model call's events; its tool calls collected into `calls`, its text into `text`.
         `StepStart` waits for the provider's first event, so that a refusal before it is still
         an HTTP error."""
+        assert self._stream is not None  # asked before each step
         stream, started = self._stream, False
         by_index: dict[int, Call] = {}
         try:

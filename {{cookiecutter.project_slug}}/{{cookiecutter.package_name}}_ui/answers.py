@@ -63,7 +63,7 @@ class ToolCall:
             "toolCallId": self.id,
             "input": json.loads(self.arguments or "{}"),
         }
-        if self.approval_id:
+        if self.approval_id and self.state != "approval":
             approved = self.state not in ("declined", "denied")
             part["approval"] = {"id": self.approval_id, "approved": approved}
         match self.state:

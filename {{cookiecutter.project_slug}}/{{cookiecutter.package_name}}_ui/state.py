@@ -412,9 +412,12 @@ class ChatState(rx.State):
             else call
             for call in last.tools
         ]
+        if calls == last.tools:  # nothing waited for this decision (a second click, say)
+            return None
         self.messages[-1] = dataclasses.replace(last, tools=calls)
         if any(call.state == "approval" for call in calls):
             return None
+        self.streaming = True  # from now: a click meanwhile finds the answer going on
         return ChatState.start_answer
 
     @rx.event
@@ -444,22 +447,24 @@ class ChatState(rx.State):
             await stop_answer(chat, caller, answer_id)
             return
         async with self:
+            # An answer the visitor has decided on goes on: it is shown as the draft until then.
+            continued = self._decided_answer()
             # Nothing streams for a page behind the gate.
             if not services().gate.admits(self.session):
                 self.streaming, self.locked = False, True
+                self._undecide()
                 return
             tab = TabPresence(self.router.session.client_token, chat.settings.resume_grace_s)
             caller, model = self._caller(), self.model or None
             turns = None
             with self._history_trouble_shown():  # it reads the conversation's files
-                turns = self._turns()
+                turns = self._turns(continued)
             if turns is None:
                 self.streaming = False
+                self._undecide()
                 return
             self._answer_id = answer_id = uuid.uuid4().hex
             conversation_id = self.conversation_id
-            # An answer the visitor has decided on goes on: it is shown as the draft until then.
-            continued = self._decided_answer()
             if continued is not None:
                 self.messages, self.live_tools = self.messages[:-1], continued.tools
         answer = history.StoredMessage(
@@ -470,12 +475,15 @@ class ChatState(rx.State):
         )
         first_answer = False
         pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
-        calls = {call.id: call for call in continued.tools} if continued else {}
-        items = open_answer(chat, caller, turns, model, answer_id, list(calls.values()))
+        known = continued.tools if continued else []
+        calls = {call.id: dataclasses.replace(call) for call in known}
+        items = open_answer(chat, caller, turns, model, answer_id, known)
+        began = False  # the core took it: an answer going on is saved over the one it continues
         try:
-            if continued and (push := pushes.add(continued.content + "\n\n")) is not None:
-                yield push  # its text so far, at once: it is the first
+            if continued and continued.content:
+                yield pushes.add(continued.content + "\n\n")  # the first add is pushed at once
             async for item in items:
+                began = True
                 if isinstance(item, dict):
                     answer.details = describe_finish(item)
                 elif isinstance(item, ToolCall):  # a few per answer: each is shown at once
@@ -504,15 +512,22 @@ class ChatState(rx.State):
             await items.aclose()  # after a `break`, too: the answer is not followed any more
             answer.content = pushes.text
             for call in calls.values():
-                if call.state == "running":  # the answer ended first
+                if call.state in ("running", "approved"):  # the answer ended first
                     call.state, call.result = "error", "Stopped before it finished."
-                elif call.is_decided:  # not carried out: the visitor may decide again
-                    call.state = "approval"
+                elif call.state == "declined":
+                    call.state = "denied"
             answer.tools = json.dumps([dataclasses.asdict(call) for call in calls.values()])
             async with self:
                 self.streaming, self.live_tools = False, []
                 # The conversation stays open while it streams: switching waits for the end.
-                self._keep(answer, replacing=continued)
+                if continued is not None and not began:
+                    # Refused (an expired approval, a limit): saved as it was, it waits for the
+                    # decisions again; another tab may have gone on with it meanwhile.
+                    shown = dataclasses.replace(continued, status=answer.status, error=answer.error)
+                    self.messages.append(dataclasses.replace(shown, action=answer.action))
+                    self._undecide()
+                else:
+                    self._keep(answer, replacing=continued)
                 answers = [m for m in self.messages if m.role == "assistant"]
                 first_answer = len(answers) == 1 and answer.status == "done" and not continued
         if first_answer:  # the answer is shown and saved: nothing waits for this
@@ -555,8 +570,9 @@ class ChatState(rx.State):
                     self._history().update(conversation_id, title=title)
                     self._list_conversations()
 
-    def _turns(self) -> list[dict]:
-        """The conversation as the core takes it: a question's files as AI SDK file parts."""
+    def _turns(self, continued: Message | None = None) -> list[dict]:
+        """The conversation as the core takes it: a question's files as AI SDK file parts; the
+        answer going on (the last), with its calls and the visitor's decisions."""
         turns: list[dict] = [{"role": m.role, "content": m.content} for m in self.messages]
         if asked := [m.id for m in self.messages if m.files]:
             files = self._history().attachments(asked, with_data=True)
@@ -573,11 +589,20 @@ class ChatState(rx.State):
                     for file in files
                     if file.message_id == message.id
                 ]
-        if continued := self._decided_answer():
+        if continued is not None:
             turns[-1] = continued_turn(continued.id, continued.content, continued.tools)
         if self.system_prompt.strip():
             turns.insert(0, {"role": "system", "content": self.system_prompt})
         return turns
+
+    def _undecide(self) -> None:
+        """The last answer's decisions were not sent: it waits for them again."""
+        if last := self._decided_answer():
+            waiting = [
+                dataclasses.replace(call, state="approval") if call.is_decided else call
+                for call in last.tools
+            ]
+            self.messages[-1] = dataclasses.replace(last, tools=waiting)
 
     def _decided_answer(self) -> Message | None:
         """The last answer, if the visitor has decided on its calls and it has not gone on."""
