@@ -90,7 +90,9 @@ def first_token_on_the_page(url: str) -> str:
         page = browser.new_page()
         page.goto(url)
         # The model picker fills in once the page's websocket has its state.
-        expect(page.get_by_role("combobox", name="Model")).to_contain_text("smollm2", timeout=60_000)
+        expect(page.get_by_role("combobox", name="Model")).to_contain_text(
+            "smollm2", timeout=60_000
+        )
         page.get_by_role("textbox", name="Your question").fill(QUESTION)
         page.keyboard.press("Enter")
         deadline = time.monotonic() + 120

@@ -247,6 +247,7 @@ BESIDE_THE_ADAPTER = [
     "tests/test_ai_sdk.py",
     "tests/test_ui_state.py",
     "tests/test_deploy.py",
+    "tests/test_telemetry.py",
 ]
 # Every framework with its own suite, and the test modules it leaves out. Every suite streams all
 # four wire formats of the fake upstream.

@@ -39,6 +39,7 @@ UNCONFIGURED_MODEL = "mistral/mistral-small-latest"
 # offers the embedded model loads it at start-up, which the other servers have no use for.
 TEST_MODELS = [f"{family}/{name}" for family in FAMILIES for name in SCRIPTS] + [UNCONFIGURED_MODEL]
 FAKE_KEY = "sk-fake-test-key-0123456789"
+METRICS_TOKEN = "test-metrics-token"
 # Long enough for a page to reload, short enough to wait for in a test.
 RESUME_GRACE_S = 3.0
 # The API's suites are load from one client: every request comes from 127.0.0.1, hundreds a
@@ -112,8 +113,10 @@ class ApiServer(NamedTuple):
 
 @pytest.fixture(scope="session")
 def api_server(upstream, tmp_path_factory):
-    """`python -m {{ cookiecutter.package_name }} api`, pointed at the fake upstream."""
-    with running_api(upstream, tmp_path_factory.mktemp("api")) as server:
+    """`python -m {{ cookiecutter.package_name }} api`, pointed at the fake upstream, serving
+    its metrics."""
+    folder = tmp_path_factory.mktemp("api")
+    with running_api(upstream, folder, metrics_token=METRICS_TOKEN) as server:
         yield server
 
 

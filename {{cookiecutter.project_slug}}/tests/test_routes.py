@@ -1,15 +1,17 @@
-"""The small routes beside the stream: health and the model allow-list."""
+"""The small routes beside the stream: health, the model allow-list and the metrics."""
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import (
     DEFAULT_MODEL,
     FAKE_KEY,
+    METRICS_TOKEN,
     UNCONFIGURED_MODEL,
     running_api,
     wait_until_healthy,
 )
-from .streams import chat_body
+from .streams import chat_body, post_chat
 from .support import wait_until
 
 
@@ -78,3 +80,46 @@ def test_a_missing_key_shows_at_start_up_in_health_and_in_chat(upstream, tmp_pat
     assert chat.status_code == 503
     assert "OPENAI_API_KEY" in chat.json()["error"]["message"]
     assert f"Model {DEFAULT_MODEL} needs OPENAI_API_KEY" in log.read_text()
+
+
+def scrape(api: str) -> dict:
+    """The samples of `/api/metrics`, by name and labels, as Prometheus's own parser reads them."""
+    response = httpx.get(f"{api}/api/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def answers_counted(samples: dict, outcome: str) -> float:
+    return sum(
+        value
+        for (name, labels), value in samples.items()
+        if name == "chat_answers_total" and ("outcome", outcome) in labels
+    )
+
+
+def timed(samples: dict, model: str) -> float:
+    """Answers of `model` in the GenAI conventions' duration histogram."""
+    return sum(
+        value
+        for (name, labels), value in samples.items()
+        if name == "gen_ai_client_operation_duration_seconds_count"
+        and ("gen_ai_request_model", model) in labels
+    )
+
+
+def test_metrics_count_the_answers_for_the_bearer_of_their_token(api):
+    before = scrape(api)
+    for _ in range(2):
+        post_chat(api, "openai/fake-fast")
+    after = scrape(api)
+
+    assert answers_counted(after, "completed") == answers_counted(before, "completed") + 2
+    assert timed(after, "openai/fake-fast") == timed(before, "openai/fake-fast") + 2
+    assert httpx.get(f"{api}/api/metrics").status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert httpx.get(f"{api}/api/metrics", headers=wrong).status_code == 401

@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.access import Caller
 from {{ cookiecutter.package_name }}.chat import Chat
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.shutdown import ShutdownNotice
+from {{ cookiecutter.package_name }}.telemetry import Telemetry
 
 from .conftest import FAKE_KEY, FAMILIES
 from .fake_upstream import PROMPT_TOKENS, SCRIPTS, argument_pieces
@@ -52,7 +53,7 @@ def waits() -> Waits:
     del tools.REGISTRY["wait"]
 
 
-def core(upstream, **settings) -> Chat:
+def core(upstream, observed: Telemetry | None = None, **settings) -> Chat:
     defaults = {
         "llm_api_base": upstream.base_url,
         "llm_api_key": FAKE_KEY,
@@ -62,7 +63,7 @@ def core(upstream, **settings) -> Chat:
         # Load from one client: every test here asks as the same caller, dozens a minute.
         "rate_limit": "100000/minute",
     }
-    return Chat(Settings(**(defaults | settings)))
+    return Chat(Settings(**(defaults | settings)), observed)
 
 
 async def ask(chat_core: Chat, model: str) -> Stream:

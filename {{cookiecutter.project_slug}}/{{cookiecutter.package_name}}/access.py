@@ -72,6 +72,12 @@ class RateLimiter:
         return await ask(self._memory)
 
 
+def bearer_is(authorization: str | None, token: str) -> bool:
+    """Whether an `Authorization` header holds the bearer token (compared in constant time)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who asks. An HTTP client: its address and its `Authorization` header. A visitor of the
@@ -109,11 +115,7 @@ class Access:
         """Refuse an HTTP client without the bearer token when `API_TOKEN` is set."""
         if self._token is None or caller.visitor is not None:
             return
-        scheme, _, token = (caller.authorization or "").partition(" ")
-        valid = scheme.lower() == "bearer" and hmac.compare_digest(
-            token.encode(), self._token.encode()
-        )
-        if not valid:
+        if not bearer_is(caller.authorization, self._token):
             message = "A valid `Authorization: Bearer` token is required."
             raise ApiError(401, "unauthorized", message)
 

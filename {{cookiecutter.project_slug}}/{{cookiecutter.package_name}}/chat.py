@@ -26,8 +26,8 @@ from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
 
-from . import llm, mcp_tools, steps
-from .access import Access, Caller
+from . import llm, mcp_tools, steps, telemetry
+from .access import Access, Caller, bearer_is
 from .approvals import Approvals, SharedApprovals, not_pending
 from .attachments import RequestFiles, without_file_data
 from .errors import ApiError
@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 access_log = logging.getLogger(__package__ + ".access")
 # What the time to first token measures up to: the model's first output of any kind.
 FIRST_OUTPUT = (llm.TextDelta, llm.ReasoningDelta, steps.ToolInputStart)
+# Prometheus's text format, as `prometheus_client` writes it.
+METRICS_CONTENT_TYPE = "text/plain; version=1.0.0; charset=utf-8"
 # Events after which tools may still be running, for up to TOOL_TIMEOUT_S.
 TOOL_RUNNING = (steps.ToolInputAvailable, steps.ToolOutput, steps.ToolError)
 
@@ -61,12 +63,23 @@ class Chat:
     `create_app`, the page's `services`): its requests share the settings, the `Access`
     counters and the resumable answers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observed: telemetry.Telemetry | None = None) -> None:
+        """`observed`: where traces and metrics go; by default, as the settings ask (see
+        `telemetry`)."""
         self.settings = settings
         self.access = Access(settings)
         self.local_tools = {name: REGISTRY[name] for name in settings.tools}
         self.answers = SharedAnswers(settings) if settings.redis_url else LiveAnswers(settings)
         self.approvals = SharedApprovals(settings) if settings.redis_url else Approvals(settings)
+        self._observed = observed
+
+    @property
+    def telemetry(self) -> telemetry.Telemetry:
+        """This process's, from the first use in it (not at import, as for `mcp`)."""
+        if self._observed is None:
+            self._observed = telemetry.for_process(self.settings)
+            self._observed.watch_resumable(self.answers.held)
+        return self._observed
 
     @property
     def mcp(self) -> mcp_tools.Connections | None:
@@ -103,6 +116,13 @@ class Chat:
     async def answer(self, request: ChatRequest, caller: Caller) -> AsyncGenerator[Chunks]:
         """Check the caller and the request, open the provider stream and wait for its first
         chunk; raises `ApiError` for every refusal. Then the answer, batch by batch."""
+        try:
+            return await self._answer(request, caller)
+        except ApiError as exc:
+            self.telemetry.refused(exc.type)
+            raise
+
+    async def _answer(self, request: ChatRequest, caller: Caller) -> AsyncGenerator[Chunks]:
         self.access.authorize(caller)
         model = request.model or self.settings.llm_model
         _check_request(request, model, self.settings)
@@ -136,7 +156,7 @@ class Chat:
             record.outcome = "limited"
             record.log()
             raise
-        started = time.perf_counter()
+        observed = self.telemetry.answer(model, request.id, messages)
 
         tools = self.tools  # as they are when the answer begins, for all its steps
         definitions = [tool.definition() for tool in tools.values()]
@@ -152,16 +172,20 @@ class Chat:
         except BaseException as exc:
             release()
             record.outcome = "error" if isinstance(exc, Exception) else "cancelled"
+            record.error_type = _error_type(exc)
             record.log()
+            observed.end(record)
             if isinstance(exc, ApiError) or not isinstance(exc, Exception):
                 raise
             raise _internal_error() from None
-        answer = steps.Steps(first, messages, ask, tools, settings, self.approvals, decided)
+        answer = steps.Steps(
+            first, messages, ask, tools, settings, self.approvals, observed, decided
+        )
         halt = asyncio.get_running_loop().create_future()
         # An answer going on after approvals is the same message, as the AI SDK expects.
         continued = request.messages[-1].id if decided else None
-        message_id = continued or f"msg-{uuid.uuid4().hex}"
-        batches = _ui_message_stream(answer, record, started, settings, release, halt, message_id)
+        encoder = UIMessageStream(continued or f"msg-{uuid.uuid4().hex}")
+        batches = _ui_message_stream(answer, record, observed, settings, release, halt, encoder)
         # Some providers (Gemini) only answer the request once the stream is read: wait for the
         # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
         opening = await anext(batches)
@@ -223,6 +247,19 @@ class Chat:
                 health["status"] = "degraded"
         return health
 
+    def metrics(self, authorization: str | None) -> bytes:
+        """`GET /api/metrics`: this process's metrics in Prometheus's text format, to the
+        bearer of `METRICS_TOKEN` (404 without one: none are kept)."""
+        if self.settings.metrics_token is None:
+            raise ApiError(404, "not_found", "Metrics are off: set METRICS_TOKEN to serve them.")
+        if not bearer_is(authorization, self.settings.metrics_token.get_secret_value()):
+            message = "A valid `Authorization: Bearer` token is required."
+            raise ApiError(401, "unauthorized", message)
+        self.telemetry  # noqa: B018 (its instruments exist from the first scrape on)
+        from prometheus_client import REGISTRY, generate_latest
+
+        return generate_latest(REGISTRY)
+
     def models(self, caller: Caller) -> dict:
         """`GET /api/models`: the allow-list, default first."""
         self.access.authorize(caller)
@@ -264,6 +301,8 @@ class AccessRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     duration_ms: int | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None  # what failed: an ApiError's type, or internal_error
     stream_path: str | None = None  # how the provider's stream was read: provider | litellm
     messages: list[dict] | None = None
 
@@ -284,16 +323,16 @@ class Pacing(Enum):
 async def _ui_message_stream(
     stream: steps.Steps,
     record: AccessRecord,
-    started: float,
+    observed: telemetry.Answer,
     settings: Settings,
     release: Callable[[], None],
     halt: asyncio.Future,
-    message_id: str,
+    encoder: UIMessageStream,
 ) -> AsyncGenerator[Chunks]:
     """The answer as UI message chunks; however it ends, the provider connection is closed,
-    the caller's stream slot given back, and the access log written. `halt` ends it early with
-    the `Halt` it resolves to."""
-    encoder = UIMessageStream(message_id)
+    the caller's stream slot given back, the access log written and the answer's telemetry
+    ended. `halt` ends it early with the `Halt` it resolves to."""
+    started = observed.started
     announced = False
     with shutdown.watch() as stopping:
         events = _paced(stream, settings, stopping, halt)
@@ -305,13 +344,18 @@ async def _ui_message_stream(
                 if record.ttft_ms is None and isinstance(event, FIRST_OUTPUT):
                     record.ttft_ms = _ms_since(started)
                 match event:
-                    case llm.TextDelta(text) | llm.ReasoningDelta(text):
+                    case llm.TextDelta(text):
+                        observed.output(text)
+                        yield encoder.delta(event.kind, text)
+                    case llm.ReasoningDelta(text):
+                        observed.output()
                         yield encoder.delta(event.kind, text)
                     case steps.StepStart():
                         yield encoder.start_step()
                     case steps.StepFinish():
                         yield encoder.finish_step()
                     case steps.ToolInputStart(call_id, name):
+                        observed.output()
                         yield encoder.tool_input_start(call_id, name)
                     case steps.ToolInputDelta(call_id, text):
                         yield encoder.tool_input_delta(call_id, text)
@@ -328,6 +372,7 @@ async def _ui_message_stream(
                     case llm.Finish():
                         record.input_tokens = event.input_tokens
                         record.output_tokens = event.output_tokens
+                        record.finish_reason = event.reason
                         record.duration_ms = _ms_since(started)
                         yield encoder.finish(_metadata(event, record))
                     case Pacing.HEARTBEAT:
@@ -337,6 +382,7 @@ async def _ui_message_stream(
                         yield encoder.abort()
                     case Halt.STOP:
                         record.outcome = "stopped"
+                        observed.cancelled()
                         yield encoder.abort()
                     case Halt.OVERFLOW:
                         record.outcome = "cut_off"
@@ -352,21 +398,22 @@ async def _ui_message_stream(
                         limit_s = settings.max_stream_s
                         yield encoder.error(f"The answer took over {limit_s:g} s and was cut off.")
                     case Pacing.IDLE:
-                        record.outcome = "error"
+                        record.outcome, record.error_type = "error", "upstream_timeout"
                         yield encoder.error("The model provider stopped sending; try again.")
         except ApiError as exc:
-            record.outcome = "error"
+            record.outcome, record.error_type = "error", exc.type
             if not announced:
                 raise  # nothing is sent yet: the adapter answers with an HTTP error
             yield encoder.error(exc.message)
         except Exception:
-            record.outcome = "error"
+            record.outcome, record.error_type = "error", "internal_error"
             error = _internal_error()
             if not announced:
                 raise error from None
             yield encoder.error(error.message)
         except BaseException:
             record.outcome = "cancelled"
+            observed.cancelled()
             raise
         finally:
             release()
@@ -375,6 +422,13 @@ async def _ui_message_stream(
             record.stream_path = stream.path
             record.duration_ms = record.duration_ms or _ms_since(started)
             record.log()
+            observed.end(record)
+
+
+def _error_type(exc: BaseException) -> str | None:
+    if isinstance(exc, ApiError):
+        return exc.type
+    return "internal_error" if isinstance(exc, Exception) else None
 
 
 def _internal_error() -> ApiError:

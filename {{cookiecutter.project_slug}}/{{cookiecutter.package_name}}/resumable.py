@@ -218,6 +218,10 @@ class LiveAnswers:
 
         return release
 
+    def held(self) -> tuple[int, int]:
+        """The answers kept now, and the memory their chunks take (for the metrics)."""
+        return len(self._answers), self._memory.used
+
     def _has_room(self) -> bool:
         kept = len(self._answers) + self._reserved
         return kept < self._settings.resume_max_answers and not self._memory.full

@@ -137,6 +137,18 @@ class Settings(BaseSettings):
     log_content: bool = False
     """Put the messages into the access log too (off by default: it never logs their text)."""
 
+    metrics_token: SecretStr | None = None
+    """If set, `/api/metrics` serves this process's metrics in Prometheus's format to
+    `Authorization: Bearer <token>`; unset, it answers 404 and no metrics are kept."""
+    otel_exporter_otlp_endpoint: str | None = None
+    """OpenTelemetry's: send traces and metrics over OTLP/HTTP to this collector (e.g.
+    http://otel-collector:4318); unset, no trace is made."""
+    otel_service_name: str = "{{ cookiecutter.project_slug }}"
+    """OpenTelemetry's: the name the traces and metrics come under."""
+    otel_instrumentation_genai_capture_message_content: bool = False
+    """OpenTelemetry's: put the messages and tool arguments into the spans too (off by default,
+    like LOG_CONTENT)."""
+
     ui_password: SecretStr | None = None
     """If set, the page asks for it before showing anything (for a deployed page)."""
     answer_image_hosts: Annotated[list[str], NoDecode] = []

@@ -15,12 +15,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from opentelemetry.trace import StatusCode
+
 from . import llm
 from .approvals import Approvals
 from .errors import ApiError
 from .mcp_tools import McpTool
 from .protocol import chat_tool_call, chat_tool_result
 from .settings import Settings
+from .telemetry import Answer
 from .tools import Tool
 
 logger = logging.getLogger(__name__)
@@ -133,6 +136,7 @@ class Steps:
         tools: dict[str, Tool | McpTool],
         settings: Settings,
         approvals: Approvals,
+        observed: Answer,
         decided: Decided | None = None,
     ):
         """`first`: the model's first stream; None when the answer goes on from the user's
@@ -143,6 +147,7 @@ class Steps:
         self._tools = tools
         self._settings = settings
         self._approvals = approvals
+        self._observed = observed
         self._decided = decided
         self._events = self._answer()
 
@@ -250,9 +255,19 @@ class Steps:
         tool = self._tools.get(call.name)
         return tool is not None and tool.needs_approval and isinstance(call.parsed(), dict)
 
+    async def _observed_run(self, call: Call) -> "ToolOutput | ToolError":
+        with self._observed.tool(call.name, call.id, call.arguments) as span:
+            result = await run(call, self._tools, self._settings)
+            if isinstance(result, ToolError):
+                span.set_attribute("error.type", "tool_error")
+                span.set_status(StatusCode.ERROR, result.text)
+            elif self._observed.capture_content:
+                span.set_attribute("gen_ai.tool.call.result", json.dumps(result.output))
+            return result
+
     async def _run(self, calls: list[Call]) -> AsyncGenerator[ToolOutput | ToolError]:
         """Run the calls side by side; yield each result as it comes."""
-        tasks = [asyncio.ensure_future(run(call, self._tools, self._settings)) for call in calls]
+        tasks = [asyncio.ensure_future(self._observed_run(call)) for call in calls]
         try:
             for result in asyncio.as_completed(tasks):
                 yield await result

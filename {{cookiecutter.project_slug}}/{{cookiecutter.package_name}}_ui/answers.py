@@ -12,6 +12,8 @@ import hashlib
 import json
 from collections.abc import AsyncGenerator, Sequence
 
+from opentelemetry import trace
+
 from {{ cookiecutter.package_name }}.access import Caller
 from {{ cookiecutter.package_name }}.chat import Chat
 from {{ cookiecutter.package_name }}.errors import ApiError
@@ -111,12 +113,17 @@ async def open_answer(
     request = ChatRequest.model_validate(
         {"messages": messages, "model": model, "id": answer_id, "resumable": True}
     )
+    # The page's own span, as an HTTP route has one: the answer's `chat` span goes under it.
+    span = chat.telemetry.tracer.start_span("page answer", kind=trace.SpanKind.SERVER)
     try:
-        batches = await chat.answer(request, caller)
+        with trace.use_span(span, end_on_exit=False):
+            batches = await chat.answer(request, caller)
+        async for item in _shown(batches, calls):
+            yield item
     except ApiError as exc:
         raise refusal(exc) from None
-    async for item in _shown(batches, calls):
-        yield item
+    finally:
+        span.end()
 
 
 async def follow_answer(chat: Chat, answer_id: str) -> AsyncGenerator[Item]:

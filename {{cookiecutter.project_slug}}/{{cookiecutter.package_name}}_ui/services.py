@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy import Engine
 
-from {{ cookiecutter.package_name }} import mcp_tools
+from {{ cookiecutter.package_name }} import mcp_tools, telemetry
 from {{ cookiecutter.package_name }}.chat import Chat
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
@@ -59,11 +59,13 @@ def open_history() -> None:
 
 
 @asynccontextmanager
-async def mcp_servers_ended_at_exit() -> AsyncIterator[None]:
+async def connections_ended_at_exit() -> AsyncIterator[None]:
     """A lifespan task: the backend's server (granian, uvicorn) ends the process with the
-    signal it was sent, so `atexit` would never end the MCP servers' sessions."""
+    signal it was sent, so `atexit` would never end the MCP servers' sessions, nor send the
+    last telemetry."""
     yield
     await asyncio.to_thread(mcp_tools.close_all)
+    await asyncio.to_thread(telemetry.flush_all)
 
 
 @contextmanager

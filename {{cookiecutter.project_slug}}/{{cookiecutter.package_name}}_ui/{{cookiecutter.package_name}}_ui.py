@@ -15,7 +15,7 @@ from {{ cookiecutter.package_name }}.settings import forwarded_allow_ips, get_se
 
 from . import draft, files, reflex_compat, untrusted
 from .answers import ToolCall
-from .services import mcp_servers_ended_at_exit, open_history
+from .services import connections_ended_at_exit, open_history
 from .state import QUESTION_BOX, ChatState, ConversationItem, FileView, Message
 
 # Named for screen readers, not shown (the drawer's title).
@@ -785,5 +785,5 @@ reflex_compat.quiet_reloaded_tabs()
 reflex_compat.quiet_package_installs()
 app.register_lifespan_task(llm.preload_in_background, settings=get_settings())
 app.register_lifespan_task(open_history)
-app.register_lifespan_task(mcp_servers_ended_at_exit)
+app.register_lifespan_task(connections_ended_at_exit)
 app.add_page(index, title="{{ cookiecutter.project_name }}", on_load=ChatState.load)

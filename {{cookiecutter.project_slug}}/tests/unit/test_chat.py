@@ -4,16 +4,15 @@ import asyncio
 import gc
 import json
 import logging
-import time
 
 import pytest
 
-from {{ cookiecutter.package_name }} import chat, llm
+from {{ cookiecutter.package_name }} import chat, llm, telemetry
 from {{ cookiecutter.package_name }}.access import Caller
 from {{ cookiecutter.package_name }}.chat import AccessRecord, _check_request, _ui_message_stream
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.llm import Finish, ReasoningDelta, TextDelta
-from {{ cookiecutter.package_name }}.protocol import ChatRequest, sse_frames
+from {{ cookiecutter.package_name }}.protocol import ChatRequest, UIMessageStream, sse_frames
 from {{ cookiecutter.package_name }}.resumable import Halt
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.shutdown import ShutdownNotice
@@ -62,11 +61,11 @@ class Answer:
             _ui_message_stream(
                 stream,
                 self.record,
-                time.perf_counter(),
+                telemetry.off().answer("openai/fake", None, []),
                 Settings(redis_url=None, **settings),
                 self._release,
                 self.halt,
-                "msg-1",
+                UIMessageStream("msg-1"),
             )
         )
 

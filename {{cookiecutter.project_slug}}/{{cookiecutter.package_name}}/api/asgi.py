@@ -6,20 +6,21 @@ from collections.abc import Callable
 import uvicorn
 from uvicorn.supervisors import ChangeReload
 
-from .. import mcp_tools
+from .. import mcp_tools, telemetry
 from ..security import ASGIApp, Scope, SecurityHeaders
-from ..settings import get_settings
+from ..settings import Settings, get_settings
 from ..shutdown import shutdown
 
 
 class _Server(uvicorn.Server):
     """uvicorn, telling open streams to end with `abort` as soon as shutdown begins, and
-    ending the MCP servers' sessions once they have."""
+    ending the MCP servers' sessions (and sending the last telemetry) once they have."""
 
     async def shutdown(self, sockets=None) -> None:
         shutdown.begin()
         await super().shutdown(sockets)
         await asyncio.to_thread(mcp_tools.close_all)
+        await asyncio.to_thread(telemetry.flush_all)
 
 
 def serve(host: str, port: int, reload: bool) -> None:
@@ -39,12 +40,28 @@ def serve(host: str, port: int, reload: bool) -> None:
         server.run()
 
 
+def traced(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """The app with a span per request (OpenTelemetry's middleware), when tracing."""
+    if not settings.otel_exporter_otlp_endpoint:
+        return app
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    with_spans = OpenTelemetryMiddleware(app)
+
+    async def with_providers(scope: Scope, receive: Callable, send: Callable) -> None:
+        telemetry.for_process(settings)  # set up before the request's span begins
+        await with_spans(scope, receive, send)
+
+    return with_providers
+
+
 def create_app_alone() -> ASGIApp:
     """The API as `api` serves it, with the security headers (`dev` and `prod` send them for
     the page and the API together)."""
     from . import create_app
 
-    return SecurityHeaders(create_app(), get_settings(), page=False)
+    settings = get_settings()
+    return SecurityHeaders(traced(create_app(), settings), settings, page=False)
 
 
 def mount_into_reflex(api: ASGIApp) -> Callable[[ASGIApp], ASGIApp]:
@@ -52,6 +69,8 @@ def mount_into_reflex(api: ASGIApp) -> Callable[[ASGIApp], ASGIApp]:
 
     The scope is passed on untouched, so the API sees the same paths as when it runs alone.
     """
+
+    api = traced(api, get_settings())
 
     def transform(reflex_backend: ASGIApp) -> ASGIApp:
         async def app(scope: Scope, receive: Callable, send: Callable) -> None:

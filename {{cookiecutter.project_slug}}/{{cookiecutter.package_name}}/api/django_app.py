@@ -66,6 +66,14 @@ def _urlpatterns(core: chat.Chat) -> list:
         return JsonResponse(core.health())
 
     @require_GET
+    async def metrics(request: HttpRequest) -> HttpResponse:
+        try:
+            body = core.metrics(request.headers.get("authorization"))
+        except ApiError as exc:
+            return _error(exc)
+        return HttpResponse(body, content_type=chat.METRICS_CONTENT_TYPE)
+
+    @require_GET
     async def models(request: HttpRequest) -> JsonResponse:
         try:
             return JsonResponse(core.models(_caller(request)))
@@ -76,6 +84,7 @@ def _urlpatterns(core: chat.Chat) -> list:
         path("api/chat", chat_stream),
         path("api/chat/<str:chat_id>/stream", answer_stream),
         path("api/health", health),
+        path("api/metrics", metrics),
         path("api/models", models),
     ]
 

@@ -147,6 +147,11 @@ def create_app() -> FastAPI:
     async def health() -> dict:
         return core.health()
 
+    @app.get("/api/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        body = core.metrics(request.headers.get("authorization"))
+        return Response(body, media_type=chat.METRICS_CONTENT_TYPE)
+
     @app.get("/api/models")
     async def models(request: Request) -> dict:
         return core.models(_caller(request))

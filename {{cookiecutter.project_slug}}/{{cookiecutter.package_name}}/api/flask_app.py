@@ -102,6 +102,11 @@ def create_app() -> Flask:
     def health():
         return core.health()
 
+    @app.get("/api/metrics")
+    def metrics() -> Response:
+        body = core.metrics(request.headers.get("authorization"))
+        return Response(body, content_type=chat.METRICS_CONTENT_TYPE)
+
     @app.get("/api/models")
     def models():
         return core.models(_caller())

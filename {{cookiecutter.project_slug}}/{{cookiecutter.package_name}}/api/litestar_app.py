@@ -48,6 +48,11 @@ def create_app() -> Litestar:
     async def health() -> dict:
         return core.health()
 
+    @get("/api/metrics")
+    async def metrics(request: Request) -> Response[bytes]:
+        body = core.metrics(request.headers.get("authorization"))
+        return Response(body, media_type=chat.METRICS_CONTENT_TYPE)
+
     @get("/api/models")
     async def models(request: Request) -> dict:
         return core.models(_caller(request))
@@ -65,7 +70,7 @@ def create_app() -> Litestar:
         expose_headers=CORS_EXPOSED_HEADERS,
     )
     return Litestar(
-        route_handlers=[chat_stream, resume_stream, stop_stream, health, models],
+        route_handlers=[chat_stream, resume_stream, stop_stream, health, metrics, models],
         cors_config=cors if settings.cors_origins else None,
         exception_handlers={ApiError: api_error, HTTP_413_REQUEST_ENTITY_TOO_LARGE: too_large},
         request_max_body_size=settings.max_request_bytes,

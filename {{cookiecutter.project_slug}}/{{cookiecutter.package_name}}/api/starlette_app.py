@@ -49,6 +49,10 @@ def create_app() -> Starlette:
     async def health(_: Request) -> JSONResponse:
         return JSONResponse(core.health())
 
+    async def metrics(request: Request) -> Response:
+        body = core.metrics(request.headers.get("authorization"))
+        return Response(body, media_type=chat.METRICS_CONTENT_TYPE)
+
     async def models(request: Request) -> JSONResponse:
         return JSONResponse(core.models(_caller(request)))
 
@@ -74,6 +78,7 @@ def create_app() -> Starlette:
             Route("/api/chat/{chat_id}/stream", resume_stream, methods=["GET"]),
             Route("/api/chat/{chat_id}/stream", stop_stream, methods=["DELETE"]),
             Route("/api/health", health),
+            Route("/api/metrics", metrics),
             Route("/api/models", models),
         ],
         middleware=[cors] if settings.cors_origins else [],

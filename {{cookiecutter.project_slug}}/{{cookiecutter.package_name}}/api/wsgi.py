@@ -4,10 +4,12 @@ import _thread
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import waitress
 
-from ..settings import forwarded_allow_ips
+from .. import telemetry
+from ..settings import Settings, forwarded_allow_ips, get_settings
 from ..shutdown import shutdown
 from .flask_app import create_app
 
@@ -29,7 +31,7 @@ def serve(host: str, port: int, reload: bool) -> None:
         )
     app = create_app()  # loads .env first, which may set FORWARDED_ALLOW_IPS
     server = waitress.create_server(
-        app,
+        traced(app, get_settings()),
         host=host,
         port=port,
         threads=THREADS,
@@ -45,6 +47,16 @@ def serve(host: str, port: int, reload: bool) -> None:
     # Not `server.print_listen()`: that logs on the "waitress" logger, which nothing prints.
     print(f"Serving the API on http://{host}:{port}", flush=True)
     server.run()  # until KeyboardInterrupt
+
+
+def traced(app: Callable, settings: Settings) -> Callable:
+    """The app with a span per request (OpenTelemetry's middleware), when tracing."""
+    if not settings.otel_exporter_otlp_endpoint:
+        return app
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    telemetry.for_process(settings)  # waitress serves in the process that builds the app
+    return OpenTelemetryMiddleware(app)
 
 
 def _shut_down_gracefully() -> None:

@@ -1,0 +1,296 @@
+"""What the app is doing, for whoever runs it: OpenTelemetry traces and metrics.
+
+Both are off unless asked for, and then cost nothing: the instruments are OpenTelemetry's no-op
+ones and the SDK is not even imported.
+
+- **Traces**, with `OTEL_EXPORTER_OTLP_ENDPOINT`: each answer is a `chat {model}` span with the
+  GenAI semantic conventions' attributes, under the HTTP route's span (or the page's), with an
+  `execute_tool {name}` span per tool call. Messages only with
+  `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`.
+- **Metrics**, with `METRICS_TOKEN` (served at `/api/metrics` in Prometheus's format) or the
+  OTLP endpoint (exported every `OTEL_METRIC_EXPORT_INTERVAL`): the GenAI client metrics, and
+  the app's own (`chat.*`).
+
+Each process keeps its own, built on its first use: `prod`'s workers are forked after import.
+"""
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .chat import AccessRecord
+
+# The GenAI conventions' bucket boundaries (seconds; tokens).
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48]
+CHUNK_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5]
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]
+# LiteLLM's provider prefixes that the conventions name otherwise.
+PROVIDER_NAMES = {
+    "azure": "azure.ai.openai",
+    "bedrock": "aws.bedrock",
+    "gemini": "gcp.gemini",
+    "mistral": "mistral_ai",
+    "vertex_ai": "gcp.vertex_ai",
+    "xai": "x_ai",
+}
+# Outcomes of the access log that are failures of the answer (its span's status is ERROR).
+FAILED = {"error", "cut_off", "aborted"}
+
+
+def provider_name(model: str) -> str:
+    """`gen_ai.provider.name` of a LiteLLM model string (`openai/gpt-4o` -> openai)."""
+    prefix = model.split("/", 1)[0] if "/" in model else "openai"
+    return PROVIDER_NAMES.get(prefix, prefix)
+
+
+class Telemetry:
+    """The app's tracer and instruments, from the providers it is given."""
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: metrics.MeterProvider,
+        capture_content: bool = False,
+    ) -> None:
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.tracer = tracer_provider.get_tracer(__package__)
+        self.capture_content = capture_content
+        meter = meter_provider.get_meter(__package__)
+        self.token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Tokens used by an answer, by gen_ai.token.type (input, output).",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self.duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="An answer's whole time, from the request to its end.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
+            description="From the request to the model's first output.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.time_per_output_chunk = meter.create_histogram(
+            "gen_ai.client.operation.time_per_output_chunk",
+            unit="s",
+            description="Between two chunks of the model's output.",
+            explicit_bucket_boundaries_advisory=CHUNK_BUCKETS,
+        )
+        self.streams_open = meter.create_up_down_counter(
+            "chat.streams.open", unit="{stream}", description="Answers streaming now."
+        )
+        self.answers = meter.create_counter(
+            "chat.answers", unit="{answer}", description="Answers, by how they ended (outcome)."
+        )
+        self.refusals = meter.create_counter(
+            "chat.refusals",
+            unit="{request}",
+            description="Requests refused before an answer began, by error.type.",
+        )
+        self.cancel_duration = meter.create_histogram(
+            "chat.cancel.duration",
+            unit="s",
+            description="From the client gone (or Stop) to the provider's connection closed.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._meter = meter
+
+    @property
+    def tracing(self) -> bool:
+        return not isinstance(self.tracer_provider, trace.NoOpTracerProvider)
+
+    def watch_resumable(self, held: Callable[[], tuple[int, int]]) -> None:
+        """Report the resumable answers held, and their bytes, as `held` counts them."""
+
+        def answers(_: CallbackOptions) -> list[Observation]:
+            return [Observation(held()[0])]
+
+        def kept_bytes(_: CallbackOptions) -> list[Observation]:
+            return [Observation(held()[1])]
+
+        self._meter.create_observable_gauge(
+            "chat.resumable.answers", [answers], unit="{answer}", description="Answers held."
+        )
+        self._meter.create_observable_gauge(
+            "chat.resumable.size", [kept_bytes], unit="By", description="Their bytes, held."
+        )
+
+    def answer(self, model: str, conversation_id: str | None, messages: list[dict]) -> "Answer":
+        return Answer(self, model, conversation_id, messages)
+
+    def refused(self, error_type: str) -> None:
+        self.refusals.add(1, {"error.type": error_type})
+
+
+class Answer:
+    """One answer's span and measurements, from the provider call to its end."""
+
+    def __init__(
+        self, telemetry: Telemetry, model: str, conversation_id: str | None, messages: list[dict]
+    ) -> None:
+        self._telemetry = telemetry
+        self.attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider_name(model),
+            "gen_ai.request.model": model,
+        }
+        span_attributes = dict(self.attributes)
+        if conversation_id:
+            span_attributes["gen_ai.conversation.id"] = conversation_id
+        if telemetry.capture_content:
+            span_attributes["gen_ai.input.messages"] = json.dumps(messages, default=str)
+        self.span = telemetry.tracer.start_span(
+            f"chat {model}", kind=trace.SpanKind.CLIENT, attributes=span_attributes
+        )
+        self.started = time.perf_counter()  # the access log's times count from here too
+        self._last_chunk: float | None = None
+        self._text: list[str] = []
+        self._cancelled_at: float | None = None
+        telemetry.streams_open.add(1)
+
+    @property
+    def capture_content(self) -> bool:
+        return self._telemetry.capture_content
+
+    def output(self, text: str = "") -> None:
+        """A chunk of the model's output (text, reasoning, a tool call's start)."""
+        now = time.perf_counter()
+        if self._last_chunk is None:
+            self._telemetry.time_to_first_chunk.record(now - self.started, self.attributes)
+        else:
+            self._telemetry.time_per_output_chunk.record(now - self._last_chunk, self.attributes)
+        self._last_chunk = now
+        if self._telemetry.capture_content and text:
+            self._text.append(text)
+
+    def cancelled(self) -> None:
+        """The client went away or Stop was asked: the provider's connection closes next."""
+        self._cancelled_at = time.perf_counter()
+
+    @contextmanager
+    def tool(self, name: str, call_id: str, arguments: str) -> Iterator[trace.Span]:
+        """An `execute_tool` span around a call, under the answer's."""
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.call.id": call_id,
+            "gen_ai.tool.type": "function",
+        }
+        if self._telemetry.capture_content:
+            attributes["gen_ai.tool.call.arguments"] = arguments
+        within = trace.set_span_in_context(self.span)
+        with self._telemetry.tracer.start_as_current_span(
+            f"execute_tool {name}", context=within, attributes=attributes
+        ) as span:
+            yield span
+
+    def end(self, record: "AccessRecord") -> None:
+        """Once the provider's connection is closed: the span ends and the answer is counted."""
+        telemetry, now = self._telemetry, time.perf_counter()
+        telemetry.streams_open.add(-1)
+        if self._cancelled_at is not None:
+            telemetry.cancel_duration.record(now - self._cancelled_at)
+        telemetry.answers.add(1, {"outcome": record.outcome})
+        attributes = dict(self.attributes)
+        if record.error_type:
+            attributes["error.type"] = record.error_type
+        telemetry.duration.record(now - self.started, attributes)
+        for kind, tokens in (("input", record.input_tokens), ("output", record.output_tokens)):
+            if tokens is not None:
+                telemetry.token_usage.record(tokens, {**self.attributes, "gen_ai.token.type": kind})
+        self._close_span(record)
+
+    def _close_span(self, record: "AccessRecord") -> None:
+        span = self.span
+        span.set_attribute("chat.outcome", record.outcome)
+        if record.finish_reason:
+            span.set_attribute("gen_ai.response.finish_reasons", [record.finish_reason])
+        if record.input_tokens is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", record.input_tokens)
+        if record.output_tokens is not None:
+            span.set_attribute("gen_ai.usage.output_tokens", record.output_tokens)
+        if self._text:
+            text = {"type": "text", "content": "".join(self._text)}
+            output = [{"role": "assistant", "parts": [text]}]
+            span.set_attribute("gen_ai.output.messages", json.dumps(output))
+        if record.outcome in FAILED:
+            span.set_attribute("error.type", record.error_type or record.outcome)
+            span.set_status(trace.StatusCode.ERROR)
+        span.end()
+
+
+def off() -> Telemetry:
+    """Instruments that do nothing."""
+    return Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
+
+
+_by_process: dict[int, Telemetry] = {}
+_building = threading.Lock()
+
+
+def for_process(settings: Settings) -> Telemetry:
+    """This process's telemetry as the settings ask for it, built on first use."""
+    with _building:
+        if os.getpid() not in _by_process:
+            _by_process[os.getpid()] = _build(settings)
+        return _by_process[os.getpid()]
+
+
+def _build(settings: Settings) -> Telemetry:
+    endpoint = settings.otel_exporter_otlp_endpoint
+    if not (endpoint or settings.metrics_token):
+        return off()
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    resource = Resource.create(
+        {"service.name": settings.otel_service_name, "service.instance.id": str(uuid.uuid4())}
+    )
+    readers: list = []
+    if settings.metrics_token:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        readers.append(PrometheusMetricReader())
+    tracer_provider: trace.TracerProvider = trace.NoOpTracerProvider()
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        base = endpoint.rstrip("/")
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(f"{base}/v1/metrics")))
+        sdk_tracer_provider = TracerProvider(resource=resource)
+        spans = BatchSpanProcessor(OTLPSpanExporter(f"{base}/v1/traces"))
+        sdk_tracer_provider.add_span_processor(spans)
+        tracer_provider = sdk_tracer_provider
+        # The routes' spans (OpenTelemetry's ASGI and WSGI middleware) use the global one.
+        trace.set_tracer_provider(tracer_provider)
+    meter_provider = MeterProvider(metric_readers=readers, resource=resource)
+    content = settings.otel_instrumentation_genai_capture_message_content
+    return Telemetry(tracer_provider, meter_provider, content)
+
+
+def flush_all() -> None:
+    """Send what is still buffered: servers call it as they stop (see `mcp_tools.close_all`)."""
+    for telemetry in _by_process.values():
+        for provider in (telemetry.tracer_provider, telemetry.meter_provider):
+            if shutdown := getattr(provider, "shutdown", None):
+                shutdown()
