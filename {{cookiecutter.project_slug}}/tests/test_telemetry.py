@@ -101,6 +101,19 @@ async def test_an_answer_is_a_chat_span_with_the_genai_attributes_and_metrics(up
     assert open_streams.value == 0
 
 
+async def test_the_resumable_answers_held_and_their_size_are_reported(upstream):
+    observed = Observed()
+    chat_core = core(upstream, observed=observed.telemetry)
+    body = chat_body("openai/fake-fast") | {"id": "resumable-0123456789", "resumable": True}
+    await read_frames(await chat_core.open(json.dumps(body).encode(), CALLER))
+
+    # Kept RESUME_GRACE_S after its end, for a client coming back.
+    [held] = observed.points("chat.resumable.answers")
+    [size] = observed.points("chat.resumable.size")
+    assert held.value == 1
+    assert size.value > 0
+
+
 async def test_a_client_leaving_ends_the_span_as_cancelled_and_times_the_close(upstream):
     observed = Observed()
     await answer(core(upstream, observed=observed.telemetry), "openai/fake-slow", 3)

@@ -72,6 +72,8 @@ class Chat:
         self.answers = SharedAnswers(settings) if settings.redis_url else LiveAnswers(settings)
         self.approvals = SharedApprovals(settings) if settings.redis_url else Approvals(settings)
         self._observed = observed
+        if observed is not None:
+            observed.watch_resumable(self.answers.held)
 
     @property
     def telemetry(self) -> telemetry.Telemetry:

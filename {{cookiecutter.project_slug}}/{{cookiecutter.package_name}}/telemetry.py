@@ -110,26 +110,30 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self._meter = meter
+        self._held: list[Callable[[], tuple[int, int]]] = []
 
     @property
     def tracing(self) -> bool:
         return not isinstance(self.tracer_provider, trace.NoOpTracerProvider)
 
     def watch_resumable(self, held: Callable[[], tuple[int, int]]) -> None:
-        """Report the resumable answers held, and their bytes, as `held` counts them."""
+        """Report the resumable answers held, and their bytes, as `held` counts them (summed
+        over the chat cores of the process: the page's and the API's)."""
+        if not self._held:
 
-        def answers(_: CallbackOptions) -> list[Observation]:
-            return [Observation(held()[0])]
+            def answers(_: CallbackOptions) -> list[Observation]:
+                return [Observation(sum(count()[0] for count in self._held))]
 
-        def kept_bytes(_: CallbackOptions) -> list[Observation]:
-            return [Observation(held()[1])]
+            def kept_bytes(_: CallbackOptions) -> list[Observation]:
+                return [Observation(sum(count()[1] for count in self._held))]
 
-        self._meter.create_observable_gauge(
-            "chat.resumable.answers", [answers], unit="{answer}", description="Answers held."
-        )
-        self._meter.create_observable_gauge(
-            "chat.resumable.size", [kept_bytes], unit="By", description="Their bytes, held."
-        )
+            self._meter.create_observable_gauge(
+                "chat.resumable.answers", [answers], unit="{answer}", description="Answers held."
+            )
+            self._meter.create_observable_gauge(
+                "chat.resumable.size", [kept_bytes], unit="By", description="Their bytes, held."
+            )
+        self._held.append(held)
 
     def answer(self, model: str, conversation_id: str | None, messages: list[dict]) -> "Answer":
         return Answer(self, model, conversation_id, messages)
@@ -246,6 +250,8 @@ _building = threading.Lock()
 
 def for_process(settings: Settings) -> Telemetry:
     """This process's telemetry as the settings ask for it, built on first use."""
+    if (built := _by_process.get(os.getpid())) is not None:
+        return built
     with _building:
         if os.getpid() not in _by_process:
             _by_process[os.getpid()] = _build(settings)
