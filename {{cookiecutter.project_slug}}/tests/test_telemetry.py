@@ -11,20 +11,25 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from {{ cookiecutter.package_name }}.errors import ApiError
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.telemetry import Telemetry
 
-from .conftest import METRICS_TOKEN, PROJECT_DIR
+from .conftest import METRICS_TOKEN, PROJECT_DIR, running_api
 from .streams import chat_body, post_chat, read_frames
-from .support import free_port, listening, stop_process_group, wait_until
+from .support import ThreadedServer, free_port, listening, stop_process_group, wait_until
 from .test_routes import answers_counted, scrape
 from .test_tools import CALLER, core
 
@@ -72,12 +77,14 @@ async def test_an_answer_is_a_chat_span_with_the_genai_attributes_and_metrics(up
     observed = Observed()
     stream = await answer(core(upstream, observed=observed.telemetry), "openai/fake-fast")
 
-    span = observed.span("chat openai/fake-fast")
+    span = observed.span("chat fake-fast")
     usage = stream.of_type("finish")[0]["messageMetadata"]["usage"]
     assert dict(span.attributes) == {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": "openai/fake-fast",
+        "gen_ai.request.model": "fake-fast",
+        "server.address": "127.0.0.1",
+        "server.port": upstream.port,
         "gen_ai.conversation.id": "conversation-0123456789",
         "gen_ai.usage.input_tokens": usage["inputTokens"],
         "gen_ai.usage.output_tokens": usage["outputTokens"],
@@ -119,7 +126,7 @@ async def test_a_client_leaving_ends_the_span_as_cancelled_and_times_the_close(u
     await answer(core(upstream, observed=observed.telemetry), "openai/fake-slow", 3)
 
     assert upstream.last("fake-slow").closed.wait(timeout=5)
-    span = observed.span("chat openai/fake-slow")
+    span = observed.span("chat fake-slow")
     assert span.attributes["chat.outcome"] == "cancelled"
     [closing] = observed.points("chat.cancel.duration")
     assert closing.count == 1
@@ -133,7 +140,7 @@ async def test_a_provider_failure_is_an_error_span_and_a_refusal_is_counted(upst
     with pytest.raises(ApiError):
         await answer(chat_core, "openai/not-allowed")
 
-    span = observed.span("chat openai/fake-fail-mid")
+    span = observed.span("chat fake-fail-mid")
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes["chat.outcome"], span.attributes["error.type"]) == (
         "error",
@@ -149,7 +156,7 @@ async def test_a_tool_call_is_an_execute_tool_span_under_the_answer(upstream):
     observed = Observed()
     await answer(core(upstream, observed=observed.telemetry), "openai/fake-tool")
 
-    chat_span = observed.span("chat openai/fake-tool")
+    chat_span = observed.span("chat fake-tool")
     tool_span = observed.span("execute_tool calculate")
     assert tool_span.parent.span_id == chat_span.context.span_id
     assert tool_span.attributes["gen_ai.tool.name"] == "calculate"
@@ -162,13 +169,68 @@ async def test_messages_and_tool_arguments_go_into_spans_only_when_asked(upstrea
     observed = Observed(capture_content=True)
     stream = await answer(core(upstream, observed=observed.telemetry), "openai/fake-tool")
 
-    chat_span = observed.span("chat openai/fake-tool")
+    chat_span = observed.span("chat fake-tool")
     assert "What is 6*7?" in chat_span.attributes["gen_ai.input.messages"]
     output = json.loads(chat_span.attributes["gen_ai.output.messages"])
     assert output[0]["parts"][0]["content"] == stream.text
     tool_span = observed.span("execute_tool calculate")
     assert json.loads(tool_span.attributes["gen_ai.tool.call.arguments"]) == {"expression": "6*7"}
     assert tool_span.attributes["gen_ai.tool.call.result"] == "42"
+
+
+class Collector:
+    """An OTLP/HTTP collector on loopback that keeps the spans exported to it."""
+
+    def __init__(self) -> None:
+        self.spans: list = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        route = Route("/v1/{signal}", self._export, methods=["POST"])
+        self._server = ThreadedServer(Starlette(routes=[route]), self.port, "critical")
+
+    async def _export(self, request: Request) -> Response:
+        if request.path_params["signal"] == "traces":
+            exported = ExportTraceServiceRequest.FromString(await request.body())
+            for resource in exported.resource_spans:
+                for scope in resource.scope_spans:
+                    self.spans += scope.spans
+        return Response(b"", media_type="application/x-protobuf")
+
+    def __enter__(self) -> "Collector":
+        self._server.start("the collector listens")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.stop()
+
+
+def test_an_answer_over_http_is_one_trace_the_route_then_the_chat_span(upstream, tmp_path):
+    with (
+        Collector() as collector,
+        running_api(
+            upstream,
+            tmp_path,
+            otel_exporter_otlp_endpoint=collector.url,
+            otel_bsp_schedule_delay="100",
+        ) as api,
+    ):
+        post_chat(api.url, "openai/fake-slow")
+
+        def the_trace() -> list | None:
+            """The answer's trace, once its root (the route's span) is in."""
+            chat = next((s for s in collector.spans if s.name == "chat fake-slow"), None)
+            spans = [s for s in collector.spans if chat and s.trace_id == chat.trace_id]
+            return spans if any(not s.parent_span_id for s in spans) else None
+
+        spans = wait_until(the_trace, "the answer's trace is exported", 10)
+    by_id = {span.span_id: span for span in spans}
+    chat = next(span for span in spans if span.name == "chat fake-slow")
+    root = chat
+    while root.parent_span_id:
+        root = by_id[root.parent_span_id]
+    assert root.name == "POST /api/chat"
+    # A few: the route's and its framework's, not one more for each of the 40 chunks sent.
+    assert len(spans) < 10, [span.name for span in spans]
 
 
 def test_metrics_are_off_without_their_token():

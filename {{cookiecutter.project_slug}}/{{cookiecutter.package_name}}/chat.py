@@ -22,7 +22,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import Enum
 
@@ -115,28 +116,26 @@ class Chat:
             return None
         return sse_frames(_releasing(batches, release))
 
-    async def answer(self, request: ChatRequest, caller: Caller) -> AsyncGenerator[Chunks]:
+    async def answer(
+        self, request: ChatRequest, caller: Caller, conversation_id: str | None = None
+    ) -> AsyncGenerator[Chunks]:
         """Check the caller and the request, open the provider stream and wait for its first
-        chunk; raises `ApiError` for every refusal. Then the answer, batch by batch."""
+        chunk; raises `ApiError` for every refusal. Then the answer, batch by batch.
+        `conversation_id`: the conversation's, for traces, when not the request's id."""
+        with self._refusals_counted():
+            self.access.authorize(caller)
+            model = request.model or self.settings.llm_model
+            _check_request(request, model, self.settings)
+            # Decoding and checking 10 MB of files takes tens of milliseconds: not on the loop.
+            files = await asyncio.to_thread(RequestFiles, request.messages, self.settings)
+            await llm.check_model_reads(model, files.attachments, self.settings)
+            # Room for a resumable answer is taken before anything is awaited, so that requests
+            # arriving together cannot all pass a check meant for one; once started, the
+            # answer holds its own.
+            release_room = self.answers.reserve() if request.resumable else _nothing
         try:
-            return await self._answer(request, caller)
-        except ApiError as exc:
-            self.telemetry.refused(exc.type)
-            raise
-
-    async def _answer(self, request: ChatRequest, caller: Caller) -> AsyncGenerator[Chunks]:
-        self.access.authorize(caller)
-        model = request.model or self.settings.llm_model
-        _check_request(request, model, self.settings)
-        # Decoding and checking 10 MB of files takes tens of milliseconds: not on the loop.
-        files = await asyncio.to_thread(RequestFiles, request.messages, self.settings)
-        await llm.check_model_reads(model, files.attachments, self.settings)
-        # Room for a resumable answer is taken before anything is awaited, so that requests
-        # arriving together cannot all pass a check meant for one; once started, the answer
-        # holds its own.
-        release_room = self.answers.reserve() if request.resumable else _nothing
-        try:
-            batches, halt = await self._open(request, files, model, caller)
+            conversation_id = conversation_id or request.id
+            batches, halt = await self._open(request, files, model, caller, conversation_id)
             if request.resumable:  # then it has an id (`parse_chat_request`)
                 return self.answers.start(request.id or "", batches, halt)
             return batches
@@ -144,7 +143,12 @@ class Chat:
             release_room()
 
     async def _open(
-        self, request: ChatRequest, files: RequestFiles, model: str, caller: Caller
+        self,
+        request: ChatRequest,
+        files: RequestFiles,
+        model: str,
+        caller: Caller,
+        conversation_id: str | None,
     ) -> tuple[AsyncGenerator[Chunks], asyncio.Future]:
         """The answer to the request from its first chunk on, and the future that halts it."""
         settings = self.settings
@@ -152,24 +156,33 @@ class Chat:
         record = AccessRecord(client=caller.address, visitor=caller.visitor, model=model)
         if settings.log_content:
             record.messages = without_file_data(messages)
-        try:
-            release = await self.access.admit(caller)
-        except ApiError:
-            record.outcome = "limited"
-            record.log()
-            raise
-        observed = self.telemetry.answer(model, request.id, messages)
+        with self._refusals_counted():
+            try:
+                release = await self.access.admit(caller)
+            except ApiError:
+                record.outcome = "limited"
+                record.log()
+                raise
+            try:
+                # The user's decisions are checked before anything is sent (a 409 is a plain
+                # HTTP error); the calls then run in the answer, which asks the model after.
+                decided = await self._take_approvals(request, files)
+            except BaseException:
+                release()
+                record.outcome = "refused"
+                record.log()
+                raise
 
         tools = self.tools  # as they are when the answer begins, for all its steps
         definitions = [tool.definition() for tool in tools.values()]
+        attributes = telemetry.model_attributes(model, settings.llm_api_base)
+        observed = self.telemetry.answer(attributes, conversation_id, messages)
 
         def ask(messages: list[dict]) -> Awaitable[llm.CompletionStream]:
+            observed.asked()
             return llm.open_stream(messages, model, settings, definitions)
 
         try:
-            # The user's decisions are checked before anything is sent (a 409 is a plain HTTP
-            # error); the calls then run in the answer, which asks the model after them.
-            decided = await self._take_approvals(request, files)
             first = None if decided else await ask(messages)
         except BaseException as exc:
             release()
@@ -192,6 +205,15 @@ class Chat:
         # first chunk, so a refusal within the first heartbeat is still a plain HTTP error.
         opening = await anext(batches)
         return _prepend(opening, batches), halt
+
+    @contextmanager
+    def _refusals_counted(self) -> Iterator[None]:
+        """Around what may refuse a request before its answer begins."""
+        try:
+            yield
+        except ApiError as exc:
+            self.telemetry.refused(exc.type)
+            raise
 
     async def _take_approvals(
         self, request: ChatRequest, files: RequestFiles
@@ -257,10 +279,11 @@ class Chat:
         if not bearer_is(authorization, self.settings.metrics_token.get_secret_value()):
             message = "A valid `Authorization: Bearer` token is required."
             raise ApiError(401, "unauthorized", message)
-        self.telemetry  # noqa: B018 (its instruments exist from the first scrape on)
-        from prometheus_client import REGISTRY, generate_latest
+        from prometheus_client import generate_latest
 
-        return generate_latest(REGISTRY)
+        registry = self.telemetry.registry
+        assert registry is not None  # kept with METRICS_TOKEN
+        return generate_latest(registry)
 
     def models(self, caller: Caller) -> dict:
         """`GET /api/models`: the allow-list, default first."""
@@ -297,7 +320,8 @@ class AccessRecord:
     client: str
     model: str
     visitor: str | None = None  # a page visitor's pseudonymous id (see access.Caller)
-    # completed | cancelled | stopped (DELETE) | error | aborted | cut_off | limited
+    # completed | cancelled | stopped (DELETE) | error | aborted | cut_off | limited | refused
+    # (an approval that is not pending)
     outcome: str = "completed"
     ttft_ms: int | None = None
     input_tokens: int | None = None
@@ -419,12 +443,14 @@ async def _ui_message_stream(
             raise
         finally:
             release()
-            await events.aclose()  # first, so no read of the stream is still pending
-            await stream.aclose()
-            record.stream_path = stream.path
-            record.duration_ms = record.duration_ms or _ms_since(started)
-            record.log()
-            observed.end(record)
+            try:
+                await events.aclose()  # first, so no read of the stream is still pending
+                await stream.aclose()
+            finally:
+                record.stream_path = stream.path
+                record.duration_ms = record.duration_ms or _ms_since(started)
+                record.log()
+                observed.end(record)
 
 
 def _error_type(exc: BaseException) -> str | None:

@@ -1,7 +1,7 @@
 """What the app is doing, for whoever runs it: OpenTelemetry traces and metrics.
 
-Both are off unless asked for, and then cost nothing: the instruments are OpenTelemetry's no-op
-ones and the SDK is not even imported.
+Both are off unless asked for, and then cost next to nothing: the instruments are
+OpenTelemetry's no-op ones, and no provider, exporter or thread is made.
 
 - **Traces**, with `OTEL_EXPORTER_OTLP_ENDPOINT`: each answer is a `chat {model}` span with the
   GenAI semantic conventions' attributes, under the HTTP route's span (or the page's), with an
@@ -22,19 +22,23 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from . import llm
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from .chat import AccessRecord
 
 # The GenAI conventions' bucket boundaries (seconds; tokens).
-DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48]
+DURATION_BUCKETS = [0.01 * 2**n for n in range(14)]  # 0.01 s to 81.92 s
 CHUNK_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5]
-TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]
+TOKEN_BUCKETS = [4**n for n in range(14)]  # 1 to 67,108,864
 # LiteLLM's provider prefixes that the conventions name otherwise.
 PROVIDER_NAMES = {
     "azure": "azure.ai.openai",
@@ -48,10 +52,57 @@ PROVIDER_NAMES = {
 FAILED = {"error", "cut_off", "aborted"}
 
 
-def provider_name(model: str) -> str:
-    """`gen_ai.provider.name` of a LiteLLM model string (`openai/gpt-4o` -> openai)."""
-    prefix = model.split("/", 1)[0] if "/" in model else "openai"
-    return PROVIDER_NAMES.get(prefix, prefix)
+def model_attributes(model: str, api_base: str | None) -> dict[str, Any]:
+    """The conventions' attributes of a LiteLLM model string: `anthropic/claude-x` is model
+    `claude-x` of provider `anthropic` (a bare name, LiteLLM's guess), at `api_base` if set."""
+    provider, _, name = model.partition("/") if "/" in model else ("", "", model)
+    if not provider:
+        try:
+            provider = llm.litellm().get_llm_provider(model)[1]
+        except Exception:  # a name LiteLLM does not know: answering will say so
+            provider = "unknown"
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": PROVIDER_NAMES.get(provider, provider),
+        "gen_ai.request.model": name,
+    }
+    if api_base and (address := urlsplit(api_base)).hostname:
+        attributes["server.address"] = address.hostname
+        attributes["server.port"] = address.port or (443 if address.scheme == "https" else 80)
+    return attributes
+
+
+def as_parts(messages: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Chat messages in the conventions' form (`gen_ai.input.messages`), files named but not
+    copied; and the system instructions apart (`gen_ai.system_instructions`)."""
+    instructions: list[dict] = []
+    converted = []
+    for message in messages:
+        if message["role"] == "system":
+            instructions += _parts(message)
+        else:
+            converted.append({"role": message["role"], "parts": _parts(message)})
+    return converted, instructions
+
+
+def _parts(message: dict) -> list[dict]:
+    if message["role"] == "tool":
+        response = message["content"]
+        return [{"type": "tool_call_response", "id": message["tool_call_id"], "response": response}]
+    content = message.get("content")
+    if isinstance(content, str):
+        parts = [{"type": "text", "content": content}]
+    else:
+        parts = [
+            {"type": "text", "content": part["text"]}
+            if part.get("type") == "text"
+            else {"type": "blob", "modality": part.get("type", "file")}  # not its data
+            for part in content or []
+        ]
+    for call in message.get("tool_calls") or []:
+        name, arguments = call["function"]["name"], call["function"]["arguments"]
+        parts.append({"type": "tool_call", "id": call["id"], "name": name, "arguments": arguments})
+    return parts
 
 
 class Telemetry:
@@ -62,8 +113,11 @@ class Telemetry:
         tracer_provider: trace.TracerProvider,
         meter_provider: metrics.MeterProvider,
         capture_content: bool = False,
+        registry: "CollectorRegistry | None" = None,
     ) -> None:
+        """`registry`: where the metrics are read for Prometheus (`/api/metrics`), if they are."""
         self.tracer_provider = tracer_provider
+        self.registry = registry
         self.meter_provider = meter_provider
         self.tracer = tracer_provider.get_tracer(__package__)
         self.capture_content = capture_content
@@ -112,13 +166,11 @@ class Telemetry:
         self._meter = meter
         self._held: list[Callable[[], tuple[int, int]]] = []
 
-    @property
-    def tracing(self) -> bool:
-        return not isinstance(self.tracer_provider, trace.NoOpTracerProvider)
-
     def watch_resumable(self, held: Callable[[], tuple[int, int]]) -> None:
         """Report the resumable answers held, and their bytes, as `held` counts them (summed
         over the chat cores of the process: the page's and the API's)."""
+        if held in self._held:  # a core asked twice (two threads, the first time)
+            return
         if not self._held:
 
             def answers(_: CallbackOptions) -> list[Observation]:
@@ -135,8 +187,11 @@ class Telemetry:
             )
         self._held.append(held)
 
-    def answer(self, model: str, conversation_id: str | None, messages: list[dict]) -> "Answer":
-        return Answer(self, model, conversation_id, messages)
+    def answer(
+        self, attributes: dict[str, Any], conversation_id: str | None, messages: list[dict]
+    ) -> "Answer":
+        """An answer to `messages` begins (`attributes`: `model_attributes`)."""
+        return Answer(self, attributes, conversation_id, messages)
 
     def refused(self, error_type: str) -> None:
         self.refusals.add(1, {"error.type": error_type})
@@ -146,23 +201,28 @@ class Answer:
     """One answer's span and measurements, from the provider call to its end."""
 
     def __init__(
-        self, telemetry: Telemetry, model: str, conversation_id: str | None, messages: list[dict]
+        self,
+        telemetry: Telemetry,
+        attributes: dict[str, Any],
+        conversation_id: str | None,
+        messages: list[dict],
     ) -> None:
         self._telemetry = telemetry
-        self.attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": provider_name(model),
-            "gen_ai.request.model": model,
-        }
-        span_attributes = dict(self.attributes)
+        self.attributes = attributes
+        span_attributes = dict(attributes)
         if conversation_id:
             span_attributes["gen_ai.conversation.id"] = conversation_id
-        if telemetry.capture_content:
-            span_attributes["gen_ai.input.messages"] = json.dumps(messages, default=str)
+        name = f"chat {attributes['gen_ai.request.model']}"
         self.span = telemetry.tracer.start_span(
-            f"chat {model}", kind=trace.SpanKind.CLIENT, attributes=span_attributes
+            name, kind=trace.SpanKind.CLIENT, attributes=span_attributes
         )
+        if telemetry.capture_content and self.span.is_recording():
+            inputs, instructions = as_parts(messages)
+            self.span.set_attribute("gen_ai.input.messages", json.dumps(inputs))
+            if instructions:
+                self.span.set_attribute("gen_ai.system_instructions", json.dumps(instructions))
         self.started = time.perf_counter()  # the access log's times count from here too
+        self._asked = self.started  # the model's last request
         self._last_chunk: float | None = None
         self._text: list[str] = []
         self._cancelled_at: float | None = None
@@ -172,15 +232,19 @@ class Answer:
     def capture_content(self) -> bool:
         return self._telemetry.capture_content
 
+    def asked(self) -> None:
+        """The model is asked (again, after tools ran): its first chunk is timed from here."""
+        self._asked, self._last_chunk = time.perf_counter(), None
+
     def output(self, text: str = "") -> None:
         """A chunk of the model's output (text, reasoning, a tool call's start)."""
         now = time.perf_counter()
         if self._last_chunk is None:
-            self._telemetry.time_to_first_chunk.record(now - self.started, self.attributes)
+            self._telemetry.time_to_first_chunk.record(now - self._asked, self.attributes)
         else:
             self._telemetry.time_per_output_chunk.record(now - self._last_chunk, self.attributes)
         self._last_chunk = now
-        if self._telemetry.capture_content and text:
+        if text and self._telemetry.capture_content and self.span.is_recording():
             self._text.append(text)
 
     def cancelled(self) -> None:
@@ -212,8 +276,8 @@ class Answer:
             telemetry.cancel_duration.record(now - self._cancelled_at)
         telemetry.answers.add(1, {"outcome": record.outcome})
         attributes = dict(self.attributes)
-        if record.error_type:
-            attributes["error.type"] = record.error_type
+        if error_type := _error_type(record):
+            attributes["error.type"] = error_type
         telemetry.duration.record(now - self.started, attributes)
         for kind, tokens in (("input", record.input_tokens), ("output", record.output_tokens)):
             if tokens is not None:
@@ -231,12 +295,19 @@ class Answer:
             span.set_attribute("gen_ai.usage.output_tokens", record.output_tokens)
         if self._text:
             text = {"type": "text", "content": "".join(self._text)}
-            output = [{"role": "assistant", "parts": [text]}]
-            span.set_attribute("gen_ai.output.messages", json.dumps(output))
-        if record.outcome in FAILED:
-            span.set_attribute("error.type", record.error_type or record.outcome)
+            output = {"role": "assistant", "parts": [text]}
+            if record.finish_reason:
+                output["finish_reason"] = record.finish_reason
+            span.set_attribute("gen_ai.output.messages", json.dumps([output]))
+        if error_type := _error_type(record):
+            span.set_attribute("error.type", error_type)
             span.set_status(trace.StatusCode.ERROR)
         span.end()
+
+
+def _error_type(record: "AccessRecord") -> str | None:
+    """What failed, for an answer that did: the error's type, or how it ended (cut_off)."""
+    return (record.error_type or record.outcome) if record.outcome in FAILED else None
 
 
 def off() -> Telemetry:
@@ -270,10 +341,14 @@ def _build(settings: Settings) -> Telemetry:
         {"service.name": settings.otel_service_name, "service.instance.id": str(uuid.uuid4())}
     )
     readers: list = []
+    registry = None
     if settings.metrics_token:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import CollectorRegistry, ProcessCollector
 
-        readers.append(PrometheusMetricReader())
+        registry = CollectorRegistry()
+        ProcessCollector(registry=registry)  # the process's CPU, memory and open files
+        readers.append(PrometheusMetricReader(registry=registry))
     tracer_provider: trace.TracerProvider = trace.NoOpTracerProvider()
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -290,13 +365,15 @@ def _build(settings: Settings) -> Telemetry:
         # The routes' spans (OpenTelemetry's ASGI and WSGI middleware) use the global one.
         trace.set_tracer_provider(tracer_provider)
     meter_provider = MeterProvider(metric_readers=readers, resource=resource)
+    metrics.set_meter_provider(meter_provider)  # the middleware's http.server.* metrics too
     content = settings.otel_instrumentation_genai_capture_message_content
-    return Telemetry(tracer_provider, meter_provider, content)
+    return Telemetry(tracer_provider, meter_provider, content, registry)
 
 
 def flush_all() -> None:
-    """Send what is still buffered: servers call it as they stop (see `mcp_tools.close_all`)."""
-    for telemetry in _by_process.values():
+    """Send what this process still buffers: servers call it as they stop (see
+    `mcp_tools.close_all`). Another pid's are a forked parent's copies: not ours to end."""
+    if (telemetry := _by_process.pop(os.getpid(), None)) is not None:
         for provider in (telemetry.tracer_provider, telemetry.meter_provider):
             if shutdown := getattr(provider, "shutdown", None):
                 shutdown()

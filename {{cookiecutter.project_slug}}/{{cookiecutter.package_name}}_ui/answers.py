@@ -106,10 +106,11 @@ async def open_answer(
     model: str | None,
     answer_id: str,
     calls: Sequence[ToolCall] = (),
+    conversation_id: str | None = None,
 ) -> AsyncGenerator[Item]:
     """Ask for the answer to `messages`, resumable under `answer_id` (a reloaded page follows
     it again; `stop_answer` ends it), and yield what the page shows of it. `calls`: those of
-    the answer this one goes on with."""
+    the answer this one goes on with; `conversation_id`: the conversation's, for traces."""
     request = ChatRequest.model_validate(
         {"messages": messages, "model": model, "id": answer_id, "resumable": True}
     )
@@ -117,10 +118,11 @@ async def open_answer(
     span = chat.telemetry.tracer.start_span("page answer", kind=trace.SpanKind.SERVER)
     try:
         with trace.use_span(span, end_on_exit=False):
-            batches = await chat.answer(request, caller)
+            batches = await chat.answer(request, caller, conversation_id)
         async for item in _shown(batches, calls):
             yield item
     except ApiError as exc:
+        span.set_status(trace.StatusCode.ERROR, exc.type)
         raise refusal(exc) from None
     finally:
         span.end()

@@ -477,7 +477,8 @@ class ChatState(rx.State):
         pushes = draft.Pushes(chat.settings.ui_flush_ms / 1000)
         known = continued.tools if continued else []
         calls = {call.id: dataclasses.replace(call) for call in known}
-        items = open_answer(chat, caller, turns, model, answer_id, known)
+        conversation = f"conversation-{conversation_id}"
+        items = open_answer(chat, caller, turns, model, answer_id, known, conversation)
         began = False  # the core took it: an answer going on is saved over the one it continues
         try:
             if continued and continued.content:

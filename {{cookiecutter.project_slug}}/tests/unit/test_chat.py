@@ -61,7 +61,7 @@ class Answer:
             _ui_message_stream(
                 stream,
                 self.record,
-                telemetry.off().answer("openai/fake", None, []),
+                telemetry.off().answer({"gen_ai.request.model": "fake"}, None, []),
                 Settings(redis_url=None, **settings),
                 self._release,
                 self.halt,

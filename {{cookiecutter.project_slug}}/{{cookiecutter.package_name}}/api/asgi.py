@@ -46,7 +46,10 @@ def traced(app: ASGIApp, settings: Settings) -> ASGIApp:
         return app
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-    with_spans = OpenTelemetryMiddleware(app)
+    # Not a span per `send`: that would be one per chunk of every answer.
+    with_spans = OpenTelemetryMiddleware(
+        app, excluded_urls="api/health,api/metrics", exclude_spans=["receive", "send"]
+    )
 
     async def with_providers(scope: Scope, receive: Callable, send: Callable) -> None:
         telemetry.for_process(settings)  # set up before the request's span begins
