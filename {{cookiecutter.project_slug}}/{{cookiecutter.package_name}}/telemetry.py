@@ -126,29 +126,30 @@ class Telemetry:
         self.tracer = tracer_provider.get_tracer(__package__)
         self.capture_content = capture_content
         meter = meter_provider.get_meter(__package__)
+
+        def seconds(name: str, description: str, buckets: list[float] = DURATION_BUCKETS):
+            return meter.create_histogram(
+                name, "s", description, explicit_bucket_boundaries_advisory=buckets
+            )
+
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage",
             unit="{token}",
             description="Tokens used by an answer, by gen_ai.token.type (input, output).",
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
-        self.duration = meter.create_histogram(
+        self.duration = seconds(
             "gen_ai.client.operation.duration",
-            unit="s",
-            description="An answer's whole time, from the request to its end.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            "An answer's whole time, from the request to its end.",
         )
-        self.time_to_first_chunk = meter.create_histogram(
+        self.time_to_first_chunk = seconds(
             "gen_ai.client.operation.time_to_first_chunk",
-            unit="s",
-            description="From the request to the model's first output.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            "From a request to the model to its first output.",
         )
-        self.time_per_output_chunk = meter.create_histogram(
+        self.time_per_output_chunk = seconds(
             "gen_ai.client.operation.time_per_output_chunk",
-            unit="s",
-            description="Between two chunks of the model's output.",
-            explicit_bucket_boundaries_advisory=CHUNK_BUCKETS,
+            f"Between two chunks of the model's output (one chunk in {CHUNK_SAMPLE}).",
+            CHUNK_BUCKETS,
         )
         self.streams_open = meter.create_up_down_counter(
             "chat.streams.open", unit="{stream}", description="Answers streaming now."
@@ -161,11 +162,9 @@ class Telemetry:
             unit="{request}",
             description="Requests refused before an answer began, by error.type.",
         )
-        self.cancel_duration = meter.create_histogram(
+        self.cancel_duration = seconds(
             "chat.cancel.duration",
-            unit="s",
-            description="From the client gone (or Stop) to the provider's connection closed.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            "From the client gone (or Stop) to the provider's connection closed.",
         )
         self._meter = meter
         self._held: list[Callable[[], tuple[int, int]]] = []
