@@ -93,9 +93,11 @@ def running_nginx(
     workdir: Path,
     edit: Callable[[str], str] = lambda site: site,
     root: Path = EXPORTED_PAGE,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """nginx with the shipped site (changed by `edit`) in front of `backends`; yields its URL."""
-    port = free_port()
+    """nginx with the shipped site (changed by `edit`) in front of `backends`, on `port` (a free
+    one if None); yields its URL."""
+    port = port or free_port()
     (workdir / "page-headers.conf").touch()  # none until the page is exported
     site = loopback_site(port, backends, root, workdir / "page-headers.conf")
     (workdir / "site.conf").write_text(edit(site))
@@ -320,6 +322,15 @@ def test_the_ui_state_lives_in_redis_when_redis_url_is_set(shared):
     assert expected in created.stdout, created.stderr
 
 
+@pytest.fixture(scope="module")
+def exported_page_port() -> int:
+    """The port nginx serves the exported page on: the page is built (for half a minute) once,
+    told that its backend is there, for every test that serves it."""
+    port = free_port()
+    export_page(backend_url=f"http://127.0.0.1:{port}")
+    return port
+
+
 def export_page(backend_url: str) -> None:
     """`reflex export`, as the Dockerfile runs it: the page, told where its backend is."""
     env = {
@@ -336,7 +347,7 @@ def export_page(backend_url: str) -> None:
 
 @needs_nginx
 @pytest.mark.export
-def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
+def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path, exported_page_port):
     """compose.yaml without Docker: the page exported as the Dockerfile exports it and served by
     nginx, `prod --backend-only` behind it; page, Reflex backend and API share nginx's port."""
     for name in ("nginx", "app"):
@@ -349,8 +360,8 @@ def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
     api_port = backend_port  # the API is mounted into Reflex's backend
 {%- endif %}
     backend_url, api_url = (f"http://127.0.0.1:{port}" for port in (backend_port, api_port))
-    with running_nginx({8000: [backend_url], 8001: [api_url]}, tmp_path / "nginx") as proxy:
-        export_page(backend_url=proxy)
+    backends = {8000: [backend_url], 8001: [api_url]}
+    with running_nginx(backends, tmp_path / "nginx", port=exported_page_port) as proxy:
         write_page_headers(tmp_path / "nginx", answer_image_hosts=IMAGE_HOST)
         reload_nginx(tmp_path / "nginx")
         wait_until(lambda: "content-security-policy" in httpx.get(proxy).headers, "nginx reloads")
@@ -391,7 +402,9 @@ def test_the_exported_page_and_its_backend_run_behind_nginx(upstream, tmp_path):
 @needs_nginx
 @needs_redis
 @pytest.mark.export
-def test_a_reload_on_the_other_replica_shows_the_running_answer(upstream, tmp_path):
+def test_a_reload_on_the_other_replica_shows_the_running_answer(
+    upstream, tmp_path, exported_page_port
+):
     """Two replicas sharing Redis behind nginx: an answer starts on one; the page reloads and
     its websocket lands on the other, which follows the answer from its start while the first
     goes on generating it (and saves it)."""
@@ -404,8 +417,10 @@ def test_a_reload_on_the_other_replica_shows_the_running_answer(upstream, tmp_pa
     ports = {name: free_port() for name in ("a", "b")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     full = streamed_text(SCRIPTS["fake-steady"].tokens).strip()
-    with RedisServer() as redis, running_nginx([urls["a"]], tmp_path / "nginx") as proxy:
-        export_page(backend_url=proxy)
+    with (
+        RedisServer() as redis,
+        running_nginx([urls["a"]], tmp_path / "nginx", port=exported_page_port) as proxy,
+    ):
         shared = {
             "redis_url": redis.url,
             "database_url": f"sqlite:///{tmp_path / 'chat.db'}",
