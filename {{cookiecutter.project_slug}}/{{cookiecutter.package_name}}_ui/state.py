@@ -524,8 +524,8 @@ class ChatState(rx.State):
                 if continued is not None and not began:
                     # Refused (an expired approval, a limit): saved as it was, it waits for the
                     # decisions again; another tab may have gone on with it meanwhile.
-                    shown = dataclasses.replace(continued, status=answer.status, error=answer.error)
-                    self.messages.append(dataclasses.replace(shown, action=answer.action))
+                    ended = {"status": answer.status, "error": answer.error, "action": answer.action}
+                    self.messages.append(dataclasses.replace(continued, **ended))
                     self._undecide()
                 else:
                     self._keep(answer, replacing=continued)
