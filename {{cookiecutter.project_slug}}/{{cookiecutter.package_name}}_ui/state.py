@@ -524,8 +524,9 @@ class ChatState(rx.State):
                 if continued is not None and not began:
                     # Refused (an expired approval, a limit): saved as it was, it waits for the
                     # decisions again; another tab may have gone on with it meanwhile.
-                    ended = {"status": answer.status, "error": answer.error, "action": answer.action}
-                    self.messages.append(dataclasses.replace(continued, **ended))
+                    ended = dataclasses.replace(continued, status=answer.status)
+                    ended.error, ended.action = answer.error, answer.action
+                    self.messages.append(ended)
                     self._undecide()
                 else:
                     self._keep(answer, replacing=continued)
